@@ -1,0 +1,2 @@
+// CLibCurl: the system headers Swift imports.
+#include <curl/curl.h>

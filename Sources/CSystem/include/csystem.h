@@ -1,0 +1,13 @@
+// CSystem: glibc GNU extensions that Swift's Glibc module does not expose.
+#ifndef PATCHD_CSYSTEM_H
+#define PATCHD_CSYSTEM_H
+#include <spawn.h>
+#include <sys/socket.h>
+
+int patchd_pipe2_cloexec(int fds[2]);
+int patchd_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+int patchd_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
+int patchd_accept_cloexec(int fd, struct sockaddr *addr, socklen_t *len);
+int patchd_set_pdeathsig_kill(void);
+void patchd_set_thread_name(const char *name);
+#endif

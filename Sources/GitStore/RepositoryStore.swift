@@ -1,0 +1,125 @@
+// GitStore: the bare repositories under DATA/repos: create, configure, delete, and how git is spawned on them.
+import Foundation
+import PatchdSystem
+
+/// Bare repositories on disk, `ROOT/NAME.git`. Names are validated `RepositoryName`s,
+/// so no path here is built from unchecked input.
+public final class RepositoryStore: Sendable {
+    public let root: String
+    /// Settings written into every repository's config at creation and at each start.
+    public let serverConfig: [(String, String)]
+    private let gitExecutable: String
+    private let gitHome: String
+
+    /// - Parameters:
+    ///   - gitHome: patchd's own HOME for git processes (no user config leaks in).
+    ///   - maxPushBytes: receive.maxInputSize.
+    public init(root: String, gitExecutable: String, gitHome: String, maxPushBytes: Int64) {
+        self.root = root
+        self.gitExecutable = gitExecutable
+        self.gitHome = gitHome
+        serverConfig = [
+            ("receive.fsckObjects", "true"),
+            ("receive.advertisePushOptions", "true"),
+            ("receive.maxInputSize", String(maxPushBytes)),
+            ("uploadpack.allowFilter", "true"),
+            ("uploadarchive.allowUnreachable", "false"),
+            ("core.logAllRefUpdates", "false"),
+        ]
+    }
+
+    public func path(for name: RepositoryName) -> String { "\(root)/\(name.value).git" }
+
+    public func exists(_ name: RepositoryName) -> Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path(for: name) + "/objects", isDirectory: &isDir) && isDir.boolValue
+    }
+
+    /// Creates an empty bare repository with HEAD at refs/heads/main.
+    public func create(_ name: RepositoryName) throws(GitError) {
+        let repo = try GitRepository.createBare(at: path(for: name), initialBranch: "main")
+        try repo.setConfig(serverConfig)
+    }
+
+    /// Rewrites the server-owned settings (done at every start, so upgrades apply).
+    public func refreshConfig(_ name: RepositoryName) throws(GitError) {
+        try GitRepository(openBare: path(for: name)).setConfig(serverConfig)
+    }
+
+    public func delete(_ name: RepositoryName) {
+        try? FileManager.default.removeItem(atPath: path(for: name))
+        if let group = name.group {
+            // An empty group directory goes too; a non-empty one stays (rmdir fails).
+            _ = rmdir("\(root)/\(group)")
+        }
+    }
+
+    /// True when the repository has no references at all (nothing was ever pushed).
+    public func isEmpty(_ name: RepositoryName) -> Bool {
+        ((try? GitRepository(openBare: path(for: name)).referenceNames()) ?? []).isEmpty
+    }
+
+    /// After the first push into a new repository: HEAD names `main` if it was pushed,
+    /// else the first of `pushedBranches`, else the first branch there is.
+    public func pointHeadAtFirstBranch(_ name: RepositoryName, pushedBranches: [String] = []) {
+        guard let repo = try? GitRepository(openBare: path(for: name)),
+              let refs = try? repo.referenceNames() else { return }
+        let heads = refs.filter { $0.hasPrefix("refs/heads/") }
+        if let current = repo.headTarget, heads.contains(current) { return }
+        let choice = heads.contains("refs/heads/main") ? "refs/heads/main"
+            : pushedBranches.first(where: heads.contains) ?? heads.sorted().first
+        if let choice { try? repo.setHead(choice) }
+    }
+
+    /// The environment every git process gets: nothing from the daemon's own,
+    /// patchd's HOME, no system or global config, plus `extra` (GIT_PROTOCOL, hook context).
+    public func gitEnvironment(extra: [String: String] = [:]) -> [String: String] {
+        var env = [
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": gitHome,
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": "/dev/null",
+            "LANG": "C.UTF-8",
+        ]
+        env.merge(extra) { _, new in new }
+        return env
+    }
+
+    /// `git upload-pack` / `git receive-pack` on a repository, run in its directory with
+    /// `.` as the path so the name can never be read as an option.
+    public func spawnPackProtocol(_ service: PackService, repository name: RepositoryName,
+                                  environment extra: [String: String]) throws(SystemError) -> ChildProcess {
+        var args = ["-c", "protocol.file.allow=never", "-c", "core.hooksPath=\(path(for: name))/hooks"]
+        switch service {
+        case .uploadPack: args += ["upload-pack", "--strict", "."]
+        case .receivePack: args += ["receive-pack", "."]
+        }
+        return try ChildProcess(executable: gitExecutable, arguments: args,
+                                environment: gitEnvironment(extra: extra),
+                                workingDirectory: path(for: name), stdin: .pipe, stdout: .pipe, stderr: .pipe)
+    }
+
+    /// Every repository on disk (for start-up refresh and listings).
+    public func allNames() -> [RepositoryName] {
+        let fm = FileManager.default
+        var names: [RepositoryName] = []
+        for entry in (try? fm.contentsOfDirectory(atPath: root)) ?? [] {
+            if entry.hasSuffix(".git"), let name = try? RepositoryName(String(entry.dropLast(4))) {
+                names.append(name)
+            } else if !entry.hasSuffix(".git") {
+                for sub in (try? fm.contentsOfDirectory(atPath: "\(root)/\(entry)")) ?? [] where sub.hasSuffix(".git") {
+                    if let name = try? RepositoryName("\(entry)/\(sub.dropLast(4))") { names.append(name) }
+                }
+            }
+        }
+        return names.sorted()
+    }
+}
+
+/// The two pack protocol services.
+public enum PackService: String, Sendable {
+    case uploadPack = "git-upload-pack"
+    case receivePack = "git-receive-pack"
+
+    public var writes: Bool { self == .receivePack }
+}

@@ -1,0 +1,129 @@
+// PatchdServer: the daemon's settings: built-in defaults, then environment, then config file, then flags.
+import Foundation
+import Yams
+
+/// Everything `patchd serve` can be told. Precedence (lowest first): built-in
+/// defaults, environment (PATCHD_*), the YAML config file, command-line flags.
+public struct PatchdConfiguration: Sendable, Equatable {
+    public var dataDir = "./patchd-data"
+    public var listen = "127.0.0.1:2222"
+    /// OpenSSH public key lines (already read from .pub files).
+    public var adminKeys: [String] = []
+    public var sandbox = "bwrap"
+    public var workers = ProcessInfo.processInfo.activeProcessorCount
+    public var authTimeout: Double = 30
+    public var idleTimeout: Double = 600
+    public var maxUnauthenticated = 64
+    public var maxSessionsPerConnection = 10
+    public var maxPushBytes: Int64 = 2 << 30
+
+    public init() {}
+
+    /// The YAML keys; they mirror the flags with `_` for `-`.
+    static let fileKeys: Set<String> = [
+        "data_dir", "listen", "admin_keys", "sandbox", "workers", "auth_timeout", "idle_timeout",
+        "max_unauthenticated", "max_sessions_per_connection", "max_push_bytes",
+    ]
+
+    public struct Invalid: Error, CustomStringConvertible {
+        public let description: String
+        init(_ d: String) { description = d }
+    }
+
+    /// Applies PATCHD_DATA_DIR, PATCHD_LISTEN, PATCHD_ADMIN_KEYS (newline-separated).
+    public mutating func apply(environment env: [String: String]) throws(Invalid) {
+        if let v = env["PATCHD_DATA_DIR"], !v.isEmpty { dataDir = v }
+        if let v = env["PATCHD_LISTEN"], !v.isEmpty { listen = v }
+        if let v = env["PATCHD_ADMIN_KEYS"] {
+            adminKeys += try v.split(whereSeparator: \.isNewline).map(String.init)
+                .filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+                .map { (k) throws(Invalid) in try Self.readKey(k) }
+        }
+    }
+
+    /// Applies a YAML config file. Unknown keys and wrong types are errors naming the key.
+    public mutating func apply(configFile path: String) throws(Invalid) {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw Invalid("cannot read config file \(path): \(error.localizedDescription)")
+        }
+        let node: Node?
+        do { node = try Yams.compose(yaml: text) } catch {
+            throw Invalid("config file \(path): \(error)")
+        }
+        guard let node else { return }
+        guard let map = node.mapping else { throw Invalid("config file \(path): expected a mapping of keys to values") }
+        for (keyNode, value) in map {
+            guard let key = keyNode.string, Self.fileKeys.contains(key) else {
+                let line = keyNode.mark.map { ":\($0.line)" } ?? ""
+                throw Invalid("config file \(path)\(line): unknown key '\(keyNode.string ?? "?")'; known keys: \(Self.fileKeys.sorted().joined(separator: ", "))")
+            }
+            let at = "config file \(path)\(value.mark.map { ":\($0.line)" } ?? ""): '\(key)'"
+            func string() throws(Invalid) -> String {
+                guard let s = value.string else { throw Invalid("\(at) must be a string") }
+                return s
+            }
+            func number() throws(Invalid) -> Double {
+                guard let s = value.string, let d = Double(s), d >= 0 else { throw Invalid("\(at) must be a non-negative number") }
+                return d
+            }
+            switch key {
+            case "data_dir": dataDir = try string()
+            case "listen": listen = try string()
+            case "sandbox": sandbox = try string()
+            case "workers": workers = Int(try number())
+            case "auth_timeout": authTimeout = try number()
+            case "idle_timeout": idleTimeout = try number()
+            case "max_unauthenticated": maxUnauthenticated = Int(try number())
+            case "max_sessions_per_connection": maxSessionsPerConnection = Int(try number())
+            case "max_push_bytes": maxPushBytes = Int64(try number())
+            case "admin_keys":
+                let items: [String]
+                if let seq = value.sequence { items = seq.compactMap(\.string) } else { items = [try string()] }
+                adminKeys += try items.map { (k) throws(Invalid) in try Self.readKey(k) }
+            default: break
+            }
+        }
+    }
+
+    /// A key argument is either an OpenSSH public key line or a path to a .pub file.
+    public static func readKey(_ argument: String) throws(Invalid) -> String {
+        let trimmed = argument.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.hasPrefix("ssh-") || trimmed.hasPrefix("ecdsa-") { return trimmed }
+        let path = (trimmed as NSString).expandingTildeInPath
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw Invalid("admin key '\(trimmed.prefix(80))' is neither an OpenSSH public key line nor a readable .pub file")
+        }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Checks values that flags, environment and file could all have set.
+    public func validate() throws(Invalid) {
+        guard ["bwrap", "none"].contains(sandbox) else {
+            throw Invalid("sandbox must be 'bwrap' or 'none', not '\(sandbox)'")
+        }
+        guard workers >= 1 && workers <= 256 else { throw Invalid("workers must be between 1 and 256") }
+        _ = try listenAddress()
+    }
+
+    /// HOST:PORT, with [v6]:PORT accepted.
+    public func listenAddress() throws(Invalid) -> (host: String, port: Int) {
+        var text = Substring(listen)
+        var host: Substring
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = text[text.index(after: text.startIndex)..<close]
+            text = text[text.index(after: close)...]
+            guard text.hasPrefix(":") else { throw Invalid("listen address '\(listen)' must be HOST:PORT") }
+            text = text.dropFirst()
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { throw Invalid("listen address '\(listen)' must be HOST:PORT") }
+            host = text[..<colon]
+            text = text[text.index(after: colon)...]
+        }
+        guard let port = Int(text), (0...65535).contains(port) else {
+            throw Invalid("listen address '\(listen)': port must be a number from 0 to 65535")
+        }
+        if host.isEmpty { host = "0.0.0.0" }
+        return (String(host), port)
+    }
+}

@@ -1,0 +1,102 @@
+// PatchdServer: the daemon: lays out the data dir, opens the database, loads keys, starts serving SSH.
+import Foundation
+import GitStore
+import Logging
+import PatchdSystem
+import SSHServer
+
+/// `patchd serve`, as an object tests can also start and stop.
+public final class PatchdDaemon: Sendable {
+    public let configuration: PatchdConfiguration
+    public let layout: DataLayout
+    let logger: Logger
+    let database: PatchdDatabase
+    let ssh: SSHServer
+    public let repositories: RepositoryStore
+
+    public init(configuration: PatchdConfiguration) throws {
+        _ = PatchdLogging.bootstrap
+        try configuration.validate()
+        self.configuration = configuration
+        let logger = Logger(label: "patchd")
+        self.logger = logger
+        layout = try DataLayout(root: configuration.dataDir)
+        database = try PatchdDatabase(path: layout.database)
+
+        let users = UserStore(db: database)
+        let adminKeys = try configuration.adminKeys.map { line in
+            do { return try PublicKey(line: line) } catch {
+                throw PatchdConfiguration.Invalid("admin key '\(line.prefix(60))...': \(error)")
+            }
+        }
+        try users.ensureAdmin(keys: adminKeys)
+        if adminKeys.isEmpty {
+            logger.warning("No admin key given (--admin-key or PATCHD_ADMIN_KEYS); only keys already in the database can log in")
+        }
+
+        let git = try Self.findExecutable("git")
+        repositories = RepositoryStore(root: layout.repos, gitExecutable: git, gitHome: layout.home,
+                                       maxPushBytes: configuration.maxPushBytes)
+        // Settings and hooks patchd owns are rewritten at every start, so upgrades apply everywhere.
+        for name in repositories.allNames() {
+            do { try repositories.refreshConfig(name) } catch {
+                logger.warning("Cannot refresh the config of \(name): \(error)")
+            }
+        }
+
+        let address = try configuration.listenAddress()
+        var sshConfig = SSHServerConfiguration(host: address.host, port: address.port)
+        sshConfig.authTimeout = configuration.authTimeout
+        sshConfig.idleTimeout = configuration.idleTimeout
+        sshConfig.maxUnauthenticated = configuration.maxUnauthenticated
+        sshConfig.maxChannelsPerConnection = configuration.maxSessionsPerConnection
+        let hostKeys = try HostKeys.loadOrCreate(in: layout.root)
+        let repoStore = RepoStore(db: database)
+        let transport = GitTransport(repos: repositories, repoStore: repoStore, logger: logger,
+                                     hookEnvironment: ["PATCHD_DATA_DIR": layout.root])
+        let delegate = PatchdSSHDelegate(users: users, transport: transport, commands: CommandRouter(users: users))
+        ssh = try SSHServer(configuration: sshConfig, hostKeys: hostKeys, delegate: delegate, logger: logger)
+    }
+
+    public var hostKeys: HostKeys { ssh.hostKeys }
+
+    /// Starts listening; returns the bound address.
+    public func start() throws -> (host: String, port: Int) {
+        try ssh.start()
+    }
+
+    /// Stops accepting and waits for transfers in flight.
+    public func stop(grace: Double = 60) {
+        ssh.shutdown(grace: grace)
+    }
+
+    static func findExecutable(_ name: String) throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for dir in path.split(separator: ":") + ["/usr/bin", "/bin"] {
+            let candidate = "\(dir)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        throw PatchdConfiguration.Invalid("'\(name)' not found in PATH; install it (apt-get install \(name))")
+    }
+}
+
+/// The data directory's layout (SPEC §3).
+public struct DataLayout: Sendable {
+    public let root: String
+    public var database: String { root + "/patchd.sqlite" }
+    public var repos: String { root + "/repos" }
+    public var work: String { root + "/work" }
+    /// HOME for git processes: empty, patchd's own.
+    public var home: String { root + "/home" }
+
+    public init(root path: String) throws {
+        let fm = FileManager.default
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        root = absolute
+        for dir in [absolute, absolute + "/repos", absolute + "/work", absolute + "/home"] {
+            try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        // The data dir holds keys and the database: nobody else may read it.
+        chmod(absolute, 0o700)
+    }
+}

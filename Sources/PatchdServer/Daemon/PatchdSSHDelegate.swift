@@ -1,0 +1,29 @@
+// PatchdServer: the SSH server's delegate: key lookup, and exec -> git transport or command.
+import Foundation
+import SSHServer
+
+struct PatchdSSHDelegate: SSHServerDelegate {
+    let users: UserStore
+    let transport: GitTransport
+    let commands: CommandRouter
+
+    func identity(for key: PublicKey) -> SSHIdentity? { users.identity(for: key) }
+
+    func startProgram(for request: ExecRequest) -> ChannelProgram {
+        guard let command = request.command else { return commands.greeting(for: request.identity) }
+        let words: [String]
+        do { words = try CommandWords.split(command) } catch {
+            return ThreadProgram.message(verb: "invalid", stderr: "patchd: error: \(error)\n", status: 2)
+        }
+        if let (service, arguments) = GitTransport.service(for: words) {
+            return transport.start(service, arguments: arguments, request: request)
+        }
+        if GitTransport.isGitVerb(words[0]) {
+            let verb = Terminal.sanitize(String(words[0].prefix(64)))
+            let why = verb == "git-upload-archive" || (words.count > 1 && words[1] == "upload-archive")
+                ? "git upload-archive is disabled on this server" : "'\(verb)' is not a git service this server offers"
+            return ThreadProgram.message(verb: "refused", stderr: "patchd: error: \(why)\n", status: 1)
+        }
+        return commands.start(words: words, request: request)
+    }
+}

@@ -1,0 +1,94 @@
+// PatchdServer: `git-upload-pack` / `git-receive-pack` over SSH: name checks, access, auto-create, spawn.
+import Foundation
+import GitStore
+import Logging
+import PatchdSystem
+import SSHServer
+
+/// Serves the pack protocol for one exec request. Unreadable repositories answer
+/// exactly like missing ones; the first push to a missing name creates it, and a
+/// push that fails to store anything removes it again.
+struct GitTransport: Sendable {
+    let repos: RepositoryStore
+    let repoStore: RepoStore
+    let logger: Logger
+    /// Extra environment for hooks (data dir, patchd executable).
+    let hookEnvironment: [String: String]
+
+    /// The verbs a git client sends, in both spellings. upload-archive is refused.
+    static func service(for words: [String]) -> (PackService, [String])? {
+        guard let first = words.first else { return nil }
+        switch first {
+        case "git-upload-pack": return (.uploadPack, Array(words.dropFirst()))
+        case "git-receive-pack": return (.receivePack, Array(words.dropFirst()))
+        case "git" where words.count >= 2 && words[1] == "upload-pack": return (.uploadPack, Array(words.dropFirst(2)))
+        case "git" where words.count >= 2 && words[1] == "receive-pack": return (.receivePack, Array(words.dropFirst(2)))
+        default: return nil
+        }
+    }
+
+    static func isGitVerb(_ word: String) -> Bool {
+        word.hasPrefix("git-") || word == "git"
+    }
+
+    func start(_ service: PackService, arguments: [String], request: ExecRequest) -> ChannelProgram {
+        let verb = service.rawValue
+        guard arguments.count == 1 else {
+            return failure(verb, "usage: \(verb) 'REPO'", status: 2)
+        }
+        let name: RepositoryName
+        do { name = try RepositoryName(fromClient: arguments[0]) } catch {
+            return failure(verb, error.description)
+        }
+        let notFound = "repository '\(name)' not found (or you have no access to it). Push to it to create it."
+        do {
+            var created = false
+            var record = try repoStore.repo(named: name)
+            let userID = request.identity.userID
+            if record == nil || !repos.exists(name) {
+                // A readable-but-missing repo and a row without a directory both count as missing.
+                guard service == .receivePack else { return failure(verb, notFound, repo: name) }
+                if record == nil {
+                    record = try repoStore.insert(name: name, ownerID: userID)
+                    created = record != nil
+                    record = try record ?? repoStore.repo(named: name)
+                }
+                if !repos.exists(name) {
+                    let role = try repoStore.role(userID: userID, repo: record)
+                    guard role.canWrite else { return failure(verb, notFound, repo: name) }
+                    try repos.create(name)
+                    created = true
+                    logger.info("Created repository \(name) for \(request.identity.userName)")
+                }
+            }
+            let role = try repoStore.role(userID: userID, repo: record)
+            guard role.canRead else { return failure(verb, notFound, repo: name) }
+            if service.writes && !role.canWrite {
+                return failure(verb, "you have read access to '\(name)' but not write access; ask its owner for write access", repo: name)
+            }
+            var env = hookEnvironment
+            env["PATCHD_USER"] = request.identity.userName
+            env["PATCHD_USER_ID"] = String(userID)
+            env["PATCHD_REPO"] = name.value
+            if let proto = request.environment["GIT_PROTOCOL"] { env["GIT_PROTOCOL"] = proto }
+            let child = try repos.spawnPackProtocol(service, repository: name, environment: env)
+            let onExit: ((Int32) -> Void)? = created ? { [repos, repoStore, logger] status in
+                if status != 0 || repos.isEmpty(name) {
+                    repos.delete(name)
+                    try? repoStore.delete(name: name)
+                    logger.info("Removed repository \(name): the push that created it stored nothing (exit \(status))")
+                } else {
+                    repos.pointHeadAtFirstBranch(name)
+                }
+            } : nil
+            return ProcessProgram(child: child, verb: verb, repo: name.value, onExit: onExit)
+        } catch {
+            logger.error("\(verb) \(name) failed: \(error)")
+            return failure(verb, "internal error serving '\(name)'; the server log has details", repo: name)
+        }
+    }
+
+    private func failure(_ verb: String, _ message: String, repo: RepositoryName? = nil, status: Int32 = 1) -> ChannelProgram {
+        ThreadProgram.message(verb: verb, stderr: "patchd: error: \(message)\n", status: status)
+    }
+}

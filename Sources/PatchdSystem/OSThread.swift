@@ -1,0 +1,40 @@
+// PatchdSystem: a dedicated OS thread for blocking C work that must stay off Swift's cooperative pool.
+import CSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A joinable pthread running one closure. Used for each SSH connection (libssh blocks)
+/// and for the accept loop.
+public final class OSThread: Sendable {
+    private let handle: pthread_t
+
+    private final class Body {
+        let run: @Sendable () -> Void
+        let name: String
+        init(_ name: String, _ run: @escaping @Sendable () -> Void) { self.name = name; self.run = run }
+    }
+
+    public init(name: String, _ body: @escaping @Sendable () -> Void) {
+        let box = Unmanaged.passRetained(Body(name, body)).toOpaque()
+        var thread = pthread_t()
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        // 1 MiB is plenty for a connection loop and keeps 200 connections cheap.
+        pthread_attr_setstacksize(&attr, 1 << 20)
+        let rc = pthread_create(&thread, &attr, { raw in
+            let body = Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue()
+            patchd_set_thread_name(String(body.name.prefix(15)))
+            body.run()
+            return nil
+        }, box)
+        pthread_attr_destroy(&attr)
+        precondition(rc == 0, "pthread_create failed: \(String(cString: strerror(rc)))")
+        handle = thread
+    }
+
+    public func join() { pthread_join(handle, nil) }
+
+    /// For threads nobody joins (connection threads): their resources go when they end.
+    public func detach() { pthread_detach(handle) }
+}

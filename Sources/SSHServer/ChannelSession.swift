@@ -1,0 +1,240 @@
+// SSHServer: one session channel: its requests, and the pump between the channel and a program's fds.
+import CLibSSH
+import CShims
+import Foundation
+import PatchdSystem
+
+/// One "session" channel and the program it runs. Data flows both ways with
+/// back-pressure: we read from the program only as much as the client's window
+/// allows, and read client data from libssh only when the program's stdin has
+/// taken everything before (unread data stays in libssh and the window stays shut).
+final class ChannelSession {
+    private let channel: ssh_channel
+    private unowned let connection: Connection
+    private let identity: SSHIdentity
+    private let callbacks: UnsafeMutablePointer<ssh_channel_callbacks_struct>
+    private var environment: [String: String] = [:]
+    private var program: ChannelProgram?
+
+    /// Client -> program stdin, not yet written.
+    private var inbound = PendingBytes()
+    /// Program stdout / stderr -> client, not yet accepted by the channel.
+    private var outbound = PendingBytes()
+    private var errbound = PendingBytes()
+    private var stdoutEOF = false
+    private var stderrEOF = false
+    private var finished = false
+    private var scratch = [UInt8](repeating: 0, count: 65536)
+
+    /// Chunks moved per pump call and direction, so one busy channel cannot starve others.
+    private static let chunksPerPump = 32
+
+    init(channel: ssh_channel, connection: Connection, identity: SSHIdentity) {
+        self.channel = channel
+        self.connection = connection
+        self.identity = identity
+        callbacks = .allocate(capacity: 1)
+        callbacks.initialize(to: ssh_channel_callbacks_struct())
+        installCallbacks()
+    }
+
+    deinit {
+        if let program, !finished { _ = program.abort() }
+        ssh_remove_channel_callbacks(channel, callbacks)
+        ssh_channel_free(channel)
+        callbacks.deinitialize(count: 1)
+        callbacks.deallocate()
+    }
+
+    /// The program has been started and has not yet sent its exit status.
+    var isRunning: Bool { program != nil && !finished }
+
+    /// Finished on our side and closed by the client (or the channel is gone): free it.
+    var isDone: Bool {
+        if ssh_channel_is_closed(channel) != 0 {
+            if isRunning { abort(reason: "client closed the channel") }
+            return true
+        }
+        return false
+    }
+
+    // MARK: - Requests
+
+    private func installCallbacks() {
+        let cb = callbacks
+        patchd_ssh_channel_callbacks_init(cb)
+        cb.pointee.userdata = Unmanaged.passUnretained(self).toOpaque()
+        cb.pointee.channel_exec_request_function = { _, _, command, userdata in
+            let me = Unmanaged<ChannelSession>.fromOpaque(userdata!).takeUnretainedValue()
+            return me.start(command: command.map { String(cString: $0) } ?? "")
+        }
+        cb.pointee.channel_shell_request_function = { _, _, userdata in
+            let me = Unmanaged<ChannelSession>.fromOpaque(userdata!).takeUnretainedValue()
+            return me.start(command: nil)
+        }
+        cb.pointee.channel_env_request_function = { _, _, name, value, userdata in
+            let me = Unmanaged<ChannelSession>.fromOpaque(userdata!).takeUnretainedValue()
+            return me.setEnvironment(name: name.map { String(cString: $0) } ?? "",
+                                     value: value.map { String(cString: $0) } ?? "")
+        }
+        // No terminals, subsystems (sftp) or X11 for anyone: refused.
+        cb.pointee.channel_pty_request_function = { _, _, _, _, _, _, _, _ in -1 }
+        cb.pointee.channel_subsystem_request_function = { _, _, _, _ in -1 }
+        ssh_set_channel_callbacks(channel, cb)
+    }
+
+    /// Only GIT_PROTOCOL is taken from the client, and only in its documented shape
+    /// ("version=2", colon-separated key[=value]); everything else is refused.
+    private func setEnvironment(name: String, value: String) -> Int32 {
+        guard program == nil, name == "GIT_PROTOCOL", value.utf8.count <= 256,
+              value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "=:._-".contains($0)) }) else {
+            return -1
+        }
+        environment[name] = value
+        return 0
+    }
+
+    private func start(command: String?) -> Int32 {
+        guard program == nil else { return -1 } // one exec or shell per channel
+        connection.lastActivity = MonotonicClock.now
+        let request = connection.makeRequest(identity: identity, command: command, environment: environment)
+        let started = connection.server.delegate.startProgram(for: request)
+        for fd in [started.stdout, started.stderr] where fd.isOpen { try? fd.setNonBlocking() }
+        if let stdin = started.stdin, stdin.isOpen { try? stdin.setNonBlocking() }
+        stdoutEOF = !started.stdout.isOpen
+        stderrEOF = !started.stderr.isOpen
+        program = started
+        connection.audit.append(started.auditRepo.map { "\(started.auditVerb):\($0)" } ?? started.auditVerb)
+        return 0
+    }
+
+    // MARK: - Pump
+
+    /// The fds the loop should wake up for, given what is buffered.
+    func wantedFDs(into wanted: inout [Int32: Int16]) {
+        guard let program, !finished else { return }
+        if !stdoutEOF && outbound.isEmpty { wanted[program.stdout.raw] = Int16(POLLIN) }
+        if !stderrEOF && errbound.isEmpty { wanted[program.stderr.raw] = Int16(POLLIN) }
+        if let stdin = program.stdin, stdin.isOpen, !inbound.isEmpty { wanted[stdin.raw] = Int16(POLLOUT) }
+    }
+
+    /// Moves whatever can move now, without blocking; sends the exit status when done.
+    func pump() {
+        guard let program, !finished else { return }
+        pumpInput(program)
+        pumpOutput(fd: program.stdout, pending: &outbound, eof: &stdoutEOF, isStderr: false)
+        pumpOutput(fd: program.stderr, pending: &errbound, eof: &stderrEOF, isStderr: true)
+        if stdoutEOF && stderrEOF && outbound.isEmpty && errbound.isEmpty {
+            complete(status: program.finish())
+        }
+    }
+
+    private func pumpInput(_ program: ChannelProgram) {
+        for _ in 0..<Self.chunksPerPump {
+            if let stdin = program.stdin, stdin.isOpen, !inbound.isEmpty {
+                let n = inbound.withUnread { write(stdin.raw, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    inbound.consume(n)
+                    connection.lastActivity = MonotonicClock.now
+                } else if n < 0 && errno != EAGAIN && errno != EINTR {
+                    // The program stopped reading (EPIPE): drop what it will never take.
+                    stdin.close()
+                    inbound.clear()
+                }
+                if !inbound.isEmpty { return }
+            }
+            let n = scratch.withUnsafeMutableBytes {
+                ssh_channel_read_nonblocking(channel, $0.baseAddress, UInt32($0.count), 0)
+            }
+            if n > 0 {
+                connection.bytesIn += UInt64(n)
+                connection.lastActivity = MonotonicClock.now
+                if let stdin = program.stdin, stdin.isOpen { inbound.set(scratch[0..<Int(n)]) }
+                continue // without a stdin, input is read and discarded so the window keeps moving
+            }
+            // Nothing buffered: SSH_EOF (or 0 with the EOF flag) means the client sent EOF,
+            // which becomes the program's EOF. SSH_ERROR is a broken channel: same effect.
+            let clientDone = n == SSH_EOF || n == SSH_ERROR || ssh_channel_is_eof(channel) != 0
+            if clientDone && inbound.isEmpty, let stdin = program.stdin, stdin.isOpen {
+                stdin.close()
+            }
+            return
+        }
+    }
+
+    private func pumpOutput(fd: OwnedFD, pending: inout PendingBytes, eof: inout Bool, isStderr: Bool) {
+        for _ in 0..<Self.chunksPerPump {
+            if !pending.isEmpty {
+                let window = Int(ssh_channel_window_size(channel))
+                if window == 0 { return }
+                let n = pending.withUnread { buf -> Int32 in
+                    let count = UInt32(min(buf.count, window))
+                    return isStderr ? ssh_channel_write_stderr(channel, buf.baseAddress, count)
+                                    : ssh_channel_write(channel, buf.baseAddress, count)
+                }
+                if n < 0 {
+                    abort(reason: "channel write failed: \(connection.lastError)")
+                    return
+                }
+                pending.consume(Int(n))
+                connection.bytesOut += UInt64(n)
+                connection.lastActivity = MonotonicClock.now
+                if !pending.isEmpty { return }
+            }
+            if eof { return }
+            let window = Int(ssh_channel_window_size(channel))
+            if window == 0 { return }
+            let n = scratch.withUnsafeMutableBytes { read(fd.raw, $0.baseAddress, min($0.count, window)) }
+            if n > 0 {
+                pending.set(scratch[0..<n])
+            } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
+                eof = true
+                return
+            } else {
+                return
+            }
+        }
+    }
+
+    /// exit-status, then EOF, then close; libssh flushes them and the client closes its side.
+    private func complete(status: Int32) {
+        finished = true
+        connection.lastExitStatus = status
+        ssh_channel_request_send_exit_status(channel, status)
+        ssh_channel_send_eof(channel)
+        ssh_channel_close(channel)
+    }
+
+    /// The client or the connection went away while the program ran.
+    func abort(reason: String) {
+        guard let program, !finished else { return }
+        finished = true
+        let status = program.abort()
+        connection.lastExitStatus = status
+        connection.server.logger.info("Channel aborted for \(connection.client): \(reason); \(program.auditVerb) exited \(status)")
+    }
+}
+
+/// A byte buffer consumed from the front without copying.
+struct PendingBytes {
+    private var bytes: [UInt8] = []
+    private var offset = 0
+
+    var isEmpty: Bool { offset >= bytes.count }
+
+    mutating func set(_ slice: ArraySlice<UInt8>) {
+        bytes = Array(slice)
+        offset = 0
+    }
+
+    mutating func consume(_ n: Int) { offset += n }
+
+    mutating func clear() {
+        bytes = []
+        offset = 0
+    }
+
+    func withUnread<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[offset...])) }
+    }
+}

@@ -1,0 +1,144 @@
+// SSHServer: the two kinds of ChannelProgram: a child process, and Swift code on its own thread.
+#if canImport(Glibc)
+import Glibc
+#endif
+import PatchdSystem
+
+/// A child process whose stdin/stdout/stderr are pipes to the channel.
+public final class ProcessProgram: ChannelProgram {
+    public let child: ChildProcess
+    public let auditVerb: String
+    public let auditRepo: String?
+    /// Runs once with the exit status, after the child ended (e.g. to remove a repo a failed push created).
+    private var onExit: ((Int32) -> Void)?
+
+    public init(child: ChildProcess, verb: String, repo: String?, onExit: ((Int32) -> Void)? = nil) {
+        self.child = child
+        self.auditVerb = verb
+        self.auditRepo = repo
+        self.onExit = onExit
+    }
+
+    public var stdin: OwnedFD? { child.stdin }
+    public var stdout: OwnedFD { child.stdout! }
+    public var stderr: OwnedFD { child.stderr! }
+
+    public func finish() -> Int32 {
+        // The child closed its output; it normally exits at once. Bounded all the same.
+        complete(child.wait(timeout: 30))
+    }
+
+    public func abort() -> Int32 {
+        // Closing stdin lets git notice the end of input and clean up its temporary
+        // objects itself; a signal follows only if it does not exit.
+        child.stdin?.close()
+        if let status = child.poll() { return complete(status) }
+        let deadline = MonotonicClock.now + 5
+        while MonotonicClock.now < deadline {
+            if let status = child.poll() { return complete(status) }
+            usleep(10_000)
+        }
+        child.signalGroup(SIGTERM)
+        return complete(child.wait(timeout: 5))
+    }
+
+    private func complete(_ status: Int32) -> Int32 {
+        if let onExit {
+            self.onExit = nil
+            onExit(status)
+        }
+        return status
+    }
+}
+
+/// Where a `ThreadProgram` writes: the channel's stdout and stderr.
+public final class ProgramOutput: Sendable {
+    let stdoutFD: Int32
+    let stderrFD: Int32
+    init(stdoutFD: Int32, stderrFD: Int32) { self.stdoutFD = stdoutFD; self.stderrFD = stderrFD }
+
+    /// False once the client went away (the pipe is closed): stop producing.
+    @discardableResult
+    public func out(_ text: String) -> Bool { (try? writeAll(stdoutFD, text)) != nil }
+    @discardableResult
+    public func err(_ text: String) -> Bool { (try? writeAll(stderrFD, text)) != nil }
+    @discardableResult
+    public func out(bytes: [UInt8]) -> Bool { (try? writeAll(stdoutFD, bytes)) != nil }
+}
+
+/// Swift code (a command shortcut, the greeting, an error message) run on its own thread,
+/// writing into pipes that the pump forwards, so a slow client never blocks the connection loop.
+public final class ThreadProgram: ChannelProgram {
+    public let auditVerb: String
+    public let auditRepo: String?
+    public let stdout: OwnedFD
+    public let stderr: OwnedFD
+    public let stdin: OwnedFD? = nil
+    private let thread: OSThread
+    private let status: StatusBox
+
+    /// `body` returns the exit status; it must stop when `ProgramOutput` reports the client gone.
+    public init(verb: String, repo: String? = nil, body: @escaping @Sendable (ProgramOutput) -> Int32) throws(SystemError) {
+        let outPipe = try PipePair()
+        let errPipe = try PipePair()
+        auditVerb = verb
+        auditRepo = repo
+        stdout = outPipe.read
+        stderr = errPipe.read
+        let writeOut = outPipe.write.release()
+        let writeErr = errPipe.write.release()
+        let box = StatusBox()
+        status = box
+        thread = OSThread(name: "program") {
+            let code = body(ProgramOutput(stdoutFD: writeOut, stderrFD: writeErr))
+            box.value = code
+            // Closing the write ends is what tells the pump the program is done.
+            close(writeOut)
+            close(writeErr)
+        }
+    }
+
+    /// A program that prints fixed text and exits with `status`.
+    public static func message(verb: String, stdout: String = "", stderr: String = "", status: Int32) -> ChannelProgram {
+        do {
+            return try ThreadProgram(verb: verb) { io in
+                if !stdout.isEmpty { io.out(stdout) }
+                if !stderr.isEmpty { io.err(stderr) }
+                return status
+            }
+        } catch {
+            return FailedProgram(verb: verb, status: status)
+        }
+    }
+
+    public func finish() -> Int32 {
+        thread.join()
+        return status.value
+    }
+
+    public func abort() -> Int32 {
+        // Our read ends close when this object goes; the writer then gets EPIPE and stops.
+        stdout.close()
+        stderr.close()
+        thread.join()
+        return status.value
+    }
+}
+
+/// Holds a thread's result; written before the thread ends, read after join().
+private final class StatusBox: @unchecked Sendable {
+    var value: Int32 = 0
+}
+
+/// Fallback when not even pipes could be made (fd exhaustion): an already-finished program.
+final class FailedProgram: ChannelProgram {
+    let auditVerb: String
+    let auditRepo: String? = nil
+    let stdin: OwnedFD? = nil
+    let stdout = OwnedFD(-1)
+    let stderr = OwnedFD(-1)
+    let status: Int32
+    init(verb: String, status: Int32) { auditVerb = verb; self.status = status }
+    func finish() -> Int32 { status }
+    func abort() -> Int32 { status }
+}

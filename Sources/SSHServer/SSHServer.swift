@@ -1,0 +1,138 @@
+// SSHServer: the libssh server: a listener thread, one thread per connection, graceful shutdown.
+import CLibSSH
+import Foundation
+import Logging
+import PatchdSystem
+import Synchronization
+
+/// Serves SSH on one address. Each accepted connection runs on its own OS thread
+/// (libssh sessions are not thread-safe and block), so nothing here touches Swift's
+/// cooperative pool.
+public final class SSHServer: Sendable {
+    public let configuration: SSHServerConfiguration
+    public let hostKeys: HostKeys
+    let delegate: SSHServerDelegate
+    let logger: Logger
+    private let bind: BindOwner
+    private let state = Mutex(State())
+
+    struct State {
+        var listener: Listener?
+        var acceptThread: OSThread?
+        var stopping = false
+        var connections = 0
+        var unauthenticated = 0
+        var nextConnectionID: UInt64 = 1
+    }
+
+    public init(configuration: SSHServerConfiguration, hostKeys: HostKeys, delegate: SSHServerDelegate,
+                logger: Logger) throws(SSHError) {
+        self.configuration = configuration
+        self.hostKeys = hostKeys
+        self.delegate = delegate
+        self.logger = logger
+        _ = ssh_init()
+        bind = try BindOwner(hostKeys: hostKeys)
+    }
+
+    /// Binds and starts accepting. Returns the address actually bound (port 0 resolved).
+    public func start() throws(SystemError) -> (host: String, port: Int) {
+        let listener = try Listener(host: configuration.host, port: configuration.port)
+        let thread = OSThread(name: "ssh-accept") { [self] in acceptLoop(listener) }
+        state.withLock {
+            $0.listener = listener
+            $0.acceptThread = thread
+        }
+        return (listener.boundHost, listener.boundPort)
+    }
+
+    public var isStopping: Bool { state.withLock { $0.stopping } }
+    public var activeConnections: Int { state.withLock { $0.connections } }
+
+    /// Stops accepting, lets running transfers finish (up to `grace` seconds), then returns.
+    public func shutdown(grace: Double = 60) {
+        let thread = state.withLock { s -> OSThread? in
+            s.stopping = true
+            return s.acceptThread
+        }
+        thread?.join()
+        state.withLock { $0.listener = nil }
+        let deadline = MonotonicClock.now + grace
+        while activeConnections > 0 && MonotonicClock.now < deadline {
+            usleep(20_000)
+        }
+    }
+
+    private func acceptLoop(_ listener: Listener) {
+        while !isStopping {
+            guard let (fd, client) = listener.accept(timeoutMs: 200) else { continue }
+            let admitted = state.withLock { s -> UInt64? in
+                guard !s.stopping, s.unauthenticated < configuration.maxUnauthenticated else { return nil }
+                s.unauthenticated += 1
+                s.connections += 1
+                defer { s.nextConnectionID += 1 }
+                return s.nextConnectionID
+            }
+            guard let id = admitted else {
+                logger.warning("Dropping connection from \(client): too many unauthenticated connections")
+                close(fd)
+                continue
+            }
+            let thread = OSThread(name: "ssh-conn-\(id)") { [self] in
+                let connection = Connection(id: id, fd: fd, client: client, server: self)
+                connection.run()
+                state.withLock {
+                    $0.connections -= 1
+                    if !connection.countedAuthenticated { $0.unauthenticated -= 1 }
+                }
+            }
+            thread.detach()
+        }
+    }
+
+    /// A connection authenticated: it no longer counts against the unauthenticated cap.
+    func connectionAuthenticated() {
+        state.withLock { $0.unauthenticated -= 1 }
+    }
+
+    /// Hands the accepted socket to libssh. Serialized: the bind's keys are shared.
+    func accept(session: ssh_session, fd: Int32) -> Bool {
+        bind.accept(session: session, fd: fd)
+    }
+}
+
+/// Owns the ssh_bind that carries the host keys and algorithm settings for every session.
+/// Sendable because its one mutable use, `ssh_bind_accept_fd` (which loads and copies the
+/// keys), is serialized by the lock; everything else is set before it is shared.
+final class BindOwner: @unchecked Sendable {
+    private let raw: ssh_bind
+    private let lock = NSLock()
+
+    init(hostKeys: HostKeys) throws(SSHError) {
+        guard let bind = ssh_bind_new() else { throw SSHError("ssh_bind_new failed") }
+        var noConfig = false
+        // Never read /etc/ssh/libssh_server_config: behaviour comes from patchd alone.
+        ssh_bind_options_set(bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &noConfig)
+        for key in [hostKeys.ed25519, hostKeys.rsa] {
+            guard ssh_bind_options_set(bind, SSH_BIND_OPTIONS_HOSTKEY, key.path) == SSH_OK else {
+                let message = String(cString: ssh_get_error(UnsafeMutableRawPointer(bind)))
+                ssh_bind_free(bind)
+                throw SSHError("cannot load host key \(key.path)", message)
+            }
+        }
+        // Public-key algorithms for user auth: no SHA-1 ssh-rsa signatures.
+        let accepted = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256"
+        ssh_bind_options_set(bind, SSH_BIND_OPTIONS_PUBKEY_ACCEPTED_KEY_TYPES, accepted)
+        var verbosity = Int32(SSH_LOG_NOLOG)
+        ssh_bind_options_set(bind, SSH_BIND_OPTIONS_LOG_VERBOSITY, &verbosity)
+        raw = bind
+    }
+
+    func accept(session: ssh_session, fd: Int32) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return ssh_bind_accept_fd(raw, session, fd) == SSH_OK
+    }
+
+    deinit { ssh_bind_free(raw) }
+}

@@ -1,0 +1,59 @@
+// SSHServer: the seams between the SSH layer and the application (auth lookup, what an exec runs).
+import PatchdSystem
+
+/// Who a verified key belongs to. Set on a connection only after a valid signature.
+public struct SSHIdentity: Sendable, Equatable {
+    public let userID: Int64
+    public let userName: String
+    public let keyFingerprint: String
+
+    public init(userID: Int64, userName: String, keyFingerprint: String) {
+        self.userID = userID
+        self.userName = userName
+        self.keyFingerprint = keyFingerprint
+    }
+}
+
+/// The client's address, for logs.
+public struct ClientAddress: Sendable, CustomStringConvertible {
+    public let host: String
+    public let port: Int
+    public var description: String { "\(host) port \(port)" }
+}
+
+/// An exec (`command` set) or shell (`command == nil`) request on an authenticated channel.
+public struct ExecRequest: Sendable {
+    public let connectionID: UInt64
+    public let identity: SSHIdentity
+    public let command: String?
+    /// Only the environment variables the server accepted (GIT_PROTOCOL).
+    public let environment: [String: String]
+    public let client: ClientAddress
+}
+
+/// What a channel runs: three fds the pump connects to the channel, and a way to end it.
+/// Implementations: `ProcessProgram` (a child process) and `ThreadProgram` (Swift code on
+/// its own thread writing into pipes). Owned and driven by one connection thread.
+public protocol ChannelProgram: AnyObject {
+    /// Write end of the program's stdin; nil when it takes no input (client data is discarded).
+    var stdin: OwnedFD? { get }
+    var stdout: OwnedFD { get }
+    var stderr: OwnedFD { get }
+    /// For the audit line: what ran ("git-upload-pack", "help") and on which repo.
+    var auditVerb: String { get }
+    var auditRepo: String? { get }
+    /// Called once stdout and stderr reached EOF: waits (bounded) for the exit status.
+    func finish() -> Int32
+    /// The client went away: stop the program and clean up. Returns its exit status.
+    func abort() -> Int32
+}
+
+/// The application behind the SSH server.
+public protocol SSHServerDelegate: Sendable {
+    /// Who owns `key`, or nil to refuse it. Called for unsigned probes and signed
+    /// attempts alike; the server sets the identity only for a signed one.
+    func identity(for key: PublicKey) -> SSHIdentity?
+    /// Starts the program for an exec or shell request. Errors become a program too
+    /// (a message on stderr and an exit status), so this never fails.
+    func startProgram(for request: ExecRequest) -> ChannelProgram
+}

@@ -1,0 +1,136 @@
+// patchd: the command-line entry point: serve, doctor, version (and the internal hook).
+import ArgumentParser
+import Foundation
+import GitStore
+import PatchdServer
+import SSHServer
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Patchd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "patchd",
+        abstract: "A self-hosted patch service that speaks git over SSH.",
+        discussion: "Users push a branch with a task; patchd runs a coding agent in a sandbox and pushes back agent/BRANCH.",
+        subcommands: [Serve.self, Doctor.self, Version.self])
+}
+
+/// Flags shared by serve and doctor.
+struct ServerOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Data directory (default $PATCHD_DATA_DIR or ./patchd-data).", valueName: "dir"))
+    var dataDir: String?
+
+    @Option(help: ArgumentHelp("Address to listen on; port 0 picks a free one (default $PATCHD_LISTEN or 127.0.0.1:2222).", valueName: "host:port"))
+    var listen: String?
+
+    @Option(name: .customLong("admin-key"), help: ArgumentHelp("An OpenSSH public key line or a .pub file for the admin user; repeatable.", valueName: "key"))
+    var adminKeys: [String] = []
+
+    @Option(help: ArgumentHelp("Sandbox backend: bwrap (default) or none (no isolation).", valueName: "bwrap|none"))
+    var sandbox: String?
+
+    @Option(help: "Concurrent runs (default: number of cores).")
+    var workers: Int?
+
+    @Option(help: ArgumentHelp("YAML config file; its keys mirror these flags (data_dir, listen, admin_keys, ...).", valueName: "file"))
+    var config: String?
+
+    @Option(help: ArgumentHelp("Seconds a connection has to authenticate (default 30).", valueName: "seconds"))
+    var authTimeout: Double?
+
+    @Option(help: ArgumentHelp("Seconds without traffic before a connection is dropped (default 600).", valueName: "seconds"))
+    var idleTimeout: Double?
+
+    /// Defaults, then environment, then the config file, then flags.
+    func resolve() throws -> PatchdConfiguration {
+        var c = PatchdConfiguration()
+        try c.apply(environment: ProcessInfo.processInfo.environment)
+        if let config { try c.apply(configFile: config) }
+        if let dataDir { c.dataDir = dataDir }
+        if let listen { c.listen = listen }
+        if !adminKeys.isEmpty { c.adminKeys += try adminKeys.map { try PatchdConfiguration.readKey($0) } }
+        if let sandbox { c.sandbox = sandbox }
+        if let workers { c.workers = workers }
+        if let authTimeout { c.authTimeout = authTimeout }
+        if let idleTimeout { c.idleTimeout = idleTimeout }
+        try c.validate()
+        return c
+    }
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the SSH server.",
+        discussion: "Prints 'patchd: listening on HOST:PORT' on stderr once it accepts connections. SIGTERM or SIGINT stops it gracefully.")
+
+    @OptionGroup var options: ServerOptions
+
+    func run() throws {
+        // Block the stop signals before any thread exists, so every thread inherits the
+        // mask and the main thread alone receives them with sigwait.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        sigaddset(&stopSignals, SIGTERM)
+        sigaddset(&stopSignals, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+        signal(SIGPIPE, SIG_IGN)
+
+        let configuration: PatchdConfiguration
+        let daemon: PatchdDaemon
+        let address: (host: String, port: Int)
+        do {
+            configuration = try options.resolve()
+            if configuration.sandbox == "none" {
+                printError("patchd: warning: --sandbox none: agents run WITHOUT isolation, with this user's rights\n")
+            }
+            daemon = try PatchdDaemon(configuration: configuration)
+            address = try daemon.start()
+        } catch {
+            printError("patchd: error: \(error)\n")
+            throw ExitCode(1)
+        }
+        let shownHost = address.host.contains(":") ? "[\(address.host)]" : address.host
+        printError("patchd: listening on \(shownHost):\(address.port)\n")
+        printError("patchd: host key \(daemon.hostKeys.ed25519.publicKey.fingerprint) (ED25519), \(daemon.hostKeys.rsa.publicKey.fingerprint) (RSA)\n")
+
+        var received: Int32 = 0
+        sigwait(&stopSignals, &received)
+        printError("patchd: stopping (signal \(received)); finishing transfers in progress\n")
+        daemon.stop()
+        printError("patchd: stopped\n")
+    }
+}
+
+struct Doctor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check that this machine can run patchd.",
+        discussion: "One line per check; exits 1 if any check fails.")
+
+    @OptionGroup var options: ServerOptions
+
+    func run() throws {
+        let configuration = try options.resolve()
+        let checks = PatchdServer.Doctor(configuration: configuration).run()
+        for check in checks {
+            print("\(check.status.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0)) \(check.name): \(check.detail)")
+        }
+        if checks.contains(where: { $0.status == .fail }) { throw ExitCode(1) }
+    }
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version.")
+
+    func run() {
+        print("patchd \(PatchdVersion.current) (libssh \(libsshVersion), libgit2 \(LibGit2.version))")
+    }
+}
+
+
+
+/// One write(2) per line on stderr (tests wait for the exact "listening" line).
+func printError(_ line: String) {
+    line.withCString { _ = write(2, $0, strlen($0)) }
+}
+Patchd.main()
