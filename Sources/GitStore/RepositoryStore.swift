@@ -22,6 +22,8 @@ public final class RepositoryStore: Sendable {
             ("receive.fsckObjects", "true"),
             ("receive.advertisePushOptions", "true"),
             ("receive.maxInputSize", String(maxPushBytes)),
+            // Keep pushed packs as packs: clones then reuse them instead of re-deflating loose objects.
+            ("transfer.unpackLimit", "1"),
             ("uploadpack.allowFilter", "true"),
             ("uploadarchive.allowUnreachable", "false"),
             ("core.logAllRefUpdates", "false"),
