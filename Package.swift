@@ -32,9 +32,11 @@ let package = Package(
         ]),
         // Bare repositories: names, layout, libgit2 wrappers, the pack protocol processes.
         .target(name: "GitStore", dependencies: ["CLibGit2", "CShims", "PatchdSystem"]),
+        // Task files, workspaces, the Sandbox seam and its backends, the Agent seam and agents.
+        .target(name: "Runs", dependencies: ["GitStore", "PatchdSystem", .product(name: "Yams", package: "Yams")]),
         // Wires SSH exec to git transport and commands; config, database, lifecycle.
         .target(name: "PatchdServer", dependencies: [
-            "SSHServer", "GitStore", "PatchdSystem",
+            "SSHServer", "GitStore", "PatchdSystem", "Runs",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
@@ -44,7 +46,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "UnitTests", dependencies: ["SSHServer", "GitStore", "PatchdServer", "PatchdSystem"]),
+        .testTarget(name: "UnitTests", dependencies: ["SSHServer", "GitStore", "PatchdServer", "PatchdSystem", "Runs"]),
         .testTarget(name: "IntegrationTests", dependencies: ["PatchdSystem"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,5 +1,6 @@
 // GitStore: libgit2 errors, captured on the calling thread right after the failing call.
 import CLibGit2
+import CShims
 
 /// A failed libgit2 call with libgit2's own message.
 public struct GitError: Error, CustomStringConvertible, Sendable {
@@ -24,6 +25,8 @@ func git(_ operation: @autoclosure () -> String, _ call: () -> Int32) throws(Git
 public enum LibGit2 {
     private static let initialized: Bool = {
         git_libgit2_init()
+        // Never read the daemon user's ~/.gitconfig or /etc/gitconfig: only each repository's own.
+        _ = patchd_git_isolate_config()
         return true
     }()
 

@@ -8,14 +8,18 @@ public final class RepositoryStore: Sendable {
     public let root: String
     /// Settings written into every repository's config at creation and at each start.
     public let serverConfig: [(String, String)]
-    private let gitExecutable: String
+    public let gitExecutable: String
     private let gitHome: String
 
     /// - Parameters:
     ///   - gitHome: patchd's own HOME for git processes (no user config leaks in).
     ///   - maxPushBytes: receive.maxInputSize.
-    public init(root: String, gitExecutable: String, gitHome: String, maxPushBytes: Int64) {
+    /// Hook name -> script, written into every repository's hooks/.
+    public let hooks: [String: String]
+
+    public init(root: String, gitExecutable: String, gitHome: String, maxPushBytes: Int64, hooks: [String: String] = [:]) {
         self.root = root
+        self.hooks = hooks
         self.gitExecutable = gitExecutable
         self.gitHome = gitHome
         serverConfig = [
@@ -41,11 +45,35 @@ public final class RepositoryStore: Sendable {
     public func create(_ name: RepositoryName) throws(GitError) {
         let repo = try GitRepository.createBare(at: path(for: name), initialBranch: "main")
         try repo.setConfig(serverConfig)
+        installHooks(name)
     }
 
-    /// Rewrites the server-owned settings (done at every start, so upgrades apply).
+    /// Rewrites the server-owned settings and hooks (done at every start, so upgrades apply).
     public func refreshConfig(_ name: RepositoryName) throws(GitError) {
         try GitRepository(openBare: path(for: name)).setConfig(serverConfig)
+        installHooks(name)
+    }
+
+    private func installHooks(_ name: RepositoryName) {
+        let dir = path(for: name) + "/hooks"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for (hook, script) in hooks {
+            let file = "\(dir)/\(hook)"
+            let temp = file + ".patchd-tmp"
+            // Written aside and renamed: a push running meanwhile sees the old or the new script, never half.
+            guard FileManager.default.createFile(atPath: temp, contents: Data(script.utf8),
+                                                 attributes: [.posixPermissions: 0o755]) else { continue }
+            _ = rename(temp, file)
+        }
+    }
+
+    /// `git diff [--stat] BASE RESULT` in the bare repository (safe: the config is patchd's).
+    public func diff(_ name: RepositoryName, base: String, result: String, stat: Bool) -> String {
+        let args = ["diff", "--no-color", "--no-ext-diff"] + (stat ? ["--stat=100"] : []) + [base, result, "--"]
+        guard let r = try? runProcess(gitExecutable, args, environment: gitEnvironment(), workingDirectory: path(for: name)) else {
+            return ""
+        }
+        return String(decoding: r.stdout, as: UTF8.self)
     }
 
     public func delete(_ name: RepositoryName) {

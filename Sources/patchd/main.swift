@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import GitStore
 import PatchdServer
+import PatchdSystem
 import SSHServer
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +14,7 @@ struct Patchd: ParsableCommand {
         commandName: "patchd",
         abstract: "A self-hosted patch service that speaks git over SSH.",
         discussion: "Users push a branch with a task; patchd runs a coding agent in a sandbox and pushes back agent/BRANCH.",
-        subcommands: [Serve.self, Doctor.self, Version.self])
+        subcommands: [Serve.self, Doctor.self, Version.self, Hook.self])
 }
 
 /// Flags shared by serve and doctor.
@@ -32,6 +33,9 @@ struct ServerOptions: ParsableArguments {
 
     @Option(help: "Concurrent runs (default: number of cores).")
     var workers: Int?
+
+    @Option(help: ArgumentHelp("Agent for tasks that name none: builtin (default), claude-code or command.", valueName: "agent"))
+    var defaultAgent: String?
 
     @Option(help: ArgumentHelp("YAML config file; its keys mirror these flags (data_dir, listen, admin_keys, ...).", valueName: "file"))
     var config: String?
@@ -52,6 +56,7 @@ struct ServerOptions: ParsableArguments {
         if !adminKeys.isEmpty { c.adminKeys += try adminKeys.map { try PatchdConfiguration.readKey($0) } }
         if let sandbox { c.sandbox = sandbox }
         if let workers { c.workers = workers }
+        if let defaultAgent { c.defaultAgent = defaultAgent }
         if let authTimeout { c.authTimeout = authTimeout }
         if let idleTimeout { c.idleTimeout = idleTimeout }
         try c.validate()
@@ -133,4 +138,27 @@ struct Version: ParsableCommand {
 func printError(_ line: String) {
     line.withCString { _ = write(2, $0, strlen($0)) }
 }
+/// `patchd hook NAME`: run by the scripts patchd installs in each repository's hooks/.
+struct Hook: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Internal: the git hooks patchd installs call this.", shouldDisplay: false)
+
+    @Argument(help: "pre-receive or post-receive")
+    var name: String
+
+    func run() throws {
+        let input = String(decoding: (try? readAll(0, limit: 16 << 20)) ?? [], as: UTF8.self)
+        let runner = HookRunner(environment: ProcessInfo.processInfo.environment) { printError($0) }
+        let status: Int32
+        switch name {
+        case "pre-receive": status = runner.preReceive(stdin: input)
+        case "post-receive": status = runner.postReceive(stdin: input)
+        default:
+            printError("patchd: error: unknown hook '\(name)'\n")
+            status = 2
+        }
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
 Patchd.main()

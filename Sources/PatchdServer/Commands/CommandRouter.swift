@@ -1,11 +1,17 @@
 // PatchdServer: what an SSH exec that is not git runs: the greeting, help, whoami and (later) the shortcuts.
 import Foundation
+import GitStore
 import SSHServer
 
 /// Routes command words to the shortcut that handles them. Each shortcut writes to
 /// the channel through `ProgramOutput` on its own thread.
 struct CommandRouter: Sendable {
     let users: UserStore
+    let repoStore: RepoStore
+    let runs: RunStore
+    let repositories: RepositoryStore
+
+    var runCommands: RunCommands { RunCommands(runs: runs, repoStore: repoStore, repositories: repositories) }
 
     static let helpText = """
         patchd: git over SSH, with coding agents.
@@ -17,6 +23,12 @@ struct CommandRouter: Sendable {
         Commands (ssh -p PORT git@HOST COMMAND):
           help                                    this text
           whoami                                  who your key says you are
+          run show ID [--json]                    a run's record
+          run logs ID [--follow]                  a run's log; --follow streams until it ends
+          run diff ID [--stat]                    the change a run made
+
+        Tasks: push a branch with .patchd/task.md, or push with -o task="TEXT".
+        Push options: -o run (run even if the task is unchanged), -o wait (stream the run).
 
         """
 
@@ -35,6 +47,8 @@ struct CommandRouter: Sendable {
             let admin = (try? users.user(id: identity.userID))??.isAdmin == true
             return ThreadProgram.message(verb: "whoami",
                                          stdout: "\(identity.userName)\(admin ? " (admin)" : "")\n", status: 0)
+        case "run", "runs":
+            return runCommands.start(words, request: request)
         default:
             let shown = Terminal.sanitize(String(words[0].prefix(64)))
             return ThreadProgram.message(verb: "unknown",

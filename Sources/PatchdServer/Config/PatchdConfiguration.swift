@@ -16,13 +16,24 @@ public struct PatchdConfiguration: Sendable, Equatable {
     public var maxUnauthenticated = 64
     public var maxSessionsPerConnection = 10
     public var maxPushBytes: Int64 = 2 << 30
+    /// Agent for tasks that name none.
+    public var defaultAgent = "builtin"
+    /// Cap on a run's wall-clock time (a task's timeout: is capped by it).
+    public var maxRunSeconds = 60 * 60
+    /// Sandbox caps per command (see SandboxLimits); files larger than maxFileBytes are not
+    /// written, and are never put in a result.
+    public var maxProcesses = 256
+    public var maxFileBytes: Int64 = 1 << 30
+    public var maxMemoryBytes: Int64 = 8 << 30
+    public var maxOutputBytes = 10 << 20
 
     public init() {}
 
     /// The YAML keys; they mirror the flags with `_` for `-`.
     static let fileKeys: Set<String> = [
         "data_dir", "listen", "admin_keys", "sandbox", "workers", "auth_timeout", "idle_timeout",
-        "max_unauthenticated", "max_sessions_per_connection", "max_push_bytes",
+        "max_unauthenticated", "max_sessions_per_connection", "max_push_bytes", "default_agent", "max_run_seconds",
+        "max_processes", "max_file_bytes", "max_memory_bytes", "max_output_bytes",
     ]
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -77,6 +88,12 @@ public struct PatchdConfiguration: Sendable, Equatable {
             case "max_unauthenticated": maxUnauthenticated = Int(try number())
             case "max_sessions_per_connection": maxSessionsPerConnection = Int(try number())
             case "max_push_bytes": maxPushBytes = Int64(try number())
+            case "default_agent": defaultAgent = try string()
+            case "max_run_seconds": maxRunSeconds = Int(try number())
+            case "max_processes": maxProcesses = Int(try number())
+            case "max_file_bytes": maxFileBytes = Int64(try number())
+            case "max_memory_bytes": maxMemoryBytes = Int64(try number())
+            case "max_output_bytes": maxOutputBytes = Int(try number())
             case "admin_keys":
                 let items: [String]
                 if let seq = value.sequence { items = seq.compactMap(\.string) } else { items = [try string()] }
@@ -103,6 +120,10 @@ public struct PatchdConfiguration: Sendable, Equatable {
             throw Invalid("sandbox must be 'bwrap' or 'none', not '\(sandbox)'")
         }
         guard workers >= 1 && workers <= 256 else { throw Invalid("workers must be between 1 and 256") }
+        guard ["builtin", "claude-code", "command"].contains(defaultAgent) else {
+            throw Invalid("default_agent must be builtin, claude-code or command, not '\(defaultAgent)'")
+        }
+        guard maxRunSeconds >= 1 else { throw Invalid("max_run_seconds must be at least 1") }
         _ = try listenAddress()
     }
 

@@ -2,6 +2,7 @@
 import Foundation
 import GitStore
 import PatchdSystem
+import Runs
 import SSHServer
 
 public struct Doctor {
@@ -24,6 +25,13 @@ public struct Doctor {
         checks.append(executableCheck("ssh-keygen", arguments: ["-?"], anyStatus: true))
         checks.append(bwrapCheck())
         checks.append(dataDirCheck())
+        if let cgroup = ProcessCgroup.root {
+            checks.append(Check(name: "process limit", status: .ok, detail: "pids cgroup at \(cgroup)"))
+        } else {
+            checks.append(Check(name: "process limit", status: getuid() == 0 ? .warn : .ok,
+                                detail: getuid() == 0 ? "no writable pids cgroup and running as root: RLIMIT_NPROC does not bind root, so a fork bomb is stopped only by the time limit; delegate a cgroup or run as a normal user"
+                                                      : "RLIMIT_NPROC per sandbox (no writable pids cgroup)"))
+        }
         let hasKey = !(ProcessInfo.processInfo.environment["ANTHROPIC_API_KEY"] ?? "").isEmpty
         checks.append(Check(name: "ANTHROPIC_API_KEY", status: hasKey ? .ok : .warn,
                             detail: hasKey ? "set" : "not set: the builtin and claude-code agents cannot run; the command agent can"))

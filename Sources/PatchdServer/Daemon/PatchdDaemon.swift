@@ -3,6 +3,7 @@ import Foundation
 import GitStore
 import Logging
 import PatchdSystem
+import Runs
 import SSHServer
 
 /// `patchd serve`, as an object tests can also start and stop.
@@ -13,6 +14,8 @@ public final class PatchdDaemon: Sendable {
     let database: PatchdDatabase
     let ssh: SSHServer
     public let repositories: RepositoryStore
+    let scheduler: RunScheduler
+    let hookContext: HookContext
 
     public init(configuration: PatchdConfiguration) throws {
         _ = PatchdLogging.bootstrap
@@ -35,8 +38,9 @@ public final class PatchdDaemon: Sendable {
         }
 
         let git = try Self.findExecutable("git")
+        let hooks = Dictionary(uniqueKeysWithValues: HookScripts.names.map { ($0, HookScripts.script($0)) })
         repositories = RepositoryStore(root: layout.repos, gitExecutable: git, gitHome: layout.home,
-                                       maxPushBytes: configuration.maxPushBytes)
+                                       maxPushBytes: configuration.maxPushBytes, hooks: hooks)
         // Settings and hooks patchd owns are rewritten at every start, so upgrades apply everywhere.
         for name in repositories.allNames() {
             do { try repositories.refreshConfig(name) } catch {
@@ -52,22 +56,55 @@ public final class PatchdDaemon: Sendable {
         sshConfig.maxChannelsPerConnection = configuration.maxSessionsPerConnection
         let hostKeys = try HostKeys.loadOrCreate(in: layout.root)
         let repoStore = RepoStore(db: database)
-        let transport = GitTransport(repos: repositories, repoStore: repoStore, logger: logger,
-                                     hookEnvironment: ["PATCHD_DATA_DIR": layout.root])
-        let delegate = PatchdSSHDelegate(users: users, transport: transport, commands: CommandRouter(users: users))
+        let runStore = RunStore(db: database)
+        hookContext = HookContext(base: [
+            "PATCHD_DATA_DIR": layout.root,
+            "PATCHD_EXECUTABLE": Self.ownExecutable(),
+            "PATCHD_GIT": git,
+            "PATCHD_DEFAULT_AGENT": configuration.defaultAgent,
+        ])
+
+        let sandbox: Sandbox = configuration.sandbox == "none" ? UnsandboxedSandbox() : BubblewrapSandbox()
+        var limits = SandboxLimits()
+        limits.wallClockSeconds = Double(configuration.maxRunSeconds)
+        limits.maxProcesses = configuration.maxProcesses
+        limits.maxFileBytes = configuration.maxFileBytes
+        limits.maxMemoryBytes = configuration.maxMemoryBytes
+        limits.maxOutputBytes = configuration.maxOutputBytes
+        let runEnvironment = RunEnvironment(runs: runStore, repositories: repositories, layout: layout, sandbox: sandbox,
+                                            agents: [.command: CommandAgent()], defaultLimits: limits,
+                                            maxTimeoutSeconds: configuration.maxRunSeconds,
+                                            hostName: ProcessInfo.processInfo.hostName, logger: logger)
+        let wakeup = try RunWakeup(dataDir: layout.root)
+        scheduler = RunScheduler(executor: RunExecutor(env: runEnvironment), runs: runStore,
+                                 workers: configuration.workers, wakeup: wakeup, logger: logger)
+
+        let transport = GitTransport(repos: repositories, repoStore: repoStore, logger: logger, hooks: hookContext)
+        let commands = CommandRouter(users: users, repoStore: repoStore, runs: runStore, repositories: repositories)
+        let delegate = PatchdSSHDelegate(users: users, transport: transport, commands: commands)
         ssh = try SSHServer(configuration: sshConfig, hostKeys: hostKeys, delegate: delegate, logger: logger)
+    }
+
+    /// The running binary, for hooks to call back into (`patchd hook ...`).
+    static func ownExecutable() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
     public var hostKeys: HostKeys { ssh.hostKeys }
 
     /// Starts listening; returns the bound address.
     public func start() throws -> (host: String, port: Int) {
-        try ssh.start()
+        let address = try ssh.start()
+        let shownHost = address.host == "0.0.0.0" || address.host == "::" ? ProcessInfo.processInfo.hostName : address.host
+        hookContext.set("PATCHD_SSH_HINT", "ssh -p \(address.port) git@\(shownHost)")
+        try scheduler.start()
+        return address
     }
 
-    /// Stops accepting and waits for transfers in flight.
+    /// Stops accepting, waits for transfers in flight, and puts running runs back in the queue.
     public func stop(grace: Double = 60) {
         ssh.shutdown(grace: grace)
+        scheduler.stop()
     }
 
     static func findExecutable(_ name: String) throws -> String {

@@ -50,6 +50,43 @@ public final class PatchdDatabase: Sendable {
                 t.primaryKey(["repo_id", "user_id"])
             }
         }
+        migrator.registerMigration("v2: runs and their events") { db in
+            try db.create(table: "runs") { t in
+                // AUTOINCREMENT: ids only ever grow, even after deletes (SPEC: increasing, unique).
+                t.autoIncrementedPrimaryKey("id")
+                t.column("repo", .text).notNull().indexed()
+                t.column("branch", .text).notNull()
+                t.column("base", .text).notNull()
+                t.column("status", .text).notNull().indexed()
+                t.column("agent", .text).notNull()
+                t.column("model", .text)
+                t.column("title", .text).notNull().defaults(to: "")
+                t.column("spec", .text).notNull()          // TaskSpec as JSON
+                t.column("task_source", .text).notNull()   // file | option | command
+                t.column("requested_by", .integer).references("users", onDelete: .setNull)
+                t.column("result", .text)
+                t.column("changed", .boolean)
+                t.column("check_status", .text)
+                t.column("limit_hit", .text)
+                t.column("error", .text)
+                t.column("summary", .text)
+                t.column("attempts", .integer).notNull().defaults(to: 0)
+                t.column("input_tokens", .integer).notNull().defaults(to: 0)
+                t.column("output_tokens", .integer).notNull().defaults(to: 0)
+                t.column("cost_usd", .double).notNull().defaults(to: 0)
+                t.column("created_at", .datetime).notNull()
+                t.column("started_at", .datetime)
+                t.column("finished_at", .datetime)
+            }
+            try db.create(table: "run_events") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("run_id", .integer).notNull().references("runs", onDelete: .cascade)
+                t.column("at", .datetime).notNull()
+                t.column("kind", .text).notNull()
+                t.column("text", .text).notNull()
+            }
+            try db.create(index: "run_events_by_run", on: "run_events", columns: ["run_id", "id"])
+        }
         return migrator
     }
 }

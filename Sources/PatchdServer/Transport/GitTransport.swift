@@ -4,6 +4,7 @@ import GitStore
 import Logging
 import PatchdSystem
 import SSHServer
+import Synchronization
 
 /// Serves the pack protocol for one exec request. Unreadable repositories answer
 /// exactly like missing ones; the first push to a missing name creates it, and a
@@ -12,8 +13,8 @@ struct GitTransport: Sendable {
     let repos: RepositoryStore
     let repoStore: RepoStore
     let logger: Logger
-    /// Extra environment for hooks (data dir, patchd executable).
-    let hookEnvironment: [String: String]
+    /// Environment for hooks (data dir, patchd executable, ssh hint).
+    let hooks: HookContext
 
     /// The verbs a git client sends, in both spellings. upload-archive is refused.
     static func service(for words: [String]) -> (PackService, [String])? {
@@ -66,7 +67,7 @@ struct GitTransport: Sendable {
             if service.writes && !role.canWrite {
                 return failure(verb, "you have read access to '\(name)' but not write access; ask its owner for write access", repo: name)
             }
-            var env = hookEnvironment
+            var env = hooks.environment
             env["PATCHD_USER"] = request.identity.userName
             env["PATCHD_USER_ID"] = String(userID)
             env["PATCHD_REPO"] = name.value
@@ -91,4 +92,13 @@ struct GitTransport: Sendable {
     private func failure(_ verb: String, _ message: String, repo: RepositoryName? = nil, status: Int32 = 1) -> ChannelProgram {
         ThreadProgram.message(verb: verb, stderr: "patchd: error: \(message)\n", status: status)
     }
+}
+
+/// The environment every git process passes on to patchd's hooks. Mostly fixed at start;
+/// the SSH hint is known only once the listener is bound.
+final class HookContext: Sendable {
+    private let values: Mutex<[String: String]>
+    init(base: [String: String]) { values = Mutex(base) }
+    var environment: [String: String] { values.withLock { $0 } }
+    func set(_ key: String, _ value: String) { values.withLock { $0[key] = value } }
 }

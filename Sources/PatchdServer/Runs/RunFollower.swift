@@ -1,0 +1,50 @@
+// PatchdServer: streams a run's events until it ends (push -o wait, run logs --follow), with heartbeats.
+import Foundation
+import PatchdSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct RunFollower {
+    let runs: RunStore
+    /// Seconds of silence before a "still running" line.
+    var heartbeat: Double = 15
+    var pollInterval: useconds_t = 50_000
+
+    /// Writes each event line through `write` (which returns false once the reader is
+    /// gone) until the run has finished. Returns the final record, or nil if the reader left.
+    func follow(runID: Int64, prefix: String = "", write: (String) -> Bool) -> RunRecord? {
+        var lastEvent: Int64 = 0
+        var lastOutput = MonotonicClock.now
+        let started = MonotonicClock.now
+        while true {
+            let events = (try? runs.events(runID: runID, after: lastEvent, limit: 1000)) ?? []
+            for event in events {
+                lastEvent = event.id ?? lastEvent
+                if !write(prefix + Self.format(event)) { return nil }
+                lastOutput = MonotonicClock.now
+            }
+            if events.isEmpty, let run = try? runs.run(id: runID), run.status.isFinished {
+                // One last read: events written just before the status change.
+                let tail = (try? runs.events(runID: runID, after: lastEvent)) ?? []
+                for event in tail where !write(prefix + Self.format(event)) { return nil }
+                return run
+            }
+            if MonotonicClock.now - lastOutput >= heartbeat {
+                let status = (try? runs.run(id: runID))?.status.rawValue ?? "unknown"
+                if !write(prefix + "run \(runID) \(status), \(Int(MonotonicClock.now - started))s so far") { return nil }
+                lastOutput = MonotonicClock.now
+            }
+            if events.count < 1000 { usleep(pollInterval) }
+        }
+    }
+
+    static func format(_ event: RunEventRecord) -> String {
+        let text = Terminal.sanitize(event.text)
+        switch event.kind {
+        case "output": return "  " + text
+        case "error": return "error: " + text
+        default: return text
+        }
+    }
+}

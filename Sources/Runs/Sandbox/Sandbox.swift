@@ -1,0 +1,80 @@
+// Runs: the Sandbox seam: run a script against a workspace with limits, streaming its output as lines.
+import Foundation
+import PatchdSystem
+import Synchronization
+
+/// Resource limits for one sandboxed command.
+public struct SandboxLimits: Sendable, Equatable {
+    public var wallClockSeconds: Double = 20 * 60
+    public var maxProcesses: Int = 256
+    public var maxFileBytes: Int64 = 1 << 30
+    public var maxMemoryBytes: Int64 = 8 << 30
+    public var maxOutputBytes: Int = 10 << 20
+    public init() {}
+}
+
+/// Which limit ended a command (or the run), as recorded in the run.
+public enum LimitHit: String, Sendable, Codable, Equatable {
+    case timeout, processes, fileSize = "file_size", memory, output, canceled
+    /// The server is stopping: the run is put back in the queue, not recorded as ended.
+    case shutdown
+
+    public var explanation: String {
+        switch self {
+        case .timeout: return "time limit reached"
+        case .processes: return "process limit reached (fork bomb?)"
+        case .fileSize: return "file size limit reached"
+        case .memory: return "memory limit reached"
+        case .output: return "output limit reached"
+        case .canceled: return "canceled"
+        case .shutdown: return "the server is stopping"
+        }
+    }
+}
+
+public struct SandboxResult: Sendable {
+    public var exitStatus: Int32
+    public var limit: LimitHit?
+    public var duration: Double
+    public var outputBytes: Int
+    /// The last 64 KiB of output (for a failing check's feedback).
+    public var outputTail: String
+    public var succeeded: Bool { exitStatus == 0 && limit == nil }
+}
+
+/// Set from another thread to stop a run; sandboxes poll it.
+public final class CancellationFlag: Sendable {
+    private let state = Mutex<LimitHit?>(nil)
+    public init() {}
+    public func cancel(_ reason: LimitHit = .canceled) { state.withLock { if $0 == nil { $0 = reason } } }
+    public var reason: LimitHit? { state.withLock { $0 } }
+}
+
+/// What a sandbox needs to know about the run's files.
+public struct SandboxMounts: Sendable {
+    /// The checkout, writable; /workspace inside.
+    public let workspace: String
+    /// The bare repository's objects directory, read-only; the workspace's alternates point at it.
+    public let repositoryObjects: String
+    /// Private scratch (DATA/work/run-ID), for generated files such as /etc/passwd.
+    public let scratch: String
+
+    public init(workspace: String, repositoryObjects: String, scratch: String) {
+        self.workspace = workspace
+        self.repositoryObjects = repositoryObjects
+        self.scratch = scratch
+    }
+}
+
+/// Runs commands in isolation. Backends: `BubblewrapSandbox` (bwrap), `UnsandboxedSandbox` (none).
+public protocol Sandbox: Sendable {
+    var name: String { get }
+    /// The workspace path as the command sees it (for messages and the agent's prompt).
+    var workspacePath: String { get }
+    /// The alternates path the workspace's git should use for the repository objects.
+    func objectsPath(_ mounts: SandboxMounts) -> String
+    /// Runs `script` with bash in the workspace; each output line (stdout and stderr merged)
+    /// goes to `onLine` as it arrives. Never throws for the script's own failure.
+    func execute(script: String, environment: [String: String], mounts: SandboxMounts, limits: SandboxLimits,
+                 cancel: CancellationFlag, onLine: (String) -> Void) throws -> SandboxResult
+}

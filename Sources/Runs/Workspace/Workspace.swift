@@ -1,0 +1,45 @@
+// Runs: a run's workspace: the pushed tip checked out, sharing the bare repo's objects (no copy).
+import Foundation
+import PatchdSystem
+
+/// DATA/work/run-ID/{workspace,etc}. The checkout's `.git` borrows objects from the bare
+/// repository through alternates (read-only inside the sandbox), so creating it costs a
+/// checkout, not a copy of the object store. git is run here only BEFORE the agent: after
+/// it, the workspace's `.git/config` is the agent's and could name programs.
+public struct Workspace: Sendable {
+    public let root: String
+    public var path: String { root + "/workspace" }
+
+    public static func create(runID: Int64, workRoot: String, bareRepository: String, commit: String, branch: String,
+                              gitExecutable: String, environment: [String: String], objectsPathInSandbox: String) throws -> Workspace {
+        let root = "\(workRoot)/run-\(runID)"
+        try? FileManager.default.removeItem(atPath: root) // a crashed earlier attempt
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let ws = Workspace(root: root)
+        func git(_ args: [String], in dir: String? = nil) throws {
+            let r = try runProcess(gitExecutable, args, environment: environment, workingDirectory: dir)
+            guard r.status == 0 else {
+                throw WorkspaceError("git \(args.first ?? "") failed: \(String(decoding: r.stderr, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
+        }
+        try git(["clone", "--quiet", "--shared", "--no-checkout", "--no-tags", "--single-branch", "--branch", branch,
+                 bareRepository, ws.path])
+        try git(["-c", "advice.detachedHead=false", "checkout", "--quiet", "-B", branch, commit], in: ws.path)
+        try git(["remote", "remove", "origin"], in: ws.path)
+        // Inside the sandbox the repository's objects appear at another path.
+        try (objectsPathInSandbox + "\n").write(toFile: ws.path + "/.git/objects/info/alternates", atomically: true, encoding: .utf8)
+        // No chown needed: bwrap maps patchd's own uid to the sandbox's uid 1000.
+        return ws
+    }
+
+    public func remove() {
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    public var mountsScratch: String { root }
+}
+
+public struct WorkspaceError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
