@@ -28,7 +28,9 @@ struct RunExecutor {
     func execute(_ claimed: RunRecord, cancel: CancellationFlag) {
         var run = claimed
         let id = run.id!
-        let log: @Sendable (RunEvent) -> Void = { [runs = env.runs] event in runs.addEvent(runID: id, event) }
+        let runLog = RunLog(runs: env.runs, runID: id)
+        defer { runLog.flush() }
+        let log: @Sendable (RunEvent) -> Void = { event in runLog.append(event) }
         let started = MonotonicClock.now
         guard let spec = run.taskSpec, let kind = AgentKind(rawValue: run.agent) else {
             finish(&run, status: .failed, error: "the run's task could not be read", log: log)
@@ -102,6 +104,8 @@ struct RunExecutor {
     private func record(_ run: inout RunRecord, outcome: AgentOutcome, checkStatus: String?, workspace: Workspace,
                         spec: TaskSpec, log: @Sendable (RunEvent) -> Void) {
         let id = run.id!
+        // A non-output event also flushes the buffered output, so the note below sees all of it.
+        log(RunEvent(.info, "collecting the result from the workspace"))
         run.checkStatus = checkStatus
         run.limitHit = outcome.limit?.rawValue
         run.summary = outcome.summary

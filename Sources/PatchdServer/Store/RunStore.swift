@@ -135,9 +135,17 @@ public struct RunStore: Sendable {
     }
 
     public func addEvent(runID: Int64, _ event: RunEvent) {
-        let text = String(event.text.prefix(8192))
+        addEvents(runID: runID, [event])
+    }
+
+    /// Several events in one transaction.
+    public func addEvents(runID: Int64, _ events: [RunEvent]) {
+        let now = Date()
         _ = try? db.pool.write { db in
-            try RunEventRecord(id: nil, runID: runID, at: Date(), kind: event.kind.rawValue, text: text).insert(db)
+            for event in events {
+                try RunEventRecord(id: nil, runID: runID, at: now, kind: event.kind.rawValue,
+                                   text: String(event.text.prefix(8192))).insert(db)
+            }
         }
     }
 

@@ -74,11 +74,18 @@ final class TestServer {
     private(set) var port = 0
     private(set) var process: ChildProcess?
     let extraArgs: [String]
+    let extraEnv: [String: String]
 
-    init(extraArgs: [String] = [], adminKeyType: String = "ed25519") throws {
+    init(extraArgs: [String] = [], adminKeyType: String = "ed25519", env: [String: String] = [:], config: String? = nil) throws {
+        extraEnv = env
         dataDir = tmp.path + "/data"
         logPath = tmp.path + "/server.log"
-        self.extraArgs = extraArgs
+        var args = extraArgs
+        if let config {
+            try config.write(toFile: tmp.path + "/patchd.yaml", atomically: true, encoding: .utf8)
+            args += ["--config", tmp.path + "/patchd.yaml"]
+        }
+        self.extraArgs = args
         admin = try TestKey.generate(in: tmp.path, name: "admin", type: adminKeyType)
         try start()
     }
@@ -90,8 +97,9 @@ final class TestServer {
         let marker = (try? String(contentsOfFile: logPath, encoding: .utf8))?.utf8.count ?? 0
         process = try ChildProcess(
             executable: patchdBinary,
-            arguments: ["serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--admin-key", admin.publicPath] + extraArgs,
-            environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": tmp.path],
+            // A restart keeps the port, so remotes in work trees stay valid.
+            arguments: ["serve", "--data-dir", dataDir, "--listen", "127.0.0.1:\(port)", "--admin-key", admin.publicPath] + extraArgs,
+            environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": tmp.path].merging(extraEnv) { _, n in n },
             stdin: .null, stdout: .fd(logFD), stderr: .fd(logFD))
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {

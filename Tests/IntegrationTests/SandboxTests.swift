@@ -1,0 +1,130 @@
+// IntegrationTests: what a run's sandbox cannot do, the limits that cut runs off, crash recovery, ordering.
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("sandboxed runs", .serialized)
+struct SandboxTests {
+    @Test("the sandbox hides the data dir, host keys, other repos and the daemon's env; no network; /usr read-only; uid 1000; symlinks stay links")
+    func isolation() throws {
+        let secret = "sk-patchd-test-secret-\(UInt32.random(in: 0...UInt32.max))"
+        let server = try TestServer(env: ["PATCHD_TEST_SECRET": secret])
+        // Another repository that the run must not see.
+        let other = try server.makeWorkTree("other", repo: "other", commits: 1)
+        try expectOK(server.git(["push", "-q", "origin", "main"], in: other))
+        let data = server.dataDir
+        let script = """
+            exec > report.txt 2>&1
+            echo "uid=$(id -u)"
+            cat '\(data)/ssh_host_ed25519_key' >/dev/null 2>&1 && echo hostkey=READ || echo hostkey=denied
+            ls '\(data)' >/dev/null 2>&1 && echo datadir=READ || echo datadir=denied
+            ls '\(data)/repos/other.git' >/dev/null 2>&1 && echo otherrepo=READ || echo otherrepo=denied
+            cat '\(data)/patchd.sqlite' >/dev/null 2>&1 && echo database=READ || echo database=denied
+            touch /usr/patchd-probe 2>/dev/null && echo usr=WRITABLE || echo usr=readonly
+            (exec 3<>/dev/tcp/127.0.0.1/\(server.port)) 2>/dev/null && echo net=OPEN || echo net=closed
+            (exec 3<>/dev/tcp/1.1.1.1/53) 2>/dev/null && echo internet=OPEN || echo internet=closed
+            (env; cat /proc/*/environ 2>/dev/null) | grep -q '\(secret)' && echo secret=LEAKED || echo secret=absent
+            git log --oneline -1 >/dev/null 2>&1 && echo git=works || echo git=broken
+            ln -s '\(data)/ssh_host_ed25519_key' hostkey-link
+            ln -s / root-link
+            """
+        let work = try server.makeWorkTree("work", repo: "iso", commits: 1)
+        try server.write(work, ".patchd/task.md", TestServer.commandTask(script))
+        try server.commitAll(work, "isolation probe")
+        try expectOK(server.git(["push", "-q", "-o", "wait", "origin", "main"], in: work))
+        try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
+        let report = try expectOK(server.git(["show", "FETCH_HEAD:report.txt"], in: work)).stdout
+        for expected in ["uid=1000", "hostkey=denied", "datadir=denied", "otherrepo=denied", "database=denied",
+                         "usr=readonly", "net=closed", "internet=closed", "secret=absent", "git=works"] {
+            #expect(report.contains(expected), "sandbox report lacks \(expected):\n\(report)")
+        }
+        // The planted symlink is stored as a link whose content is its target text, not the key.
+        let tree = try expectOK(server.git(["ls-tree", "FETCH_HEAD", "hostkey-link", "root-link"], in: work)).stdout
+        #expect(tree.split(separator: "\n").allSatisfy { $0.hasPrefix("120000 blob") }, "links must be mode 120000: \(tree)")
+        let target = try server.git(["cat-file", "-p", "FETCH_HEAD:hostkey-link"], in: work).stdout
+        #expect(target == "\(data)/ssh_host_ed25519_key")
+        #expect(!FileManager.default.fileExists(atPath: "/usr/patchd-probe"))
+    }
+
+    @Test("a fork bomb, a 2 GB file, an endless loop and 100 MB of output are cut off with the reason, and the server keeps serving")
+    func limits() throws {
+        let server = try TestServer(config: """
+            max_processes: 64
+            max_file_bytes: 50000000
+            max_output_bytes: 5000000
+            """)
+        let work = try server.makeWorkTree("work", repo: "lim", commits: 1)
+        let cases: [(branch: String, script: String, timeout: String?, limit: String)] = [
+            ("forkbomb", "bomb() { bomb | bomb & }; bomb\nsleep 30", "60s", "processes"),
+            ("bigfile", "head -c 2000000000 /dev/zero > big.bin", nil, "file_size"),
+            ("loop", "while true; do :; done", "2s", "timeout"),
+            ("output", "yes 'a line of output' | head -c 100000000", nil, "output"),
+        ]
+        for (index, c) in cases.enumerated() {
+            try server.write(work, ".patchd/task.md", TestServer.commandTask(c.script, timeout: c.timeout))
+            try server.commitAll(work, c.branch)
+            let started = Date()
+            let push = try expectOK(server.git(["push", "-o", "wait", "origin", "HEAD:\(c.branch)"], in: work, timeout: 120))
+            #expect(push.stderr.contains("run \(index + 1) failed"), "\(c.branch): \(push.stderr)")
+            let json = try server.runJSON(index + 1)
+            #expect(json["status"] as? String == "failed")
+            #expect(json["limit"] as? String == c.limit, "\(c.branch): limit \(json["limit"] ?? "nil"), error \(json["error"] ?? "nil")")
+            #expect(Date().timeIntervalSince(started) < 60, "\(c.branch) was not cut off promptly")
+            try expectOK(server.ssh(nil, ["whoami"]), "server still serving after \(c.branch)")
+        }
+        // The 2 GB file was cut at the limit and is not in the partial result.
+        let remote = try server.git(["ls-remote", "origin", "refs/patchd/runs/2"], in: work).stdout
+        if !remote.isEmpty {
+            try expectOK(server.git(["fetch", "-q", "origin", "refs/patchd/runs/2"], in: work))
+            let files = try server.git(["ls-tree", "-r", "--name-only", "FETCH_HEAD"], in: work).stdout
+            #expect(!files.contains("big.bin"))
+        }
+        #expect(!server.log.contains("Fatal error"))
+    }
+
+    @Test("kill -9 during a run: after restart the run is re-queued and finishes; repos stay fsck-clean")
+    func crashDuringRun() throws {
+        let server = try TestServer()
+        let work = try server.makeWorkTree("work", repo: "crash", commits: 2)
+        try server.write(work, ".patchd/task.md", TestServer.commandTask("sleep 2\necho survived > DONE.txt"))
+        try server.commitAll(work, "slow task")
+        try expectOK(server.git(["push", "-q", "origin", "main"], in: work))
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, try server.runJSON(1)["status"] as? String != "running" { usleep(50_000) }
+        #expect(try server.runJSON(1)["status"] as? String == "running")
+        server.stop(signal: SIGKILL)
+        try server.start()
+        let json = try server.waitForRun(1, timeout: 60)
+        #expect(json["status"] as? String == "succeeded", "\(json)")
+        try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
+        #expect(try server.git(["show", "FETCH_HEAD:DONE.txt"], in: work).stdout == "survived\n")
+        try expectOK(run("/usr/bin/git", ["fsck", "--no-progress"], cwd: server.repoRoot + "/crash.git"), "fsck")
+        let logs = try server.ssh(nil, ["run", "logs", "1"]).stdout
+        #expect(logs.contains("re-queued"))
+        let pushed = try server.git(["rev-parse", "HEAD"], in: work).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try server.git(["ls-remote", "origin", "refs/heads/main"], in: work).stdout.hasPrefix(pushed))
+    }
+
+    @Test("runs of one branch go in push order; another branch runs in parallel")
+    func perBranchOrdering() throws {
+        let server = try TestServer(extraArgs: ["--workers", "2"])
+        let work = try server.makeWorkTree("work", repo: "order", commits: 1)
+        try server.write(work, ".patchd/task.md", TestServer.commandTask("sleep 1\necho first > A.txt"))
+        try server.commitAll(work, "task 1")
+        try expectOK(server.git(["push", "-q", "origin", "main"], in: work))
+        try server.write(work, ".patchd/task.md", TestServer.commandTask("echo second > B.txt"))
+        try server.commitAll(work, "task 2")
+        try expectOK(server.git(["push", "-q", "origin", "main"], in: work))
+        try expectOK(server.git(["push", "-q", "origin", "main:other"], in: work))
+        let r1 = try server.waitForRun(1), r2 = try server.waitForRun(2), r3 = try server.waitForRun(3)
+        for r in [r1, r2, r3] { #expect(r["status"] as? String == "succeeded") }
+        let iso = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+        let finished1 = try iso.parse(r1["finished_at"] as! String)
+        let started2 = try iso.parse(r2["started_at"] as! String)
+        let started3 = try iso.parse(r3["started_at"] as! String)
+        #expect(started2 >= finished1, "run 2 of the same branch started before run 1 ended")
+        #expect(started3 < finished1, "run 3 on another branch should not wait for run 1")
+    }
+}
