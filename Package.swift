@@ -39,12 +39,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
+        .target(name: "Runs", dependencies: ["GitStore", "PatchdSystem", .product(name: "Yams", package: "Yams")]),
         .executableTarget(name: "patchd", dependencies: [
             "PatchdServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "UnitTests", dependencies: ["SSHServer", "GitStore", "PatchdServer", "PatchdSystem"]),
+        .testTarget(name: "UnitTests", dependencies: ["SSHServer", "GitStore", "PatchdServer", "PatchdSystem", "Runs"]),
         .testTarget(name: "IntegrationTests", dependencies: ["PatchdSystem"]),
     ],
     swiftLanguageModes: [.v6]
