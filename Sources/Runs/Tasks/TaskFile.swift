@@ -1,63 +1,520 @@
+// Runs: the task file `.patchd/task.md` (YAML front matter + Markdown body) parsed into a TaskSpec, strictly.
+import Foundation
 import Yams
-// Runs: PLACEHOLDER for the task-file parser (replaced by the real parser on merge).
+
+/// Who does the work of a run.
 public enum AgentKind: String, Sendable, Codable, CaseIterable {
     case builtin, claudeCode = "claude-code", command
+    /// Whether the agent is an LLM (takes a model and a Markdown task) rather than a script.
     public var usesModel: Bool { self != .command }
 }
 
+/// What a task file (or a task given as text) asks for. Limits are the task's wishes; the server caps them.
 public struct TaskSpec: Sendable, Equatable, Codable {
+    /// nil: the server's default.
     public var agent: AgentKind?
     public var model: String?
+    /// From "20m", "90s", "2h", "1h30m", or a bare integer = seconds; > 0.
     public var timeoutSeconds: Int?
+    /// Integer >= 1.
     public var maxTurns: Int?
+    /// Number > 0.
     public var maxCostUSD: Double?
     public var setup: String?
     public var run: String?
     public var check: String?
+    /// Markdown after the front matter, trimmed of surrounding blank lines.
     public var body: String
-    public init(agent: AgentKind? = nil, body: String) { self.agent = agent; self.body = body }
+
+    public init(agent: AgentKind? = nil, model: String? = nil, timeoutSeconds: Int? = nil, maxTurns: Int? = nil,
+                maxCostUSD: Double? = nil, setup: String? = nil, run: String? = nil, check: String? = nil,
+                body: String = "") {
+        self.agent = agent
+        self.model = model
+        self.timeoutSeconds = timeoutSeconds
+        self.maxTurns = maxTurns
+        self.maxCostUSD = maxCostUSD
+        self.setup = setup
+        self.run = run
+        self.check = check
+        self.body = body
+    }
+
+    /// The first non-empty body line without leading '#'s and spaces (control characters removed),
+    /// at most 72 characters; "" if there is no body.
     public var title: String {
-        let line = body.split(separator: "\n").first { !$0.trimmingCharacters(in: .whitespaces).isEmpty } ?? ""
-        return String(line.drop { $0 == "#" || $0 == " " }.prefix(72))
+        for line in body.split(separator: "\n", omittingEmptySubsequences: true) {
+            var scalars = String.UnicodeScalarView()
+            for scalar in line.unicodeScalars {
+                if scalar == "\t" { scalars.append(" ") }
+                else if scalar.properties.generalCategory != .control { scalars.append(scalar) }
+            }
+            var text = Substring(String(scalars)).drop { $0 == "#" || $0 == " " }
+            while text.last == " " { text.removeLast() }
+            guard !text.isEmpty else { continue }
+            var title = text.prefix(TaskFile.maxTitleLength)
+            while title.last == " " { title.removeLast() }
+            return String(title)
+        }
+        return ""
     }
 }
 
+/// A refused task: the file, the line when known, what is wrong and how to fix it.
 public struct TaskFileError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// e.g. ".patchd/task.md" or "push option task".
     public let file: String
+    /// 1-based line in the whole file, when known.
     public let line: Int?
+    /// What is wrong and how to fix it.
     public let message: String
-    public var description: String { line.map { "\(file):\($0): \(message)" } ?? "\(file): \(message)" }
+
+    public init(file: String, line: Int?, message: String) {
+        self.file = file
+        self.line = line
+        self.message = message
+    }
+
+    /// "FILE:LINE: MESSAGE", or "FILE: MESSAGE" without a line.
+    public var description: String {
+        if let line { return "\(file):\(line): \(message)" }
+        return "\(file): \(message)"
+    }
 }
 
 public enum TaskFile {
     public static let path = ".patchd/task.md"
     public static let maxBytes = 64 * 1024
+    /// The longest timeout a task file may ask for (a sanity bound; the server caps lower).
+    public static let maxTimeoutSeconds = 366 * 24 * 3600
+    public static let maxTitleLength = 72
+    /// The front matter keys, sorted.
+    public static let knownKeys = ["agent", "check", "max_cost_usd", "max_turns", "model", "run", "setup", "timeout"]
+
+    /// Parses raw bytes. `defaultAgent` resolves the body rules when the file names no agent.
     public static func parse(_ bytes: [UInt8], file: String = path, defaultAgent: AgentKind) throws(TaskFileError) -> TaskSpec {
-        guard bytes.count <= maxBytes else { throw TaskFileError(file: file, line: nil, message: "over 65536 bytes") }
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw TaskFileError(file: file, line: nil, message: "not UTF-8") }
-        var spec = TaskSpec(body: text)
-        if text.hasPrefix("---\n"), let end = text.range(of: "\n---\n", range: text.index(text.startIndex, offsetBy: 3)..<text.endIndex) {
-            let yaml = String(text[text.index(text.startIndex, offsetBy: 4)..<end.lowerBound])
-            spec.body = String(text[end.upperBound...]).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard let map = (try? Yams.load(yaml: yaml)) as? [String: Any] else { throw TaskFileError(file: file, line: 2, message: "bad YAML") }
-            for (k, v) in map {
-                switch k {
-                case "agent": guard let a = AgentKind(rawValue: "\(v)") else { throw TaskFileError(file: file, line: 2, message: "bad agent") }; spec.agent = a
-                case "run": spec.run = "\(v)"
-                case "setup": spec.setup = "\(v)"
-                case "check": spec.check = "\(v)"
-                case "model": spec.model = "\(v)"
-                case "timeout": let t = "\(v)"; spec.timeoutSeconds = t.hasSuffix("s") ? Int(t.dropLast()) : Int(t)
-                default: throw TaskFileError(file: file, line: 2, message: "unknown key '\(k)'")
+        func fail(_ line: Int?, _ message: String) -> TaskFileError { TaskFileError(file: file, line: line, message: message) }
+
+        guard bytes.count <= maxBytes else {
+            throw fail(nil, "the file is \(bytes.count) bytes, over the limit of \(maxBytes) bytes (64 KiB); "
+                + "shorten the task description and move long material into files in the repository")
+        }
+        var content = bytes[...]
+        if content.starts(with: [0xEF, 0xBB, 0xBF]) { content = content.dropFirst(3) }
+        if let nul = content.firstIndex(of: 0) {
+            throw fail(lineNumber(at: nul, in: content),
+                       "the file contains a NUL byte; a task file must be UTF-8 text: remove the NUL byte")
+        }
+        if let bad = firstInvalidUTF8(content) {
+            throw fail(lineNumber(at: bad, in: content),
+                       "the file is not valid UTF-8 (bad byte 0x\(String(content[bad], radix: 16, uppercase: true))); "
+                       + "save it as UTF-8 text")
+        }
+        let lines = splitLines(content)
+
+        // Front matter: a first line `---`, up to the next `---` line.
+        var spec = TaskSpec()
+        var bodyStart = 0
+        var agentLine: Int?
+        var runLine: Int?
+        if isDelimiter(lines[0]) {
+            guard let close = lines.indices.dropFirst().first(where: { isDelimiter(lines[$0]) }) else {
+                throw fail(1, "the front matter opened by '---' on line 1 is never closed; add a line with only '---' "
+                    + "after the last key (or remove line 1 if the file has no front matter)")
+            }
+            bodyStart = close + 1
+            let yamlLines = lines[1..<close]
+            for (index, line) in zip(yamlLines.indices, yamlLines) {
+                if line.unicodeScalars.contains(where: { ["\u{85}", "\u{2028}", "\u{2029}"].contains($0) }) {
+                    throw fail(index + 1, "the front matter contains a Unicode line or paragraph separator "
+                        + "(U+0085, U+2028 or U+2029); replace it with a plain newline or a space")
                 }
             }
+            let fields = try FrontMatter.parse(yamlLines.joined(separator: "\n") + "\n", firstLine: 2, file: file)
+            spec = fields.spec
+            agentLine = fields.agentLine
+            runLine = fields.runLine
         }
-        if (spec.agent ?? defaultAgent) != .command && spec.body.isEmpty { throw TaskFileError(file: file, line: nil, message: "empty body") }
+        spec.body = trimBlankLines(lines[bodyStart...])
+
+        let agent = spec.agent ?? defaultAgent
+        if agent == .command {
+            guard spec.run != nil else {
+                let whose = spec.agent == nil ? "the server's default agent is 'command', which" : "agent 'command'"
+                let how = bodyStart > 0 ? "add `run: |` to the front matter with the shell commands on indented lines "
+                    + "below it" : "start the file with front matter: a line '---', `run: |` with the shell commands on "
+                    + "indented lines below it, and a closing '---' line"
+                throw fail(agentLine ?? 1, "\(whose) needs a 'run:' script; \(how)"
+                    + (spec.agent == nil ? ", or set `agent: builtin` to have an LLM agent do the task" : ""))
+            }
+        } else {
+            if let runLine {
+                throw fail(runLine, "'run' is only for `agent: command`, but the agent is '\(agent.rawValue)', which "
+                    + "takes its task from the Markdown body; remove 'run:' (use 'setup:' or 'check:' for commands "
+                    + "around the agent) or set `agent: command`")
+            }
+            if spec.body.allSatisfy(\.isWhitespace) {
+                let message = "the task has no description; write what the agent should do, in Markdown, "
+                    + (bodyStart > 0 ? "below the closing '---'" : "in the file")
+                    + " (or use `agent: command` with a 'run:' script)"
+                throw fail(bodyStart > 0 ? bodyStart : 1, message)
+            }
+        }
         return spec
     }
-    public static func fromText(_ text: String, agent: AgentKind?, defaultAgent: AgentKind, file: String = "push option task") throws(TaskFileError) -> TaskSpec {
-        let kind = agent ?? defaultAgent
-        if kind == .command { var s = TaskSpec(body: ""); s.run = text; s.agent = agent; return s }
-        return TaskSpec(agent: agent, body: text)
+
+    /// A task given as text (git push -o task=TEXT or `run start ... -- TEXT`): all body, no front matter parsing.
+    /// For `agent: command` the text is the `run` script and the body is empty.
+    public static func fromText(_ text: String, agent: AgentKind?, defaultAgent: AgentKind,
+                                file: String = "push option task") throws(TaskFileError) -> TaskSpec {
+        let bytes = Array(text.utf8)
+        guard bytes.count <= maxBytes else {
+            throw TaskFileError(file: file, line: nil, message: "the task is \(bytes.count) bytes, over the limit of "
+                + "\(maxBytes) bytes (64 KiB); shorten it, or commit the details and refer to them")
+        }
+        if let nul = bytes.firstIndex(of: 0) {
+            throw TaskFileError(file: file, line: lineNumber(at: nul, in: bytes[...]),
+                                message: "the task contains a NUL byte; remove it")
+        }
+        let trimmed = trimBlankLines(splitLines(bytes[...])[...])
+        var spec = TaskSpec(agent: agent)
+        if (agent ?? defaultAgent) == .command {
+            guard !trimmed.allSatisfy(\.isWhitespace) else {
+                throw TaskFileError(file: file, line: nil, message: "the task is empty; for agent 'command' the task "
+                    + "text is the shell script to run: give the commands")
+            }
+            spec.run = trimmed
+        } else {
+            guard !trimmed.allSatisfy(\.isWhitespace) else {
+                throw TaskFileError(file: file, line: nil, message: "the task is empty; write what the agent should do")
+            }
+            spec.body = trimmed
+        }
+        return spec
+    }
+
+    // MARK: Text
+
+    /// `---` alone on its line (trailing spaces and tabs allowed).
+    static func isDelimiter(_ line: String) -> Bool {
+        line.hasPrefix("---") && line.dropFirst(3).allSatisfy { $0 == " " || $0 == "\t" }
+    }
+
+    /// Lines split at LF, CRLF or a lone CR; there is always at least one (possibly empty) line.
+    static func splitLines(_ bytes: ArraySlice<UInt8>) -> [String] {
+        var lines: [String] = []
+        var start = bytes.startIndex
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            let byte = bytes[i]
+            if byte == 0x0A || byte == 0x0D {
+                lines.append(String(decoding: bytes[start..<i], as: UTF8.self))
+                if byte == 0x0D, i + 1 < bytes.endIndex, bytes[i + 1] == 0x0A { i += 1 }
+                start = i + 1
+            }
+            i += 1
+        }
+        lines.append(String(decoding: bytes[start..<bytes.endIndex], as: UTF8.self))
+        return lines
+    }
+
+    /// The 1-based line holding the byte at `index`, counting LF, CRLF and lone CR as line breaks.
+    static func lineNumber(at index: Int, in bytes: ArraySlice<UInt8>) -> Int {
+        var line = 1
+        var i = bytes.startIndex
+        while i < index {
+            if bytes[i] == 0x0A || (bytes[i] == 0x0D && (i + 1 >= bytes.endIndex || bytes[i + 1] != 0x0A)) { line += 1 }
+            i += 1
+        }
+        return line
+    }
+
+    /// The index of the first byte that does not start or continue a valid UTF-8 sequence, if any.
+    static func firstInvalidUTF8(_ bytes: ArraySlice<UInt8>) -> Int? {
+        var parser = Unicode.UTF8.ForwardParser()
+        var iterator = bytes.makeIterator()
+        var offset = bytes.startIndex
+        while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid(let scalar): offset += scalar.count
+            case .emptyInput: return nil
+            case .error: return offset
+            }
+        }
+    }
+
+    /// The lines joined with LF, without leading and trailing blank (whitespace-only) lines.
+    static func trimBlankLines(_ lines: ArraySlice<String>) -> String {
+        func blank(_ line: String) -> Bool { line.allSatisfy { $0 == " " || $0 == "\t" } }
+        guard let first = lines.firstIndex(where: { !blank($0) }), let last = lines.lastIndex(where: { !blank($0) }) else {
+            return ""
+        }
+        return lines[first...last].joined(separator: "\n")
+    }
+
+    /// "20m", "90s", "2h", "1h30m", "1h30m15s" (units h, m, s in that order, each once) or bare digits (seconds).
+    /// nil if malformed, zero, or over `maxTimeoutSeconds`.
+    public static func parseDuration(_ text: String) -> Int? {
+        let units: [(Character, Int)] = [("h", 3600), ("m", 60), ("s", 1)]
+        var total = 0
+        var nextUnit = 0
+        var digits = ""
+        var sawUnit = false
+        func add(_ number: String, _ scale: Int) -> Bool {
+            guard !number.isEmpty, number.count <= 12, let value = Int(number) else { return false }
+            total += value * scale
+            return total <= maxTimeoutSeconds
+        }
+        for character in text {
+            if character.isASCII, character.isNumber {
+                digits.append(character)
+            } else if let unit = units[nextUnit...].firstIndex(where: { $0.0 == character }) {
+                guard add(digits, units[unit].1) else { return nil }
+                digits = ""
+                nextUnit = unit + 1
+                sawUnit = true
+            } else {
+                return nil
+            }
+        }
+        if !digits.isEmpty {
+            guard !sawUnit, add(digits, 1) else { return nil }   // "1h30" is ambiguous
+        } else if !sawUnit {
+            return nil
+        }
+        return total > 0 ? total : nil
+    }
+}
+
+// MARK: - Front matter
+
+/// The YAML between the `---` lines, checked key by key against the strict schema.
+private struct FrontMatter {
+    var spec = TaskSpec()
+    /// File lines (not YAML lines) of the `agent:` and `run:` keys.
+    var agentLine: Int?
+    var runLine: Int?
+
+    /// `firstLine` is the file line of the YAML's line 1.
+    static func parse(_ yaml: String, firstLine: Int, file: String) throws(TaskFileError) -> FrontMatter {
+        let offset = firstLine - 1
+        func fail(_ yamlLine: Int?, _ message: String) -> TaskFileError {
+            TaskFileError(file: file, line: yamlLine.map { $0 + offset }, message: message)
+        }
+        func line(_ node: Node) -> Int? { node.mark.map(\.line) }
+
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw yamlFailure(error, yaml: yaml, fail: fail)
+        } catch {
+            throw fail(nil, "the front matter could not be read as YAML (\(error)); check its syntax")
+        }
+        var result = FrontMatter()
+        guard let root else { return result }   // empty, or only comments
+        guard case .mapping(let mapping) = root else {
+            throw fail(line(root) ?? 1, "the front matter must be `key: value` lines (a YAML mapping), not "
+                + describe(root) + "; known keys: " + TaskFile.knownKeys.joined(separator: ", "))
+        }
+
+        for (keyNode, value) in mapping {
+            guard case .scalar(let keyScalar) = keyNode else {
+                throw fail(line(keyNode), "keys must be plain names, not \(describe(keyNode)); known keys: "
+                    + TaskFile.knownKeys.joined(separator: ", "))
+            }
+            let key = keyScalar.string
+            guard TaskFile.knownKeys.contains(key) else {
+                var message = "unknown key '\(key)'; known keys: " + TaskFile.knownKeys.joined(separator: ", ")
+                if let guess = TaskFile.knownKeys.first(where: { editDistance($0, key) <= 2 }) {
+                    message += " (did you mean '\(guess)'?)"
+                }
+                throw fail(line(keyNode), message)
+            }
+            let at = line(value) ?? line(keyNode)
+            if case .scalar = value, tagName(value) == .null {
+                throw fail(at, "'\(key)' has no value; give it one or remove the line")
+            }
+            switch key {
+            case "agent":
+                let allowed = AgentKind.allCases.map(\.rawValue)
+                guard case .scalar(let s) = value, let agent = AgentKind(rawValue: s.string) else {
+                    throw fail(at, "unknown agent \(describe(value)); use one of: " + allowed.joined(separator: ", "))
+                }
+                result.spec.agent = agent
+                result.agentLine = line(keyNode).map { $0 + offset }
+            case "model":
+                guard let text = string(value) else {
+                    throw fail(at, "'model' must be a model name, not \(describe(value)); write it as text, "
+                        + "e.g. `model: claude-sonnet-4-5` (quote it if it looks like a number)")
+                }
+                let name = text.trimmingCharacters(in: .whitespaces)
+                guard !name.isEmpty, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                    throw fail(at, "'model' must be a non-empty model name on one line, e.g. `model: claude-sonnet-4-5`")
+                }
+                result.spec.model = name
+            case "timeout":
+                let seconds: Int?
+                switch scalarKind(value) {
+                case .string(let text): seconds = TaskFile.parseDuration(text)
+                case .integer(let text): seconds = TaskFile.parseDuration(text)   // digits only: seconds
+                default: seconds = nil
+                }
+                guard let seconds else {
+                    throw fail(at, "'timeout' must be a duration like 90s, 20m, 2h or 1h30m, or a whole number of "
+                        + "seconds, greater than 0 and at most \(TaskFile.maxTimeoutSeconds / 86400) days; not "
+                        + describe(value))
+                }
+                result.spec.timeoutSeconds = seconds
+            case "max_turns":
+                guard case .integer(let text) = scalarKind(value), let turns = Int(text), turns >= 1 else {
+                    throw fail(at, "'max_turns' must be a whole number of at least 1, like `max_turns: 40`, not "
+                        + describe(value) + (isQuoted(value) ? "; remove the quotes" : ""))
+                }
+                result.spec.maxTurns = turns
+            case "max_cost_usd":
+                let cost: Double?
+                switch scalarKind(value) {
+                case .integer(let text), .decimal(let text): cost = Double(text)
+                default: cost = nil
+                }
+                guard let cost, cost.isFinite, cost > 0 else {
+                    throw fail(at, "'max_cost_usd' must be a number of dollars greater than 0, like "
+                        + "`max_cost_usd: 2.5`, not " + describe(value) + (isQuoted(value) ? "; remove the quotes" : ""))
+                }
+                result.spec.maxCostUSD = cost
+            case "setup", "run", "check":
+                guard let script = string(value) else {
+                    throw fail(at, "'\(key)' must be a shell script (text), not \(describe(value)); write "
+                        + "`\(key): |` and the commands on indented lines below it")
+                }
+                guard !script.allSatisfy(\.isWhitespace) else {
+                    throw fail(at, "'\(key)' is empty; write the commands on indented lines below `\(key): |`, "
+                        + "or remove the key")
+                }
+                switch key {
+                case "setup": result.spec.setup = script
+                case "run": result.spec.run = script; result.runLine = line(keyNode).map { $0 + offset }
+                default: result.spec.check = script
+                }
+            default:
+                break
+            }
+        }
+        return result
+    }
+
+    // MARK: Scalars
+
+    enum ScalarKind {
+        case string(String)     // str tag: quoted, block, or plain text that is not another type
+        case integer(String)    // plain decimal digits only (no sign, '_', 0x, 0o, 1:30)
+        case decimal(String)    // plain digits with one '.', e.g. 2.5, .5, 3.
+        case other
+    }
+
+    static func scalarKind(_ node: Node) -> ScalarKind {
+        guard case .scalar(let s) = node else { return .other }
+        let text = s.string
+        switch tagName(node) {
+        case .str:
+            return .string(text)
+        case .int:
+            return !text.isEmpty && text.allSatisfy({ $0.isASCII && $0.isNumber }) ? .integer(text) : .other
+        case .float:
+            let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+            let ok = parts.count == 2 && parts.allSatisfy { $0.allSatisfy { $0.isASCII && $0.isNumber } }
+                && parts.contains { !$0.isEmpty }
+            return ok ? .decimal(text) : .other
+        default:
+            return .other
+        }
+    }
+
+    /// The node's resolved tag (plain scalars resolved by YAML 1.1 rules; quoted and block scalars are str).
+    static func tagName(_ node: Node) -> Tag.Name { Tag.Name(rawValue: node.tag.rawValue) }
+
+    static func string(_ node: Node) -> String? {
+        if case .string(let text) = scalarKind(node) { return text }
+        return nil
+    }
+
+    static func isQuoted(_ node: Node) -> Bool {
+        guard case .scalar(let s) = node else { return false }
+        return s.style == .singleQuoted || s.style == .doubleQuoted
+    }
+
+    /// How a value reads in an error: "the list ...", "the string \"40\"", "'yes' (a boolean)".
+    static func describe(_ node: Node) -> String {
+        switch node {
+        case .mapping: return "a mapping (nested keys)"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        case .scalar(let s):
+            var text = s.string.replacingOccurrences(of: "\n", with: "\\n")
+            if text.count > 40 { text = String(text.prefix(40)) + "..." }
+            if isQuoted(node) { return "the quoted text \"\(text)\"" }
+            switch tagName(node) {
+            case .bool: return "'\(text)' (YAML reads it as a boolean)"
+            case .null: return "an empty value"
+            case .str: return "'\(text)'"
+            default: return "'\(text)' (tagged \(node.tag.rawValue))"
+            }
+        }
+    }
+
+    // MARK: Errors
+
+    static func yamlFailure(_ error: YamlError, yaml: String,
+                            fail: (Int?, String) -> TaskFileError) -> TaskFileError {
+        let hint = "; check the front matter's syntax: one `key: value` per line, scripts as `key: |` "
+            + "with indented lines below, spaces (not tabs) for indentation, and quotes around values "
+            + "containing ': ' or starting with a special character"
+        func problem(_ context: YamlError.Context?, _ text: String) -> String {
+            "invalid YAML: " + text + (context.map { " " + $0.text } ?? "")
+        }
+        switch error {
+        case .scanner(let context, let text, let mark, _), .parser(let context, let text, let mark, _),
+             .composer(let context, let text, let mark, _):
+            // At the end of the YAML (e.g. an unclosed quote), the context (where the construct began) is more useful.
+            let lineCount = yaml.reduce(0) { $1 == "\n" ? $0 + 1 : $0 }
+            let line = mark.line > lineCount ? (context?.mark.line ?? lineCount) : mark.line
+            return fail(line, problem(context, text) + hint)
+        case .reader(let text, let offset, _, _):
+            let line = offset.map { yaml.prefix($0).reduce(1) { $1 == "\n" ? $0 + 1 : $0 } }
+            return fail(line, "the front matter cannot be read: \(text); remove control characters from it")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            // Yams reports one occurrence; point at the second top-level occurrence when we can find it.
+            let lines = yaml.split(separator: "\n", omittingEmptySubsequences: false)
+            var line = context.mark.line
+            if let key = duplicates.first {
+                let hits = lines.indices.filter { index in
+                    ["", "\"", "'"].contains { quote in
+                        let head = quote + key + quote
+                        return lines[index].hasPrefix(head)
+                            && lines[index].dropFirst(head.count).drop(while: { $0 == " " || $0 == "\t" }).hasPrefix(":")
+                    }
+                }
+                if hits.count >= 2 { line = hits[1] + 1 }
+            }
+            let names = duplicates.map { "'\($0)'" }.joined(separator: ", ")
+            return fail(line, "duplicate key \(names); each key may appear once: remove or merge the repeated one")
+        default:
+            return fail(nil, "the front matter could not be read as YAML (\(error))" + hint)
+        }
+    }
+
+    /// Levenshtein distance, for "did you mean" hints.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var previous = Array(0...b.count)
+        for i in a.indices {
+            var current = [i + 1]
+            for j in b.indices {
+                current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (a[i] == b[j] ? 0 : 1)))
+            }
+            previous = current
+        }
+        return previous[b.count]
     }
 }
