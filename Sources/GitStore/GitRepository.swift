@@ -57,6 +57,13 @@ public final class GitRepository {
         try git("set HEAD to \(refName)") { git_repository_set_head(raw, refName) }
     }
 
+    /// The commit a reference points at, as hex.
+    public func resolve(_ refName: String) throws(GitError) -> String {
+        var oid = git_oid()
+        try git("resolve \(refName)") { git_reference_name_to_id(&oid, raw, refName) }
+        return String(cString: git_oid_tostr_s(&oid))
+    }
+
     public var headTarget: String? {
         var ref: OpaquePointer?
         guard git_reference_lookup(&ref, raw, "HEAD") == 0 else { return nil }

@@ -16,10 +16,14 @@ public final class RepositoryStore: Sendable {
     ///   - maxPushBytes: receive.maxInputSize.
     /// Hook name -> script, written into every repository's hooks/.
     public let hooks: [String: String]
+    /// The agent for tasks that name none (the hooks and `run start` need it).
+    public let defaultAgent: String
 
-    public init(root: String, gitExecutable: String, gitHome: String, maxPushBytes: Int64, hooks: [String: String] = [:]) {
+    public init(root: String, gitExecutable: String, gitHome: String, maxPushBytes: Int64, hooks: [String: String] = [:],
+                defaultAgent: String = "builtin") {
         self.root = root
         self.hooks = hooks
+        self.defaultAgent = defaultAgent
         self.gitExecutable = gitExecutable
         self.gitHome = gitHome
         serverConfig = [

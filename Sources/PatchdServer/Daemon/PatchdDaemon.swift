@@ -40,7 +40,8 @@ public final class PatchdDaemon: Sendable {
         let git = try Self.findExecutable("git")
         let hooks = Dictionary(uniqueKeysWithValues: HookScripts.names.map { ($0, HookScripts.script($0)) })
         repositories = RepositoryStore(root: layout.repos, gitExecutable: git, gitHome: layout.home,
-                                       maxPushBytes: configuration.maxPushBytes, hooks: hooks)
+                                       maxPushBytes: configuration.maxPushBytes, hooks: hooks,
+                                       defaultAgent: configuration.defaultAgent)
         // Settings and hooks patchd owns are rewritten at every start, so upgrades apply everywhere.
         for name in repositories.allNames() {
             do { try repositories.refreshConfig(name) } catch {
@@ -80,7 +81,10 @@ public final class PatchdDaemon: Sendable {
                                  workers: configuration.workers, wakeup: wakeup, logger: logger)
 
         let transport = GitTransport(repos: repositories, repoStore: repoStore, logger: logger, hooks: hookContext)
-        let commands = CommandRouter(users: users, repoStore: repoStore, runs: runStore, repositories: repositories)
+        let schedulerRef = scheduler
+        let commands = CommandRouter(users: users, repoStore: repoStore, runs: runStore, repositories: repositories,
+                                     scheduler: SchedulerHandle(cancel: { schedulerRef.cancel(runID: $0) },
+                                                                wake: { schedulerRef.poke() }))
         let delegate = PatchdSSHDelegate(users: users, transport: transport, commands: commands)
         ssh = try SSHServer(configuration: sshConfig, hostKeys: hostKeys, delegate: delegate, logger: logger)
     }

@@ -45,3 +45,32 @@ public struct RepoStore: Sendable {
         try db.pool.read { try RepoRecord.order(Column("name")).fetchAll($0) }
     }
 }
+
+extension RepoStore {
+    /// Repositories `userID` may read, with the role they have on each.
+    public func visible(userID: Int64) throws -> [(RepoRecord, RepoRole)] {
+        try all().compactMap { repo in
+            let role = try role(userID: userID, repo: repo)
+            return role.canRead ? (repo, role) : nil
+        }
+    }
+
+    public func collaborators(repoID: Int64) throws -> [(User, String)] {
+        try db.pool.read { db in
+            try CollaboratorRecord.filter(Column("repo_id") == repoID).fetchAll(db).compactMap { c in
+                try User.fetchOne(db, key: c.userID).map { ($0, c.role) }
+            }.sorted { $0.0.name < $1.0.name }
+        }
+    }
+
+    public func setCollaborator(repoID: Int64, userID: Int64, role: String) throws {
+        try db.pool.write { try CollaboratorRecord(repoID: repoID, userID: userID, role: role).save($0) }
+    }
+
+    @discardableResult
+    public func removeCollaborator(repoID: Int64, userID: Int64) throws -> Bool {
+        try db.pool.write {
+            try CollaboratorRecord.filter(Column("repo_id") == repoID && Column("user_id") == userID).deleteAll($0) > 0
+        }
+    }
+}

@@ -190,3 +190,19 @@ public struct RunStore: Sendable {
         }
     }
 }
+
+extension RunStore {
+    /// Cancels a run that has not started. Returns false if it is no longer queued.
+    public func cancelQueued(id: Int64) throws -> Bool {
+        try db.pool.write { db in
+            guard var run = try RunRecord.fetchOne(db, key: id), run.status == .queued else { return false }
+            run.status = .canceled
+            run.limitHit = "canceled"
+            run.error = "canceled before it started"
+            run.finishedAt = Date()
+            try run.update(db)
+            try RunEventRecord(id: nil, runID: id, at: Date(), kind: "info", text: "canceled").insert(db)
+            return true
+        }
+    }
+}
