@@ -24,6 +24,14 @@ final class ChannelSession {
     private var stdoutEOF = false
     private var stderrEOF = false
     private var finished = false
+    /// When the exit status was sent (or the program aborted), on the monotonic clock.
+    private var finishedAt: Double?
+    /// The client sent CHANNEL_CLOSE. Set by libssh's close callback: `ssh_channel_is_closed`
+    /// cannot tell, as it is also true right after our own `ssh_channel_close`.
+    private var closedByClient = false
+
+    /// How long a stopping server waits for the client to close a finished channel.
+    static let closeWaitWhenStopping: Double = 30
     private var scratch = [UInt8](repeating: 0, count: 65536)
 
     /// Chunks moved per pump call and direction, so one busy channel cannot starve others.
@@ -50,12 +58,26 @@ final class ChannelSession {
     var isRunning: Bool { program != nil && !finished }
 
     /// Finished on our side and closed by the client (or the channel is gone): free it.
+    /// A channel we finished and closed ourselves stays until the client's close arrives: the
+    /// client closes only after it has written out everything it received, and the connection
+    /// loop must not take a missing channel for "nothing in flight" (see `holdsConnection`).
     var isDone: Bool {
-        if ssh_channel_is_closed(channel) != 0 {
+        if closedByClient || (!finished && ssh_channel_is_closed(channel) != 0) {
             if isRunning { abort(reason: "client closed the channel") }
             return true
         }
         return false
+    }
+
+    /// Whether a stopping server must keep the connection for this channel: its program
+    /// runs, or it finished but the client has not closed it yet (bounded). Disconnecting
+    /// as soon as the program exited cut clones short during a graceful stop: the client
+    /// still had the end of the pack buffered for its local git, and OpenSSH drops what
+    /// it has not written out when the connection goes ("early EOF").
+    func holdsConnection(now: Double) -> Bool {
+        guard program != nil else { return false }
+        guard let finishedAt else { return true }
+        return now - finishedAt < Self.closeWaitWhenStopping
     }
 
     // MARK: - Requests
@@ -76,6 +98,10 @@ final class ChannelSession {
             let me = Unmanaged<ChannelSession>.fromOpaque(userdata!).takeUnretainedValue()
             return me.setEnvironment(name: name.map { String(cString: $0) } ?? "",
                                      value: value.map { String(cString: $0) } ?? "")
+        }
+        cb.pointee.channel_close_function = { _, _, userdata in
+            let me = Unmanaged<ChannelSession>.fromOpaque(userdata!).takeUnretainedValue()
+            me.closedByClient = true
         }
         // No terminals, subsystems (sftp) or X11 for anyone: refused.
         cb.pointee.channel_pty_request_function = { _, _, _, _, _, _, _, _ in -1 }
@@ -199,6 +225,7 @@ final class ChannelSession {
     /// exit-status, then EOF, then close; libssh flushes them and the client closes its side.
     private func complete(status: Int32) {
         finished = true
+        finishedAt = MonotonicClock.now
         connection.lastExitStatus = status
         ssh_channel_request_send_exit_status(channel, status)
         ssh_channel_send_eof(channel)
@@ -209,6 +236,7 @@ final class ChannelSession {
     func abort(reason: String) {
         guard let program, !finished else { return }
         finished = true
+        finishedAt = MonotonicClock.now
         let status = program.abort()
         connection.lastExitStatus = status
         connection.server.logger.info("Channel aborted for \(connection.client): \(reason); \(program.auditVerb) exited \(status)")

@@ -114,7 +114,8 @@ final class Connection {
                 server.logger.info("Idle timeout for \(client) after \(Int(config.idleTimeout))s")
                 disconnectReason = "idle timeout"
             }
-            if server.isStopping && (identity == nil || channels.allSatisfy({ !$0.isRunning })) {
+            // Stopping: stay while a channel's program runs or its client has not yet closed it.
+            if server.isStopping && (identity == nil || !channels.contains(where: { $0.holdsConnection(now: now) })) {
                 disconnectReason = "server stopping"
             }
         }

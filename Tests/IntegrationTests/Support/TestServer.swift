@@ -56,13 +56,29 @@ struct TestFailure: Error, CustomStringConvertible {
 /// Runs a command with a hard timeout (so a hung server fails a test instead of the suite).
 func run(_ executable: String, _ args: [String], cwd: String? = nil, env extra: [String: String] = [:],
          stdin: String? = nil, timeout: Int = 120) throws -> CommandResult {
-    var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": NSTemporaryDirectory(), "LANG": "C.UTF-8",
-               "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_TERMINAL_PROMPT": "0"]
-    env.merge(extra) { _, new in new }
-    let r = try runProcess("/usr/bin/timeout", ["-k", "5", String(timeout), executable] + args, environment: env,
+    let r = try runProcess("/usr/bin/timeout", ["-k", "5", String(timeout), executable] + args, environment: clientEnvironment(extra),
                            workingDirectory: cwd, stdinBytes: stdin.map { Array($0.utf8) })
     return CommandResult(status: r.status, stdout: String(decoding: r.stdout, as: UTF8.self),
                          stderr: String(decoding: r.stderr, as: UTF8.self))
+}
+
+/// The environment `run` gives every client command, plus `extra`.
+func clientEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
+    var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": NSTemporaryDirectory(), "LANG": "C.UTF-8",
+               "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_TERMINAL_PROMPT": "0"]
+    env.merge(extra) { _, new in new }
+    return env
+}
+
+/// Starts a client command in the background (its own process group, so `signalGroup`
+/// reaches ssh and git's helpers too); stdout and stderr go to `outputPath`.
+func startBackground(_ executable: String, _ args: [String], cwd: String? = nil, env extra: [String: String] = [:],
+                     outputPath: String) throws -> ChildProcess {
+    let fd = open(outputPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw TestFailure("cannot open \(outputPath)") }
+    defer { close(fd) }
+    return try ChildProcess(executable: executable, arguments: args, environment: clientEnvironment(extra),
+                            workingDirectory: cwd, stdin: .null, stdout: .fd(fd), stderr: .fd(fd))
 }
 
 /// A running `patchd serve` with its own data dir, and an admin key.
@@ -121,7 +137,8 @@ final class TestServer {
     @discardableResult
     func stop(signal: Int32 = SIGTERM, timeout: Double = 30) -> Int32 {
         guard let process else { return -1 }
-        kill(process.pid, signal)
+        // A server a test already saw exit (and reaped) is not signalled: its pid may be reused.
+        if process.poll() == nil { kill(process.pid, signal) }
         let status = process.wait(timeout: timeout)
         self.process = nil
         return status
@@ -182,4 +199,34 @@ final class TestServer {
 func expectOK(_ r: CommandResult, _ what: String = "") throws -> CommandResult {
     guard r.status == 0 else { throw TestFailure("\(what) exited \(r.status):\n\(r.output)") }
     return r
+}
+
+// MARK: - the database, as an operator's tool would change it
+
+extension TestServer {
+    var databasePath: String { dataDir + "/patchd.sqlite" }
+
+    /// Runs SQL against DATA/patchd.sqlite with the sqlite3 CLI (the server has it open in WAL mode).
+    @discardableResult
+    func sql(_ statement: String) throws -> String {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/sqlite3") else {
+            throw TestFailure("these tests need the sqlite3 CLI: apt-get install -y sqlite3")
+        }
+        let r = try run("/usr/bin/sqlite3", ["-bail", "-cmd", ".timeout 10000", databasePath, statement], timeout: 30)
+        guard r.status == 0 else { throw TestFailure("sqlite3 '\(statement)' exited \(r.status): \(r.output)") }
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Adds a non-admin user who logs in with `key` (names are test constants: no quoting needed).
+    func addUser(_ name: String, key: TestKey) throws {
+        let fields = key.publicLine.split(separator: " ")
+        let listing = try expectOK(run("/usr/bin/ssh-keygen", ["-lf", key.publicPath]), "ssh-keygen -lf").stdout
+        let fingerprint = listing.split(separator: " ")[1]
+        try sql("""
+            INSERT INTO users(name, is_admin, created_at) VALUES('\(name)', 0, datetime('now'));
+            INSERT INTO ssh_keys(user_id, type, blob, fingerprint, comment, created_at)
+              SELECT id, '\(fields[0])', '\(fields[1])', '\(fingerprint)', '\(name)@test', datetime('now')
+              FROM users WHERE name = '\(name)';
+            """)
+    }
 }
