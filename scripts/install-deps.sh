@@ -3,7 +3,8 @@
 # Used by `make run`, `make test` and CI. Needs root (or sudo) only if something is missing.
 set -euo pipefail
 
-packages=(libssh-dev libgit2-dev libcurl4-openssl-dev libsqlite3-dev bubblewrap git openssh-client pkg-config)
+packages=(libssh-dev libgit2-dev libcurl4-openssl-dev libsqlite3-dev bubblewrap git openssh-client pkg-config
+          util-linux bsdutils procps sqlite3 python3)  # prlimit (sandbox limits); script, pgrep, sqlite3, python3 (tests)
 if [ "${1:-}" = "--with-bench" ]; then
   packages+=(openssh-server hyperfine)
 fi
