@@ -27,6 +27,11 @@ struct SandboxTests {
             (exec 3<>/dev/tcp/1.1.1.1/53) 2>/dev/null && echo internet=OPEN || echo internet=closed
             (env; cat /proc/*/environ 2>/dev/null) | grep -q '\(secret)' && echo secret=LEAKED || echo secret=absent
             git log --oneline -1 >/dev/null 2>&1 && echo git=works || echo git=broken
+            touch /patchd/objects/planted 2>/dev/null && echo objects=WRITABLE || echo objects=readonly
+            # Programs named in the workspace's git config must never run on the host.
+            git config core.fsmonitor 'touch \(data)/../fsmonitor-ran'
+            git config core.pager 'touch \(data)/../pager-ran'
+            printf '#!/bin/sh\ntouch \(data)/../hook-ran\n' > .git/hooks/post-commit; chmod +x .git/hooks/post-commit
             ln -s '\(data)/ssh_host_ed25519_key' hostkey-link
             ln -s / root-link
             """
@@ -37,7 +42,7 @@ struct SandboxTests {
         try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
         let report = try expectOK(server.git(["show", "FETCH_HEAD:report.txt"], in: work)).stdout
         for expected in ["uid=1000", "hostkey=denied", "datadir=denied", "otherrepo=denied", "database=denied",
-                         "usr=readonly", "net=closed", "internet=closed", "secret=absent", "git=works"] {
+                         "usr=readonly", "net=closed", "internet=closed", "secret=absent", "git=works", "objects=readonly"] {
             #expect(report.contains(expected), "sandbox report lacks \(expected):\n\(report)")
         }
         // The planted symlink is stored as a link whose content is its target text, not the key.
@@ -46,6 +51,10 @@ struct SandboxTests {
         let target = try server.git(["cat-file", "-p", "FETCH_HEAD:hostkey-link"], in: work).stdout
         #expect(target == "\(data)/ssh_host_ed25519_key")
         #expect(!FileManager.default.fileExists(atPath: "/usr/patchd-probe"))
+        for marker in ["fsmonitor-ran", "pager-ran", "hook-ran"] {
+            #expect(!FileManager.default.fileExists(atPath: server.tmp.path + "/" + marker), "\(marker): patchd ran a program from the workspace's .git")
+        }
+        #expect(!FileManager.default.fileExists(atPath: server.repoRoot + "/iso.git/objects/planted"))
     }
 
     @Test("a fork bomb, a 2 GB file, an endless loop and 100 MB of output are cut off with the reason, and the server keeps serving")

@@ -124,6 +124,47 @@ struct TaskRunTests {
         #expect(again.stderr.contains("run 3 queued"))
     }
 
+    @Test("setup runs first; a failing check fails the run, keeps the work on refs/patchd/runs/ID only, and says so in a trailer")
+    func setupAndCheck() throws {
+        let server = try TestServer()
+        let work = try server.makeWorkTree("work", repo: "chk", commits: 1)
+        let task = """
+            ---
+            agent: command
+            setup: |
+              echo from-setup > .setup-marker
+            run: |
+              cat .setup-marker > RESULT.txt
+            check: |
+              grep -q never RESULT.txt
+            ---
+            Copy the marker.
+            """
+        try server.write(work, ".patchd/task.md", task)
+        try server.commitAll(work, "task with check")
+        let push = try expectOK(server.git(["push", "-o", "wait", "origin", "main"], in: work))
+        #expect(push.stderr.contains("check failed"))
+        #expect(push.stderr.contains("run 1 failed"))
+        let json = try server.runJSON(1)
+        #expect(json["status"] as? String == "failed")
+        #expect(json["check"] as? String == "failed")
+        let refs = try server.git(["ls-remote", "origin"], in: work).stdout
+        #expect(refs.contains("refs/patchd/runs/1"))
+        #expect(!refs.contains("refs/heads/agent/main"), "a failed run must not move agent/BRANCH")
+        try expectOK(server.git(["fetch", "-q", "origin", "refs/patchd/runs/1"], in: work))
+        #expect(try server.git(["show", "FETCH_HEAD:RESULT.txt"], in: work).stdout == "from-setup\n")
+        let message = try server.git(["log", "-1", "--format=%B", "FETCH_HEAD"], in: work).stdout
+        #expect(message.contains("Patchd-Check: failed"))
+
+        // The same task with a passing check succeeds and says so.
+        try server.write(work, ".patchd/task.md", task.replacingOccurrences(of: "grep -q never", with: "grep -q from-setup"))
+        try server.commitAll(work, "fix the check")
+        try expectOK(server.git(["push", "-q", "-o", "wait", "origin", "main"], in: work))
+        #expect(try server.runJSON(2)["check"] as? String == "passed")
+        try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
+        #expect(try server.git(["log", "-1", "--format=%B", "FETCH_HEAD"], in: work).stdout.contains("Patchd-Check: passed"))
+    }
+
     @Test("a run that changes nothing succeeds with changed=false and no commit")
     func noChangeRun() throws {
         let server = try TestServer()
