@@ -120,20 +120,23 @@ struct SandboxTests {
     func perBranchOrdering() throws {
         let server = try TestServer(extraArgs: ["--workers", "2"])
         let work = try server.makeWorkTree("work", repo: "order", commits: 1)
-        try server.write(work, ".patchd/task.md", TestServer.commandTask("sleep 1\necho first > A.txt"))
+        // Run 1 holds until the test drops a file into its workspace (a directory on this host).
+        try server.write(work, ".patchd/task.md", TestServer.commandTask("for i in $(seq 600); do [ -f release ] && break; sleep 0.1; done\nrm -f release\necho first > A.txt"))
         try server.commitAll(work, "task 1")
         try expectOK(server.git(["push", "-q", "origin", "main"], in: work))
         try server.write(work, ".patchd/task.md", TestServer.commandTask("echo second > B.txt"))
         try server.commitAll(work, "task 2")
         try expectOK(server.git(["push", "-q", "origin", "main"], in: work))
         try expectOK(server.git(["push", "-q", "origin", "main:other"], in: work))
-        let r1 = try server.waitForRun(1), r2 = try server.waitForRun(2), r3 = try server.waitForRun(3)
-        for r in [r1, r2, r3] { #expect(r["status"] as? String == "succeeded") }
+        // Run 3 (another branch) finishes while run 1 still runs and run 2 still waits for it.
+        #expect(try server.waitForRun(3)["status"] as? String == "succeeded")
+        #expect(try server.runJSON(1)["status"] as? String == "running")
+        #expect(try server.runJSON(2)["status"] as? String == "queued", "run 2 of the same branch must wait for run 1")
+        #expect(FileManager.default.createFile(atPath: server.dataDir + "/work/run-1/workspace/release", contents: Data()))
+        let r1 = try server.waitForRun(1), r2 = try server.waitForRun(2)
+        #expect(r1["status"] as? String == "succeeded")
+        #expect(r2["status"] as? String == "succeeded")
         let iso = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
-        let finished1 = try iso.parse(r1["finished_at"] as! String)
-        let started2 = try iso.parse(r2["started_at"] as! String)
-        let started3 = try iso.parse(r3["started_at"] as! String)
-        #expect(started2 >= finished1, "run 2 of the same branch started before run 1 ended")
-        #expect(started3 < finished1, "run 3 on another branch should not wait for run 1")
+        #expect(try iso.parse(r2["started_at"] as! String) >= iso.parse(r1["finished_at"] as! String))
     }
 }

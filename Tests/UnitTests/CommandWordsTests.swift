@@ -25,6 +25,13 @@ import Testing
         #expect(throws: CommandWords.Invalid.self) { try CommandWords.split(command) }
     }
 
+    @Test func literalAfterDoubleDash() throws {
+        #expect(try CommandWords.split("run start r b -- date > NOW.txt; echo $(id) | x")
+                == ["run", "start", "r", "b", "--", "date", ">", "NOW.txt;", "echo", "$(id)", "|", "x"])
+        #expect(throws: CommandWords.Invalid.shellSyntax(">")) { try CommandWords.split("run start r b date > x -- y") }
+        #expect(throws: CommandWords.Invalid.controlCharacter) { try CommandWords.split("run start r b -- a\nb") }
+    }
+
     @Test func controlAndSizeLimits() {
         #expect(throws: CommandWords.Invalid.controlCharacter) { try CommandWords.split("a\nb") }
         #expect(throws: CommandWords.Invalid.controlCharacter) { try CommandWords.split("a\u{1b}[31mb") }

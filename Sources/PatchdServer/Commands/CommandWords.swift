@@ -3,7 +3,9 @@
 /// The words of an exec command. Quoting follows the shell ('...', "...", backslash) so
 /// `git-upload-pack 'repo'` and `run start r b -- "fix it"` parse as users expect, but
 /// unquoted shell syntax (`;`, `|`, `&`, `$(`, backticks, redirections) is refused:
-/// whoever sent it expected a shell, and there is none.
+/// whoever sent it expected a shell, and there is none. After a standalone `--` word the
+/// rest is data (the task text of `run start`): such characters are kept as they are,
+/// since the client's shell has already removed the user's quotes.
 public enum CommandWords {
     public static let maxCommandBytes = 32 * 1024
     public static let maxWordBytes = 4096
@@ -38,6 +40,7 @@ public enum CommandWords {
         var quote: Character?
         var iterator = Array(command).makeIterator()
         var pending: Character? = nil
+        var literal = false
 
         func next() -> Character? {
             if let p = pending { pending = nil; return p }
@@ -64,7 +67,10 @@ public enum CommandWords {
             default:
                 switch c {
                 case " ", "\t":
-                    if inWord { words.append(current); current = ""; inWord = false }
+                    if inWord {
+                        if current == "--" && !literal { literal = true }
+                        words.append(current); current = ""; inWord = false
+                    }
                 case "'", "\"":
                     quote = c
                     inWord = true
@@ -73,7 +79,12 @@ public enum CommandWords {
                     current.append(n)
                     inWord = true
                 case ";", "|", "&", "`", ">", "<":
-                    throw .shellSyntax(String(c))
+                    guard literal else { throw .shellSyntax(String(c)) }
+                    current.append(c)
+                    inWord = true
+                case "$" where literal:
+                    current.append(c)
+                    inWord = true
                 case "$":
                     if let n = next() {
                         if n == "(" || n == "{" { throw .shellSyntax("$" + String(n)) }

@@ -35,8 +35,10 @@ enum UserCommand {
                 }))
                 return 0
             case "create":
-                let args = try CommandArguments(rest, switches: ["--admin"], options: ["--key"], positionals: 1...1)
-                guard let line = args.values["--key"] else { return io.usage("--key is required", "user create NAME --key 'KEYLINE' [--admin]") }
+                // The key line has spaces; the client's shell usually splits it: take the words after --key too.
+                let args = try CommandArguments(rest, switches: ["--admin"], options: ["--key"], positionals: 1...3)
+                guard let first = args.values["--key"] else { return io.usage("--key is required", "user create NAME --key 'KEYLINE' [--admin]") }
+                let line = ([first] + args.positionals.dropFirst()).joined(separator: " ")
                 let key: PublicKey
                 do { key = try PublicKey(line: line) } catch { return io.fail("\(error)") }
                 let user = try ctx.users.createUser(name: args.positionals[0], key: key, admin: args.flags.contains("--admin"))
