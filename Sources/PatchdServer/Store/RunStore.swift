@@ -88,7 +88,8 @@ public struct RunStore: Sendable {
     public func enqueue(_ new: NewRun) throws -> RunRecord {
         let json = String(decoding: try JSONEncoder().encode(new.spec), as: UTF8.self)
         let record = RunRecord(id: nil, repo: new.repo, branch: new.branch, base: new.base, status: .queued,
-                               agent: new.agent.rawValue, model: new.spec.model, title: new.spec.title, spec: json,
+                               agent: new.agent.rawValue, model: new.spec.model,
+                               title: new.spec.title.isEmpty ? CommandAgent.firstLine(new.spec.run ?? "") : new.spec.title, spec: json,
                                taskSource: new.source, requestedBy: new.requestedBy, result: nil, changed: nil,
                                checkStatus: nil, limitHit: nil, error: nil, summary: nil, attempts: 0, inputTokens: 0,
                                outputTokens: 0, costUSD: 0, createdAt: Date(), startedAt: nil, finishedAt: nil)
