@@ -18,6 +18,8 @@ public enum LimitHit: String, Sendable, Codable, Equatable {
     case timeout, processes, fileSize = "file_size", memory, output, canceled
     /// The server is stopping: the run is put back in the queue, not recorded as ended.
     case shutdown
+    /// An LLM agent's budgets: max_turns, max_cost_usd.
+    case turns, cost
 
     public var explanation: String {
         switch self {
@@ -28,6 +30,8 @@ public enum LimitHit: String, Sendable, Codable, Equatable {
         case .output: return "output limit reached"
         case .canceled: return "canceled"
         case .shutdown: return "the server is stopping"
+        case .turns: return "turn limit (max_turns) reached"
+        case .cost: return "cost limit (max_cost_usd) reached"
         }
     }
 }
