@@ -18,6 +18,7 @@ run: release
 
 # Unit tests and the integration suite (real git, ssh and bwrap against the real server).
 test: deps
+	python3 -m unittest discover -s Tests/Fixtures -p 'test_*.py'
 	$(SWIFT) build $(SWIFT_FLAGS) --build-tests
 	PATCHD_BIN=$(CURDIR)/.build/debug/patchd $(SWIFT) test $(SWIFT_FLAGS) --skip-build
 
