@@ -41,6 +41,19 @@ extension ProgramOutput {
         return 2
     }
 
+    /// Runs a command's body: usage errors exit 2 with the usage, any other error exits 1.
+    func guarded(usage text: String, _ body: () throws -> Int32) -> Int32 {
+        do { return try body() } catch let error as CommandArguments.UsageError {
+            return usage(error.description, text)
+        } catch {
+            return fail("\(error)")
+        }
+    }
+
+    func unknownSubcommand(_ word: String, _ text: String) -> Int32 {
+        usage("unknown subcommand '\(Terminal.sanitize(String(word.prefix(40))))'", text)
+    }
+
     func json<T: Encodable>(_ value: T) -> Int32 {
         out(((try? RunJSON.encode(value)) ?? "null") + "\n")
         return 0

@@ -18,7 +18,7 @@ enum KeyCommand {
 
     static func run(_ words: [String], _ ctx: CommandContext, _ io: ProgramOutput) -> Int32 {
         guard words.count >= 2 else { return io.usage("missing subcommand", usage) }
-        do {
+        return io.guarded(usage: usage) {
             let rest = Array(words.dropFirst(2))
             switch words[1] {
             case "list":
@@ -45,12 +45,8 @@ enum KeyCommand {
                 io.out("removed \(args.positionals[0])\n")
                 return 0
             default:
-                return io.usage("unknown subcommand '\(Terminal.sanitize(String(words[1].prefix(40))))'", usage)
+                return io.unknownSubcommand(words[1], usage)
             }
-        } catch let error as CommandArguments.UsageError {
-            return io.usage(error.description, usage)
-        } catch {
-            return io.fail("\(error)")
         }
     }
 }

@@ -18,7 +18,7 @@ enum RepoCommand {
 
     static func run(_ words: [String], _ ctx: CommandContext, _ io: ProgramOutput) -> Int32 {
         guard words.count >= 2 else { return io.usage("missing subcommand", usage) }
-        do {
+        return io.guarded(usage: usage) {
             switch words[1] {
             case "list": return try list(CommandArguments(Array(words.dropFirst(2)), switches: ["--json"], positionals: 0...0), ctx, io)
             case "create": return try create(CommandArguments(Array(words.dropFirst(2)), positionals: 1...1), ctx, io)
@@ -31,14 +31,10 @@ enum RepoCommand {
                 case "add": return try collabAdd(CommandArguments(rest, positionals: 2...3), ctx, io)
                 case "remove": return try collabRemove(CommandArguments(rest, positionals: 2...2), ctx, io)
                 case "list": return try collabList(CommandArguments(rest, switches: ["--json"], positionals: 1...1), ctx, io)
-                default: return io.usage("unknown collab subcommand '\(Terminal.sanitize(String(words[2].prefix(40))))'", usage)
+                default: return io.unknownSubcommand(words[2], usage)
                 }
-            default: return io.usage("unknown subcommand '\(Terminal.sanitize(String(words[1].prefix(40))))'", usage)
+            default: return io.unknownSubcommand(words[1], usage)
             }
-        } catch let error as CommandArguments.UsageError {
-            return io.usage(error.description, usage)
-        } catch {
-            return io.fail("\(error)")
         }
     }
 

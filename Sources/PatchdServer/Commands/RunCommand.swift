@@ -20,7 +20,7 @@ enum RunCommand {
     static func run(_ words: [String], _ ctx: CommandContext, _ io: ProgramOutput) -> Int32 {
         let sub = words.count >= 2 ? words[1] : "list"
         let rest = Array(words.dropFirst(2))
-        do {
+        return io.guarded(usage: usage) {
             switch sub {
             case "list": return try list(CommandArguments(rest, switches: ["--json"], options: ["--status"], positionals: 0...1), ctx, io)
             case "show": return try show(CommandArguments(rest, switches: ["--json"], positionals: 1...1), ctx, io)
@@ -29,14 +29,8 @@ enum RunCommand {
             case "start": return try start(CommandArguments(rest, switches: ["--wait"], options: ["--agent", "--model"], allowRest: true, positionals: 2...2), ctx, io)
             case "cancel": return try cancel(CommandArguments(rest, positionals: 1...1), ctx, io)
             case "retry": return try retry(CommandArguments(rest, switches: ["--wait"], positionals: 1...1), ctx, io)
-            default: return io.usage("unknown subcommand '\(Terminal.sanitize(String(sub.prefix(40))))'", usage)
+            default: return io.unknownSubcommand(sub, usage)
             }
-        } catch let error as CommandArguments.UsageError {
-            return io.usage(error.description, usage)
-        } catch let error as RunLookupError {
-            return io.fail(error.description)
-        } catch {
-            return io.fail("\(error)")
         }
     }
 
