@@ -25,6 +25,8 @@ let package = Package(
         // OS plumbing: errno errors, file descriptors, posix_spawn, threads.
         .target(name: "CSystem"),
         .target(name: "PatchdSystem", dependencies: ["CSystem"]),
+        // libcurl client for the LLM agents: streaming responses, Server-Sent Events.
+        .target(name: "HTTPClient", dependencies: ["CLibCurl", "CShims", "PatchdSystem"]),
         // The libssh server: listener, sessions, auth, exec channel <-> fds pump. Knows nothing of git.
         .target(name: "SSHServer", dependencies: [
             "CLibSSH", "CShims", "PatchdSystem",
@@ -46,7 +48,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "UnitTests", dependencies: ["SSHServer", "GitStore", "PatchdServer", "PatchdSystem", "Runs"]),
+        .testTarget(name: "UnitTests", dependencies: ["SSHServer", "GitStore", "PatchdServer", "PatchdSystem", "Runs", "HTTPClient"]),
         .testTarget(name: "IntegrationTests", dependencies: ["PatchdSystem"]),
     ],
     swiftLanguageModes: [.v6]

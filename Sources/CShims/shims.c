@@ -48,3 +48,7 @@ CURLcode patchd_curl_setopt_header_function(CURL *handle,
 CURLcode patchd_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }
+
+CURLcode patchd_curl_setopt_off_t(CURL *handle, CURLoption option, curl_off_t value) {
+    return curl_easy_setopt(handle, option, value);
+}

@@ -29,5 +29,7 @@ CURLcode patchd_curl_setopt_write_function(CURL *handle,
 CURLcode patchd_curl_setopt_header_function(CURL *handle,
     size_t (*fn)(char *ptr, size_t size, size_t nmemb, void *userdata));
 CURLcode patchd_curl_getinfo_long(CURL *handle, CURLINFO info, long *value);
+// Options that take a curl_off_t (e.g. CURLOPT_POSTFIELDSIZE_LARGE): long is not the promised type.
+CURLcode patchd_curl_setopt_off_t(CURL *handle, CURLoption option, curl_off_t value);
 
 #endif
