@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "Runs", dependencies: ["GitStore", "PatchdSystem", .product(name: "Yams", package: "Yams")]),
         // Wires SSH exec to git transport and commands; config, database, lifecycle.
         .target(name: "PatchdServer", dependencies: [
-            "SSHServer", "GitStore", "PatchdSystem", "Runs",
+            "SSHServer", "GitStore", "PatchdSystem", "Runs", "HTTPClient",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),

@@ -73,7 +73,7 @@ public final class PatchdDaemon: Sendable {
         limits.maxMemoryBytes = configuration.maxMemoryBytes
         limits.maxOutputBytes = configuration.maxOutputBytes
         let runEnvironment = RunEnvironment(runs: runStore, repositories: repositories, layout: layout, sandbox: sandbox,
-                                            agents: [.command: CommandAgent()], defaultLimits: limits,
+                                            agents: Self.agents(configuration, logger: logger), defaultLimits: limits,
                                             maxTimeoutSeconds: configuration.maxRunSeconds,
                                             hostName: ProcessInfo.processInfo.hostName, logger: logger)
         let wakeup = try RunWakeup(dataDir: layout.root)
@@ -87,6 +87,21 @@ public final class PatchdDaemon: Sendable {
                                                                 wake: { schedulerRef.poke() }))
         let delegate = PatchdSSHDelegate(users: users, transport: transport, commands: commands)
         ssh = try SSHServer(configuration: sshConfig, hostKeys: hostKeys, delegate: delegate, logger: logger)
+    }
+
+    /// The agents this server offers. The LLM agents need ANTHROPIC_API_KEY; without it a
+    /// task naming them fails with a message saying so.
+    static func agents(_ configuration: PatchdConfiguration, logger: Logger) -> [AgentKind: Agent] {
+        var agents: [AgentKind: Agent] = [.command: CommandAgent()]
+        let env = ProcessInfo.processInfo.environment
+        guard let key = env["ANTHROPIC_API_KEY"], !key.isEmpty else { return agents }
+        let baseURL = env["ANTHROPIC_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://api.anthropic.com"
+        var builtin = BuiltinAgentConfiguration()
+        builtin.defaultModel = configuration.model
+        builtin.maxTurns = configuration.maxTurns
+        agents[.builtin] = BuiltinAgent(configuration: builtin) { try AnthropicTransport(baseURL: baseURL, apiKey: key) }
+        logger.info("builtin agent: model \(configuration.model), Messages API at \(baseURL)")
+        return agents
     }
 
     /// The running binary, for hooks to call back into (`patchd hook ...`).

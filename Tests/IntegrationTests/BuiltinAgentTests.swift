@@ -1,0 +1,223 @@
+// IntegrationTests: the builtin agent against a loopback stand-in of the Messages API (real SSE wire format).
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Tests/Fixtures/fake_messages_api.py, started on port 0 with a scripted conversation.
+final class FakeMessagesAPI {
+    let process: ChildProcess
+    let port: Int
+    let logPath: String
+    static let key = "sk-ant-test-\(UInt64.random(in: 0...UInt64.max))"
+
+    init(steps: String, in dir: String) throws {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/fake_messages_api.py").path
+        let stepsPath = dir + "/steps.json"
+        logPath = dir + "/requests.jsonl"
+        try steps.write(toFile: stepsPath, atomically: true, encoding: .utf8)
+        let out = dir + "/fake-api.out"
+        process = try startBackground("/usr/bin/python3", [script, "--script", stepsPath, "--log", logPath, "--port", "0",
+                                                            "--key", Self.key], outputPath: out)
+        let deadline = Date().addingTimeInterval(20)
+        var found = 0
+        while Date() < deadline && found == 0 {
+            let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+            if let r = text.range(of: "listening on 127.0.0.1:") { found = Int(text[r.upperBound...].prefix { $0.isNumber }) ?? 0 }
+            usleep(20_000)
+        }
+        guard found > 0 else { throw TestFailure("the fake Messages API did not start") }
+        port = found
+    }
+
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    var requests: [[String: Any]] {
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    var rawLog: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    deinit {
+        process.signalGroup(SIGKILL)
+        process.wait()
+    }
+}
+
+extension TestServer {
+    static func withAgent(_ api: FakeMessagesAPI, extraArgs: [String] = []) throws -> TestServer {
+        try TestServer(extraArgs: extraArgs, env: ["ANTHROPIC_API_KEY": FakeMessagesAPI.key, "ANTHROPIC_BASE_URL": api.baseURL])
+    }
+}
+
+@Suite("builtin agent", .serialized)
+struct BuiltinAgentTests {
+    func task(_ body: String, front: String = "") -> String {
+        "---\nagent: builtin\nmodel: claude-sonnet-4-5\n\(front)---\n\(body)\n"
+    }
+
+    @Test("a multi-step edit: bash and the editor run in the sandbox, the summary becomes the commit body, usage and cost are recorded")
+    func multiStepEdit() throws {
+        let tmp = TempDir("fake-api")
+        let api = try FakeMessagesAPI(steps: """
+            [
+              {"reply": [{"type": "text", "text": "Let me look."},
+                         {"type": "tool_use", "id": "toolu_01", "name": "bash", "input": {"command": "ls; echo from-bash > bash.txt"}}],
+               "stop_reason": "tool_use", "usage": {"input_tokens": 1000, "output_tokens": 50}},
+              {"expect": ["from-bash", "README.md", "toolu_01"],
+               "reply": [{"type": "tool_use", "id": "toolu_02", "name": "str_replace_based_edit_tool",
+                          "input": {"command": "create", "path": "/workspace/src/hello.py", "file_text": "print('hello')\\n"}}],
+               "stop_reason": "tool_use", "usage": {"input_tokens": 1200, "output_tokens": 60}},
+              {"reply": [{"type": "tool_use", "id": "toolu_03", "name": "str_replace_based_edit_tool",
+                          "input": {"command": "str_replace", "path": "src/hello.py", "old_str": "hello", "new_str": "hello, world"}}],
+               "stop_reason": "tool_use", "usage": {"input_tokens": 1300, "output_tokens": 40}},
+              {"reply": [{"type": "text", "text": "Added src/hello.py that greets the world."}],
+               "stop_reason": "end_turn", "usage": {"input_tokens": 1400, "output_tokens": 20}}
+            ]
+            """, in: tmp.path)
+        let server = try TestServer.withAgent(api)
+        let work = try server.makeWorkTree("w", repo: "agent", commits: 1)
+        try server.write(work, "README.md", "# demo\n")
+        try server.write(work, "AGENTS.md", "Always greet the whole world.\n")
+        try server.write(work, ".patchd/task.md", task("Add a hello script."))
+        try server.commitAll(work, "task")
+        let push = try expectOK(server.git(["push", "-o", "wait", "origin", "main"], in: work, timeout: 120))
+        #expect(push.stderr.contains("run 1 succeeded"), "\(push.stderr)")
+        try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
+        #expect(try server.git(["show", "FETCH_HEAD:src/hello.py"], in: work).stdout == "print('hello, world')\n")
+        #expect(try server.git(["show", "FETCH_HEAD:bash.txt"], in: work).stdout == "from-bash\n")
+        let message = try server.git(["log", "-1", "--format=%B", "FETCH_HEAD"], in: work).stdout
+        #expect(message.contains("Added src/hello.py that greets the world."))
+        #expect(message.contains("Patchd-Agent: builtin"))
+        #expect(message.contains("Patchd-Model: claude-sonnet-4-5"))
+        let json = try server.runJSON(1)
+        let usage = json["usage"] as! [String: Any]
+        #expect(usage["input_tokens"] as? Int == 4900)
+        #expect(usage["output_tokens"] as? Int == 170)
+        let cost = usage["cost_usd"] as? Double ?? 0
+        #expect(abs(cost - (4900 * 3 + 170 * 15) / 1_000_000) < 1e-9, "cost \(cost)")
+
+        let requests = api.requests
+        #expect(requests.count == 4)
+        let first = requests[0]
+        let headers = first["headers"] as! [String: Any]
+        #expect(headers["x-api-key"] as? String == FakeMessagesAPI.key)
+        let body = first["body"] as! [String: Any]
+        #expect(body["stream"] as? Bool == true)
+        #expect((body["system"] as? String ?? "").contains("Always greet the whole world."))
+        let tools = (body["tools"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        #expect(tools == ["bash", "str_replace_based_edit_tool"])
+    }
+
+    @Test("a failing tool comes back with is_error; 529 and a cut stream are retried; 401 fails the run with the API's message")
+    func errorsAndRetries() throws {
+        let tmp = TempDir("fake-api")
+        let api = try FakeMessagesAPI(steps: """
+            [
+              {"error": 529, "type": "overloaded_error", "message": "Overloaded", "retry_after": 1},
+              {"truncate_after_events": 4,
+               "reply": [{"type": "text", "text": "this stream is cut"}], "stop_reason": "end_turn",
+               "usage": {"input_tokens": 10, "output_tokens": 10}},
+              {"reply": [{"type": "tool_use", "id": "toolu_01", "name": "str_replace_based_edit_tool",
+                          "input": {"command": "str_replace", "path": "missing.txt", "old_str": "a", "new_str": "b"}}],
+               "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}},
+              {"expect": ["is_error", "missing.txt"],
+               "reply": [{"type": "tool_use", "id": "toolu_02", "name": "str_replace_based_edit_tool",
+                          "input": {"command": "view", "path": "../../etc/passwd"}}],
+               "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}},
+              {"expect": ["'..' is not allowed"],
+               "reply": [{"type": "text", "text": "Nothing to do."}], "stop_reason": "end_turn",
+               "usage": {"input_tokens": 10, "output_tokens": 10}},
+              {"error": 401, "type": "authentication_error", "message": "invalid x-api-key"}
+            ]
+            """, in: tmp.path)
+        let server = try TestServer.withAgent(api)
+        let work = try server.makeWorkTree("w", repo: "errs", commits: 1)
+        try server.write(work, ".patchd/task.md", task("Try things."))
+        try server.commitAll(work, "task")
+        let push = try expectOK(server.git(["push", "-o", "wait", "origin", "main"], in: work, timeout: 120))
+        #expect(push.stderr.contains("run 1 succeeded"), "\(push.stderr)")
+        #expect(push.stderr.contains("retrying"))
+        #expect(try server.runJSON(1)["changed"] as? Bool == false)
+
+        // The next run meets the 401.
+        try server.write(work, ".patchd/task.md", task("Again."))
+        try server.commitAll(work, "task 2")
+        let second = try expectOK(server.git(["push", "-o", "wait", "origin", "main"], in: work, timeout: 120))
+        #expect(second.stderr.contains("run 2 failed"))
+        let json = try server.runJSON(2)
+        #expect((json["error"] as? String ?? "").contains("invalid x-api-key"))
+        #expect(!((json["error"] as? String ?? "").contains(FakeMessagesAPI.key)))
+    }
+
+    @Test("max_turns ends the run and keeps the work so far on refs/patchd/runs/ID")
+    func maxTurnsKeepsPartialWork() throws {
+        let tmp = TempDir("fake-api")
+        let api = try FakeMessagesAPI(steps: """
+            [
+              {"reply": [{"type": "tool_use", "id": "toolu_01", "name": "str_replace_based_edit_tool",
+                          "input": {"command": "create", "path": "partial.txt", "file_text": "half done\\n"}}],
+               "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}},
+              {"reply": [{"type": "tool_use", "id": "toolu_02", "name": "bash", "input": {"command": "true"}}],
+               "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}}
+            ]
+            """, in: tmp.path)
+        let server = try TestServer.withAgent(api)
+        let work = try server.makeWorkTree("w", repo: "turns", commits: 1)
+        try server.write(work, ".patchd/task.md", task("Never finish.", front: "max_turns: 2\n"))
+        try server.commitAll(work, "task")
+        let push = try expectOK(server.git(["push", "-o", "wait", "origin", "main"], in: work, timeout: 120))
+        #expect(push.stderr.contains("run 1 failed"))
+        let json = try server.runJSON(1)
+        #expect(json["limit"] as? String == "turns")
+        let refs = try server.git(["ls-remote", "origin"], in: work).stdout
+        #expect(refs.contains("refs/patchd/runs/1") && !refs.contains("agent/main"))
+        try expectOK(server.git(["fetch", "-q", "origin", "refs/patchd/runs/1"], in: work))
+        #expect(try server.git(["show", "FETCH_HEAD:partial.txt"], in: work).stdout == "half done\n")
+        #expect(api.requests.count == 2)
+    }
+
+    @Test("a failing check goes back to the agent, which fixes it; the key never reaches the sandbox, logs or notes")
+    func checkFeedbackAndKeyHygiene() throws {
+        let tmp = TempDir("fake-api")
+        let api = try FakeMessagesAPI(steps: """
+            [
+              {"reply": [{"type": "tool_use", "id": "toolu_01", "name": "bash",
+                          "input": {"command": "env > env.txt; cat /proc/*/environ 2>/dev/null | tr '\\\\0' '\\\\n' > proc-env.txt; ls -a / > root.txt"}}],
+               "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}},
+              {"reply": [{"type": "text", "text": "Done, I think."}], "stop_reason": "end_turn",
+               "usage": {"input_tokens": 10, "output_tokens": 10}},
+              {"expect": ["check failed", "fixed.txt"],
+               "reply": [{"type": "tool_use", "id": "toolu_02", "name": "str_replace_based_edit_tool",
+                          "input": {"command": "create", "path": "fixed.txt", "file_text": "ok\\n"}}],
+               "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}},
+              {"reply": [{"type": "text", "text": "Created fixed.txt so the check passes."}], "stop_reason": "end_turn",
+               "usage": {"input_tokens": 10, "output_tokens": 10}}
+            ]
+            """, in: tmp.path)
+        let server = try TestServer.withAgent(api)
+        let work = try server.makeWorkTree("w", repo: "chk", commits: 1)
+        try server.write(work, ".patchd/task.md", task("Make the check pass.", front: "check: |\n  test -f fixed.txt\n"))
+        try server.commitAll(work, "task")
+        let push = try expectOK(server.git(["push", "-o", "wait", "origin", "main"], in: work, timeout: 120))
+        #expect(push.stderr.contains("run 1 succeeded"), "\(push.stderr)")
+        let json = try server.runJSON(1)
+        #expect(json["check"] as? String == "passed")
+        try expectOK(server.git(["fetch", "-q", "origin", "agent/main", "refs/notes/patchd:refs/notes/patchd"], in: work))
+        for file in ["env.txt", "proc-env.txt", "root.txt"] {
+            let text = try server.git(["show", "FETCH_HEAD:\(file)"], in: work).stdout
+            #expect(!text.isEmpty, "\(file) should have been written")
+            #expect(!text.contains(FakeMessagesAPI.key), "the API key leaked into the sandbox (\(file))")
+            #expect(!text.contains("ANTHROPIC"), "\(file) shows the daemon's environment")
+        }
+        let note = try server.git(["notes", "--ref=patchd", "show", "FETCH_HEAD"], in: work).stdout
+        #expect(note.contains("check passed"))
+        #expect(!note.contains(FakeMessagesAPI.key))
+        let logs = try server.ssh(nil, ["run", "logs", "1"]).stdout
+        #expect(!logs.contains(FakeMessagesAPI.key))
+        #expect(!server.log.contains(FakeMessagesAPI.key))
+    }
+}
