@@ -221,3 +221,42 @@ struct BuiltinAgentTests {
         #expect(!server.log.contains(FakeMessagesAPI.key))
     }
 }
+
+@Suite("claude-code agent", .serialized)
+struct ClaudeCodeAgentTests {
+    @Test("claude runs in the sandbox with a placeholder key; its API calls go through patchd, which adds the real key")
+    func claudeThroughProxy() throws {
+        let tmp = TempDir("fake-api")
+        let api = try FakeMessagesAPI(steps: """
+            [{"reply": [{"type": "text", "text": "hello from claude"}], "stop_reason": "end_turn",
+              "usage": {"input_tokens": 5, "output_tokens": 3}}]
+            """, in: tmp.path)
+        let fakeClaude = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/fake_claude.py").path
+        let server = try TestServer(env: ["ANTHROPIC_API_KEY": FakeMessagesAPI.key, "ANTHROPIC_BASE_URL": api.baseURL],
+                                    config: "claude_path: \(fakeClaude)\n")
+        let work = try server.makeWorkTree("w", repo: "cc", commits: 1)
+        try server.write(work, ".patchd/task.md", "---\nagent: claude-code\n---\nSay hello.\n")
+        try server.commitAll(work, "task")
+        let push = try expectOK(server.git(["push", "-o", "wait", "origin", "main"], in: work, timeout: 120))
+        #expect(push.stderr.contains("run 1 succeeded"), "\(push.stderr)")
+        #expect(push.stderr.contains("agent: hello from claude"))
+        try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
+        #expect(try server.git(["show", "FETCH_HEAD:CLAUDE.txt"], in: work).stdout == "hello from claude\n")
+        let env = try server.git(["show", "FETCH_HEAD:env-claude.txt"], in: work).stdout
+        #expect(env.contains("ANTHROPIC_API_KEY=sk-ant-patchd-placeholder"))
+        #expect(env.contains("IS_SANDBOX=1"))
+        #expect(!env.contains(FakeMessagesAPI.key), "the real key reached the sandbox")
+        let message = try server.git(["log", "-1", "--format=%B", "FETCH_HEAD"], in: work).stdout
+        #expect(message.contains("Wrote CLAUDE.txt: hello from claude"))
+        #expect(message.contains("Patchd-Agent: claude-code"))
+        let requests = api.requests
+        #expect(requests.count == 1)
+        #expect((requests.first?["headers"] as? [String: Any])?["x-api-key"] as? String == FakeMessagesAPI.key)
+        let json = try server.runJSON(1)
+        let usage = json["usage"] as! [String: Any]
+        #expect(usage["input_tokens"] as? Int == 321)
+        #expect(abs((usage["cost_usd"] as? Double ?? 0) - 0.0123) < 1e-9)
+        #expect(!server.log.contains(FakeMessagesAPI.key))
+    }
+}

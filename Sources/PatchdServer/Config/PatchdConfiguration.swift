@@ -20,6 +20,8 @@ public struct PatchdConfiguration: Sendable, Equatable {
     public var defaultAgent = "builtin"
     /// Model for LLM tasks that name none.
     public var model = "claude-sonnet-4-5"
+    /// The Claude Code CLI for the claude-code agent (a name in PATH or an absolute path).
+    public var claudePath = "claude"
     /// Cap on an LLM run's turns (a task's max_turns is capped by it).
     public var maxTurns = 40
     /// Cap on a run's wall-clock time (a task's timeout: is capped by it).
@@ -36,7 +38,7 @@ public struct PatchdConfiguration: Sendable, Equatable {
     /// The YAML keys; they mirror the flags with `_` for `-`.
     static let fileKeys: Set<String> = [
         "data_dir", "listen", "admin_keys", "sandbox", "workers", "auth_timeout", "idle_timeout",
-        "max_unauthenticated", "max_sessions_per_connection", "max_push_bytes", "default_agent", "max_run_seconds", "model", "max_turns",
+        "max_unauthenticated", "max_sessions_per_connection", "max_push_bytes", "default_agent", "max_run_seconds", "model", "max_turns", "claude_path",
         "max_processes", "max_file_bytes", "max_memory_bytes", "max_output_bytes",
     ]
 
@@ -94,6 +96,7 @@ public struct PatchdConfiguration: Sendable, Equatable {
             case "max_push_bytes": maxPushBytes = Int64(try number())
             case "default_agent": defaultAgent = try string()
             case "model": model = try string()
+            case "claude_path": claudePath = try string()
             case "max_turns": maxTurns = Int(try number())
             case "max_run_seconds": maxRunSeconds = Int(try number())
             case "max_processes": maxProcesses = Int(try number())

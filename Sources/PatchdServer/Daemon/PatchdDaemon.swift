@@ -101,6 +101,11 @@ public final class PatchdDaemon: Sendable {
         builtin.maxTurns = configuration.maxTurns
         agents[.builtin] = BuiltinAgent(configuration: builtin) { try AnthropicTransport(baseURL: baseURL, apiKey: key) }
         logger.info("builtin agent: model \(configuration.model), Messages API at \(baseURL)")
+        if let claude = try? findExecutable(configuration.claudePath) {
+            agents[.claudeCode] = ClaudeCodeAgent(claudePath: claude, upstream: baseURL, apiKey: key, defaultModel: configuration.model,
+                                                  maxTurns: configuration.maxTurns, logger: logger)
+            logger.info("claude-code agent: \(claude)")
+        }
         return agents
     }
 
@@ -127,6 +132,10 @@ public final class PatchdDaemon: Sendable {
     }
 
     static func findExecutable(_ name: String) throws -> String {
+        if name.hasPrefix("/") {
+            guard access(name, X_OK) == 0 else { throw PatchdConfiguration.Invalid("\(name) is not executable") }
+            return name
+        }
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         for dir in path.split(separator: ":") + ["/usr/bin", "/bin"] {
             let candidate = "\(dir)/\(name)"

@@ -42,10 +42,16 @@ public struct AgentContext: Sendable {
         return l
     }
 
-    /// Runs a script in the sandbox, logging each output line as an `.output` event.
-    public func runScript(_ script: String, environment: [String: String] = [:]) throws -> SandboxResult {
-        try sandbox.execute(script: script, environment: environment, mounts: mounts, limits: commandLimits(),
-                            cancel: cancel) { line in log(RunEvent(.output, line)) }
+    /// Runs a script in the sandbox, logging each output line as an `.output` event
+    /// (or handing it to `onLine` instead).
+    public func runScript(_ script: String, environment: [String: String] = [:], extraBinds: [SandboxBind] = [],
+                          onLine: ((String) -> Void)? = nil) throws -> SandboxResult {
+        var withBinds = mounts
+        withBinds.extra += extraBinds
+        return try sandbox.execute(script: script, environment: environment, mounts: withBinds, limits: commandLimits(),
+                                   cancel: cancel) { line in
+            if let onLine { onLine(line) } else { log(RunEvent(.output, line)) }
+        }
     }
 }
 

@@ -14,6 +14,8 @@ public struct BubblewrapSandbox: Sandbox {
     public init(bwrap: String = "/usr/bin/bwrap") { self.bwrap = bwrap }
 
     public func objectsPath(_ mounts: SandboxMounts) -> String { "/patchd/objects" }
+    public func path(of bind: SandboxBind) -> String { bind.inside }
+    public var hasPrivateNetwork: Bool { true }
 
     /// Read-only bits of the host /etc that ordinary tools need (dynamic linker cache,
     /// Debian alternatives such as awk, TLS roots, time zone). Nothing with secrets.
@@ -39,6 +41,9 @@ public struct BubblewrapSandbox: Sandbox {
         }
         args += ["--ro-bind", mounts.repositoryObjects, "/patchd/objects",
                  "--bind", mounts.workspace, "/workspace", "--chdir", "/workspace"]
+        for bind in mounts.extra {
+            args += [bind.writable ? "--bind" : "--ro-bind", bind.host, bind.inside]
+        }
         for (key, value) in environment.sorted(by: { $0.key < $1.key }) {
             args += ["--setenv", key, value]
         }
@@ -75,6 +80,8 @@ public struct UnsandboxedSandbox: Sandbox {
     public init() {}
 
     public func objectsPath(_ mounts: SandboxMounts) -> String { mounts.repositoryObjects }
+    public func path(of bind: SandboxBind) -> String { bind.host }
+    public var hasPrivateNetwork: Bool { false }
 
     public func execute(script: String, environment: [String: String], mounts: SandboxMounts, limits: SandboxLimits,
                         cancel: CancellationFlag, onLine: (String) -> Void) throws -> SandboxResult {

@@ -54,6 +54,16 @@ public final class CancellationFlag: Sendable {
     public var reason: LimitHit? { state.withLock { $0 } }
 }
 
+/// A host path made visible inside the sandbox (bwrap binds it at `inside`).
+public struct SandboxBind: Sendable {
+    public let host: String
+    public let inside: String
+    public let writable: Bool
+    public init(host: String, inside: String, writable: Bool) {
+        self.host = host; self.inside = inside; self.writable = writable
+    }
+}
+
 /// What a sandbox needs to know about the run's files.
 public struct SandboxMounts: Sendable {
     /// The checkout, writable; /workspace inside.
@@ -62,6 +72,8 @@ public struct SandboxMounts: Sendable {
     public let repositoryObjects: String
     /// Private scratch (DATA/work/run-ID), for generated files such as /etc/passwd.
     public let scratch: String
+    /// Extra binds an agent needs (the claude binary, the API socket).
+    public var extra: [SandboxBind] = []
 
     public init(workspace: String, repositoryObjects: String, scratch: String) {
         self.workspace = workspace
@@ -77,6 +89,10 @@ public protocol Sandbox: Sendable {
     var workspacePath: String { get }
     /// The alternates path the workspace's git should use for the repository objects.
     func objectsPath(_ mounts: SandboxMounts) -> String
+    /// Where a bind's host path is seen by commands (inside for bwrap, the host path for none).
+    func path(of bind: SandboxBind) -> String
+    /// Whether commands get a private network namespace (needed to bridge an API port safely).
+    var hasPrivateNetwork: Bool { get }
     /// Runs `script` with bash in the workspace; each output line (stdout and stderr merged)
     /// goes to `onLine` as it arrives. Never throws for the script's own failure.
     func execute(script: String, environment: [String: String], mounts: SandboxMounts, limits: SandboxLimits,

@@ -1,0 +1,99 @@
+// PatchdServer: the claude-code agent: `claude -p` in the sandbox, its API traffic through patchd's proxy.
+import Foundation
+import Logging
+import Runs
+
+/// Runs the Claude Code CLI inside the bwrap sandbox with stream-json output. The sandbox
+/// still has no network: socat, started in the sandbox, bridges 127.0.0.1:8765 (in the
+/// sandbox's own network namespace) to a unix socket bound in from the run's scratch
+/// dir, where `APIProxy` adds the real key. The sandbox holds only a placeholder key.
+struct ClaudeCodeAgent: Agent {
+    let kind = AgentKind.claudeCode
+    let claudePath: String
+    let upstream: String
+    let apiKey: String
+    let defaultModel: String
+    let maxTurns: Int
+    let logger: Logger
+
+    static let placeholderKey = "sk-ant-patchd-placeholder"
+    static let port = 8765
+
+    func run(_ context: AgentContext) throws -> AgentOutcome {
+        guard context.sandbox.hasPrivateNetwork else {
+            return AgentOutcome(succeeded: false, summary: "", error: "the claude-code agent needs the bwrap sandbox (its API bridge relies on a private network namespace)")
+        }
+        let socketPath = context.mounts.scratch + "/api.sock"
+        let proxy = try APIProxy(socketPath: socketPath, upstream: upstream, apiKey: apiKey, logger: logger)
+        defer { proxy.stop() }
+        let socketBind = SandboxBind(host: socketPath, inside: "/patchd/api.sock", writable: true)
+        let claudeBind = SandboxBind(host: claudePath, inside: "/patchd/bin/claude", writable: false)
+        let model = context.task.model ?? defaultModel
+        let turns = min(context.task.maxTurns ?? maxTurns, maxTurns)
+        let script = """
+            socat TCP-LISTEN:\(Self.port),bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:\(context.sandbox.path(of: socketBind)) &
+            bridge=$!
+            for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/\(Self.port)) 2>/dev/null && break; sleep 0.02; done
+            "\(context.sandbox.path(of: claudeBind))" -p "$PATCHD_TASK" --output-format stream-json --verbose \\
+                --permission-mode bypassPermissions --max-turns \(turns) --model "\(model)"
+            status=$?
+            kill $bridge 2>/dev/null
+            exit $status
+            """
+        let environment = [
+            "PATCHD_TASK": context.task.body,
+            "ANTHROPIC_BASE_URL": "http://127.0.0.1:\(Self.port)",
+            "ANTHROPIC_API_KEY": Self.placeholderKey,
+            "IS_SANDBOX": "1",
+            "DISABLE_AUTOUPDATER": "1",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        ]
+        context.log(RunEvent(.tool, "$ claude -p (model \(model), max turns \(turns))"))
+        var result: JSONValue?
+        let run = try context.runScript(script, environment: environment, extraBinds: [socketBind, claudeBind]) { line in
+            guard let event = JSONValue.parse(line), let type = event["type"]?.string else {
+                context.log(RunEvent(.output, line))
+                return
+            }
+            switch type {
+            case "assistant":
+                if case .array(let blocks)? = event["message"]?["content"] {
+                    for block in blocks {
+                        if block["type"]?.string == "text", let text = block["text"]?.string {
+                            for l in text.split(separator: "\n") { context.log(RunEvent(.info, "agent: " + l)) }
+                        } else if block["type"]?.string == "tool_use", let name = block["name"]?.string {
+                            let input = block["input"]?["command"]?.string ?? block["input"]?["file_path"]?.string ?? ""
+                            context.log(RunEvent(.tool, "\(name): \(CommandAgent.firstLine(input))"))
+                        }
+                    }
+                }
+            case "result": result = event
+            case "system": context.log(RunEvent(.info, "claude-code: \(event["subtype"]?.string ?? "system")"))
+            default: break
+            }
+        }
+        var usage = AgentUsage()
+        if let result {
+            usage.turns = result["num_turns"]?.int ?? 0
+            usage.costUSD = { if case .number(let n)? = result["total_cost_usd"] { return n } else { return 0 } }()
+            usage.inputTokens = result["usage"]?["input_tokens"]?.int ?? 0
+            usage.outputTokens = result["usage"]?["output_tokens"]?.int ?? 0
+            usage.cacheReadTokens = result["usage"]?["cache_read_input_tokens"]?.int ?? 0
+            usage.cacheWriteTokens = result["usage"]?["cache_creation_input_tokens"]?.int ?? 0
+        }
+        let summary = result?["result"]?.string ?? ""
+        if let limit = run.limit {
+            return AgentOutcome(succeeded: false, summary: summary, error: "claude: \(limit.explanation)", limit: limit, usage: usage, model: model)
+        }
+        guard let result else {
+            return AgentOutcome(succeeded: false, summary: "", error: "claude exited \(run.exitStatus) without a result event", usage: usage, model: model)
+        }
+        if result["subtype"]?.string == "error_max_turns" {
+            return AgentOutcome(succeeded: false, summary: summary, error: "stopped after \(usage.turns) turns (max_turns)", limit: .turns, usage: usage, model: model)
+        }
+        if result["is_error"]?.bool == true || run.exitStatus != 0 {
+            return AgentOutcome(succeeded: false, summary: summary, error: "claude reported an error: \(CommandAgent.firstLine(summary))", usage: usage, model: model)
+        }
+        return AgentOutcome(succeeded: true, summary: summary, usage: usage, model: model)
+    }
+}
