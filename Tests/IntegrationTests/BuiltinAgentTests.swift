@@ -48,8 +48,9 @@ final class FakeMessagesAPI {
 }
 
 extension TestServer {
-    static func withAgent(_ api: FakeMessagesAPI, extraArgs: [String] = []) throws -> TestServer {
-        try TestServer(extraArgs: extraArgs, env: ["ANTHROPIC_API_KEY": FakeMessagesAPI.key, "ANTHROPIC_BASE_URL": api.baseURL])
+    static func withAgent(_ api: FakeMessagesAPI, extraArgs: [String] = [], config: String? = nil) throws -> TestServer {
+        try TestServer(extraArgs: extraArgs, env: ["ANTHROPIC_API_KEY": FakeMessagesAPI.key, "ANTHROPIC_BASE_URL": api.baseURL],
+                       config: config)
     }
 }
 
@@ -66,7 +67,7 @@ struct BuiltinAgentTests {
             [
               {"reply": [{"type": "text", "text": "Let me look."},
                          {"type": "tool_use", "id": "toolu_01", "name": "bash", "input": {"command": "ls; echo from-bash > bash.txt"}}],
-               "stop_reason": "tool_use", "usage": {"input_tokens": 1000, "output_tokens": 50}},
+               "stop_reason": "tool_use", "usage": {"input_tokens": 1000, "output_tokens": 50, "cache_read_input_tokens": 500}},
               {"expect": ["from-bash", "README.md", "toolu_01"],
                "reply": [{"type": "tool_use", "id": "toolu_02", "name": "str_replace_based_edit_tool",
                           "input": {"command": "create", "path": "/workspace/src/hello.py", "file_text": "print('hello')\\n"}}],
@@ -78,7 +79,11 @@ struct BuiltinAgentTests {
                "stop_reason": "end_turn", "usage": {"input_tokens": 1400, "output_tokens": 20}}
             ]
             """, in: tmp.path)
-        let server = try TestServer.withAgent(api)
+        // A configured price replaces the built-in one.
+        let server = try TestServer.withAgent(api, config: """
+            prices:
+              claude-sonnet-4-5: {input: 2, output: 10, cache_read: 0.2, cache_write: 2.5}
+            """)
         let work = try server.makeWorkTree("w", repo: "agent", commits: 1)
         try server.write(work, "README.md", "# demo\n")
         try server.write(work, "AGENTS.md", "Always greet the whole world.\n")
@@ -97,8 +102,9 @@ struct BuiltinAgentTests {
         let usage = json["usage"] as! [String: Any]
         #expect(usage["input_tokens"] as? Int == 4900)
         #expect(usage["output_tokens"] as? Int == 170)
+        #expect(usage["cache_read_tokens"] as? Int == 500)
         let cost = usage["cost_usd"] as? Double ?? 0
-        #expect(abs(cost - (4900 * 3 + 170 * 15) / 1_000_000) < 1e-9, "cost \(cost)")
+        #expect(abs(cost - (4900.0 * 2 + 170 * 10 + 500 * 0.2) / 1_000_000) < 1e-9, "cost \(cost)")
 
         let requests = api.requests
         #expect(requests.count == 4)

@@ -1,5 +1,6 @@
 // PatchdServer: the daemon's settings: built-in defaults, then environment, then config file, then flags.
 import Foundation
+import Runs
 import Yams
 
 /// Everything `patchd serve` can be told. Precedence (lowest first): built-in
@@ -20,6 +21,10 @@ public struct PatchdConfiguration: Sendable, Equatable {
     public var defaultAgent = "builtin"
     /// Model for LLM tasks that name none.
     public var model = "claude-sonnet-4-5"
+    /// Cap on a task's max_cost_usd (LLM runs), nil for none.
+    public var maxCostUSD: Double?
+    /// USD per million tokens by model, merged over the built-in table.
+    public var prices: [String: ModelPrice] = [:]
     /// The Claude Code CLI for the claude-code agent (a name in PATH or an absolute path).
     public var claudePath = "claude"
     /// Cap on an LLM run's turns (a task's max_turns is capped by it).
@@ -38,7 +43,7 @@ public struct PatchdConfiguration: Sendable, Equatable {
     /// The YAML keys; they mirror the flags with `_` for `-`.
     static let fileKeys: Set<String> = [
         "data_dir", "listen", "admin_keys", "sandbox", "workers", "auth_timeout", "idle_timeout",
-        "max_unauthenticated", "max_sessions_per_connection", "max_push_bytes", "default_agent", "max_run_seconds", "model", "max_turns", "claude_path",
+        "max_unauthenticated", "max_sessions_per_connection", "max_push_bytes", "default_agent", "max_run_seconds", "model", "max_turns", "claude_path", "max_cost_usd", "prices",
         "max_processes", "max_file_bytes", "max_memory_bytes", "max_output_bytes",
     ]
 
@@ -97,6 +102,28 @@ public struct PatchdConfiguration: Sendable, Equatable {
             case "default_agent": defaultAgent = try string()
             case "model": model = try string()
             case "claude_path": claudePath = try string()
+            case "max_cost_usd": maxCostUSD = try number()
+            case "prices":
+                // prices: {MODEL: {input: 3, output: 15, cache_read: 0.3, cache_write: 3.75}}
+                guard let models = value.mapping else { throw Invalid("\(at) must map model names to {input, output, cache_read, cache_write}") }
+                for (modelNode, priceNode) in models {
+                    guard let model = modelNode.string, let fields = priceNode.mapping else {
+                        throw Invalid("\(at): each model needs {input, output, cache_read, cache_write} in USD per million tokens")
+                    }
+                    var values: [String: Double] = [:]
+                    for (k, v) in fields {
+                        guard let name = k.string, ["input", "output", "cache_read", "cache_write"].contains(name),
+                              let text = v.string, let number = Double(text), number >= 0 else {
+                            throw Invalid("\(at): \(model): keys are input, output, cache_read, cache_write with non-negative numbers")
+                        }
+                        values[name] = number
+                    }
+                    guard let input = values["input"], let output = values["output"] else {
+                        throw Invalid("\(at): \(model) needs at least input and output prices")
+                    }
+                    prices[model] = ModelPrice(input: input, output: output, cacheRead: values["cache_read"] ?? input * 0.1,
+                                               cacheWrite: values["cache_write"] ?? input * 1.25)
+                }
             case "max_turns": maxTurns = Int(try number())
             case "max_run_seconds": maxRunSeconds = Int(try number())
             case "max_processes": maxProcesses = Int(try number())

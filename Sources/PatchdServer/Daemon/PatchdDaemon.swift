@@ -99,6 +99,8 @@ public final class PatchdDaemon: Sendable {
         var builtin = BuiltinAgentConfiguration()
         builtin.defaultModel = configuration.model
         builtin.maxTurns = configuration.maxTurns
+        builtin.maxCostUSD = configuration.maxCostUSD
+        builtin.prices.merge(configuration.prices) { _, configured in configured }
         agents[.builtin] = BuiltinAgent(configuration: builtin) { try AnthropicTransport(baseURL: baseURL, apiKey: key) }
         logger.info("builtin agent: model \(configuration.model), Messages API at \(baseURL)")
         if let claude = try? findExecutable(configuration.claudePath) {

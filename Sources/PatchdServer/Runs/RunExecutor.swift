@@ -112,6 +112,8 @@ struct RunExecutor {
         run.model = outcome.model ?? run.model
         run.inputTokens = outcome.usage.inputTokens
         run.outputTokens = outcome.usage.outputTokens
+        run.cacheReadTokens = outcome.usage.cacheReadTokens
+        run.cacheWriteTokens = outcome.usage.cacheWriteTokens
         run.costUSD = outcome.usage.costUSD
         let canceled = outcome.limit == .canceled
         var status: RunStatus = canceled ? .canceled : (outcome.succeeded ? .succeeded : .failed)

@@ -2,12 +2,15 @@
 import Foundation
 
 /// SPEC §9: id, repo, branch, status, agent, model, base, result, result_ref, changed,
-/// created_at, started_at, finished_at, error, usage {input_tokens, output_tokens, cost_usd};
+/// created_at, started_at, finished_at, error, usage {input_tokens, output_tokens,
+/// cache_read_tokens, cache_write_tokens, cost_usd};
 /// plus title, check, limit. Times are ISO 8601 UTC; absent values are null.
 struct RunJSON: Encodable {
     struct Usage: Encodable {
         let input_tokens: Int
         let output_tokens: Int
+        let cache_read_tokens: Int
+        let cache_write_tokens: Int
         let cost_usd: Double
     }
     let id: Int64
@@ -47,7 +50,8 @@ struct RunJSON: Encodable {
         started_at = run.startedAt.map(Self.iso)
         finished_at = run.finishedAt.map(Self.iso)
         error = run.error
-        usage = Usage(input_tokens: run.inputTokens, output_tokens: run.outputTokens, cost_usd: run.costUSD)
+        usage = Usage(input_tokens: run.inputTokens, output_tokens: run.outputTokens, cache_read_tokens: run.cacheReadTokens,
+                      cache_write_tokens: run.cacheWriteTokens, cost_usd: run.costUSD)
     }
 
     enum CodingKeys: String, CodingKey {

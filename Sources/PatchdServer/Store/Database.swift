@@ -87,6 +87,12 @@ public final class PatchdDatabase: Sendable {
             }
             try db.create(index: "run_events_by_run", on: "run_events", columns: ["run_id", "id"])
         }
+        migrator.registerMigration("v3: cache token usage") { db in
+            try db.alter(table: "runs") { t in
+                t.add(column: "cache_read_tokens", .integer).notNull().defaults(to: 0)
+                t.add(column: "cache_write_tokens", .integer).notNull().defaults(to: 0)
+            }
+        }
         return migrator
     }
 }

@@ -30,6 +30,8 @@ public struct RunRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
     public var attempts: Int
     public var inputTokens: Int
     public var outputTokens: Int
+    public var cacheReadTokens: Int = 0
+    public var cacheWriteTokens: Int = 0
     public var costUSD: Double
     public var createdAt: Date
     public var startedAt: Date?
@@ -39,6 +41,7 @@ public struct RunRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
         case id, repo, branch, base, status, agent, model, title, spec, result, changed, error, summary, attempts
         case taskSource = "task_source", requestedBy = "requested_by", checkStatus = "check_status"
         case limitHit = "limit_hit", inputTokens = "input_tokens", outputTokens = "output_tokens"
+        case cacheReadTokens = "cache_read_tokens", cacheWriteTokens = "cache_write_tokens"
         case costUSD = "cost_usd", createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
     }
 

@@ -44,6 +44,8 @@ public struct BuiltinAgentConfiguration: Sendable {
     public var maxAttempts = 5
     public var baseRetryDelay = 1.0
     public var maxRetryDelay = 60.0
+    /// The server's cap on a task's max_cost_usd (nil: no cap beyond the task's own).
+    public var maxCostUSD: Double?
     /// Check runs that may feed back into the loop before the agent gives up.
     public var maxCheckRounds = 3
     public var prices: [String: ModelPrice] = [
@@ -77,7 +79,7 @@ public struct BuiltinAgent: Agent {
     public func run(_ context: AgentContext) throws -> AgentOutcome {
         let model = context.task.model ?? configuration.defaultModel
         let maxTurns = min(context.task.maxTurns ?? configuration.maxTurns, configuration.maxTurns)
-        let maxCost = context.task.maxCostUSD
+        let maxCost = [context.task.maxCostUSD, configuration.maxCostUSD].compactMap { $0 }.min()
         let files = WorkspaceFiles(root: context.mounts.workspace, displayRoot: context.sandbox.workspacePath == "." ? context.mounts.workspace : context.sandbox.workspacePath)
         let tools = AgentTools(context: context, files: files)
         let transport = try makeTransport()
