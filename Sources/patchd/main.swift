@@ -14,7 +14,7 @@ struct Patchd: ParsableCommand {
         commandName: "patchd",
         abstract: "A self-hosted patch service that speaks git over SSH.",
         discussion: "Users push a branch with a task; patchd runs a coding agent in a sandbox and pushes back agent/BRANCH.",
-        subcommands: [Serve.self, Doctor.self, Version.self, Hook.self])
+        subcommands: [Serve.self, Doctor.self, BackupCommand.self, RestoreCommand.self, Version.self, Hook.self])
 }
 
 /// Flags shared by serve and doctor.
@@ -121,6 +121,50 @@ struct Doctor: ParsableCommand {
             print("\(check.status.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0)) \(check.name): \(check.detail)")
         }
         if checks.contains(where: { $0.status == .fail }) { throw ExitCode(1) }
+    }
+}
+
+struct BackupCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup",
+        abstract: "Copy the data dir consistently, while the server runs.",
+        discussion: "Writes the database (SQLite online backup), a git bundle of every repository and the host keys into DIR, which must be new or empty. See docs/OPERATIONS.md.")
+
+    @Argument(help: "A new or empty directory for the backup.")
+    var directory: String
+
+    @OptionGroup var options: ServerOptions
+
+    func run() throws {
+        do {
+            let configuration = try options.resolve()
+            try Backup(dataDir: configuration.dataDir) { print("patchd: \($0)") }.backup(to: directory)
+        } catch {
+            printError("patchd: error: \(error)\n")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct RestoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Recreate a data dir from a backup.",
+        discussion: "The data dir (--data-dir) must be new or empty. Start patchd on it afterwards; it rewrites hooks and repository config at start.")
+
+    @Argument(help: "A directory written by 'patchd backup'.")
+    var directory: String
+
+    @OptionGroup var options: ServerOptions
+
+    func run() throws {
+        do {
+            let configuration = try options.resolve()
+            try Backup(dataDir: configuration.dataDir) { print("patchd: \($0)") }.restore(from: directory)
+        } catch {
+            printError("patchd: error: \(error)\n")
+            throw ExitCode(1)
+        }
     }
 }
 

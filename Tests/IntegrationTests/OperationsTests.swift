@@ -1,0 +1,55 @@
+// IntegrationTests: operating patchd: backup while serving, restore into a new data dir.
+import Foundation
+import Testing
+
+@Suite("operations", .serialized)
+struct OperationsTests {
+    @Test("patchd backup while serving, patchd restore into a new data dir: repos, runs, refs, notes, users and host keys come back")
+    func backupAndRestore() throws {
+        let server = try TestServer()
+        let work = try server.makeWorkTree("w", repo: "team/app", commits: 3)
+        try server.write(work, ".patchd/task.md", TestServer.commandTask("echo restored > R.txt"))
+        try server.commitAll(work, "task")
+        try expectOK(server.git(["push", "-q", "-o", "wait", "origin", "main"], in: work))
+        try expectOK(server.ssh(nil, ["repo", "create", "empty-one"]))
+        _ = try server.addUser("bob")
+        let fingerprint = server.log.components(separatedBy: "patchd: host key ").last?.split(separator: " ").first.map(String.init)
+
+        let backup = server.tmp.path + "/backup"
+        let made = try expectOK(run(patchdBinary, ["backup", backup, "--data-dir", server.dataDir]), "patchd backup")
+        #expect(made.stdout.contains("backup complete"))
+        #expect(FileManager.default.fileExists(atPath: backup + "/repos/team/app.bundle"))
+        let again = try run(patchdBinary, ["backup", backup, "--data-dir", server.dataDir])
+        #expect(again.status == 1 && again.stderr.contains("is not empty"))
+        let mode = try FileManager.default.attributesOfItem(atPath: backup + "/ssh_host_ed25519_key")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        server.stop()
+
+        // A new data dir from the backup, served by a new process on the old port.
+        let restoredDir = server.tmp.path + "/restored"
+        try expectOK(run(patchdBinary, ["restore", backup, "--data-dir", restoredDir]), "patchd restore")
+        let refused = try run(patchdBinary, ["restore", backup, "--data-dir", restoredDir])
+        #expect(refused.status == 1 && refused.stderr.contains("is not empty"))
+        try FileManager.default.removeItem(atPath: server.dataDir)
+        try FileManager.default.moveItem(atPath: restoredDir, toPath: server.dataDir)
+        try server.start()
+
+        let clone = server.tmp.path + "/clone"
+        try expectOK(server.git(["clone", "-q", server.url("team/app"), clone], in: server.tmp.path), "clone after restore")
+        try expectOK(server.git(["fetch", "-q", "origin", "agent/main", "refs/notes/patchd:refs/notes/patchd"], in: clone))
+        #expect(try server.git(["show", "FETCH_HEAD:R.txt"], in: clone).stdout == "restored\n")
+        #expect(try server.git(["notes", "--ref=patchd", "show", "FETCH_HEAD"], in: clone).stdout.contains("\"status\" : \"succeeded\""))
+        #expect(try server.runJSON(1)["status"] as? String == "succeeded")
+        let repos = try server.json(nil, ["repo", "list", "--json"]) as! [[String: Any]]
+        #expect(Set(repos.compactMap { $0["name"] as? String }) == ["empty-one", "team/app"])
+        #expect(try server.ssh(nil, ["user", "list"]).stdout.contains("bob"))
+        let newFingerprint = server.log.components(separatedBy: "patchd: host key ").last?.split(separator: " ").first.map(String.init)
+        #expect(fingerprint != nil && newFingerprint == fingerprint, "the host key must survive a restore")
+        // Hooks were reinstalled at start: a new task runs.
+        try server.write(clone, ".patchd/task.md", TestServer.commandTask("echo again > S.txt"))
+        try server.commitAll(clone, "task again")
+        let push = try expectOK(server.git(["push", "-o", "wait", "origin", "main"], in: clone))
+        #expect(push.stderr.contains("run 2 succeeded"))
+        try expectOK(run("/usr/bin/git", ["fsck", "--no-progress"], cwd: server.repoRoot + "/team/app.git"), "fsck")
+    }
+}
