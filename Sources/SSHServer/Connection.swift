@@ -185,6 +185,7 @@ final class Connection {
         }
         guard let found = server.delegate.identity(for: publicKey) else {
             failedAuthAttempts += 1
+            server.countAuthFailure()
             let safeUser = String(user.unicodeScalars.filter { $0.value >= 0x20 && $0.value < 0x7f }.prefix(64).map(Character.init))
             server.logger.notice("Failed publickey for \(safeUser.isEmpty ? "-" : safeUser) from \(client) ssh2: \(publicKey.type) \(publicKey.fingerprint)")
             return Int32(SSH_AUTH_DENIED.rawValue)

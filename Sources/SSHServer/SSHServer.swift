@@ -23,6 +23,7 @@ public final class SSHServer: Sendable {
         var connections = 0
         var unauthenticated = 0
         var nextConnectionID: UInt64 = 1
+        var statistics = SSHStatistics()
     }
 
     public init(configuration: SSHServerConfiguration, hostKeys: HostKeys, delegate: SSHServerDelegate,
@@ -47,6 +48,15 @@ public final class SSHServer: Sendable {
     }
 
     public var isStopping: Bool { state.withLock { $0.stopping } }
+    public var statistics: SSHStatistics {
+        state.withLock { s in
+            var stats = s.statistics
+            stats.active = s.connections
+            return stats
+        }
+    }
+
+    func countAuthFailure() { state.withLock { $0.statistics.authFailures += 1 } }
     public var activeConnections: Int { state.withLock { $0.connections } }
 
     /// Stops accepting, lets running transfers finish (up to `grace` seconds), then returns.
@@ -67,7 +77,11 @@ public final class SSHServer: Sendable {
         while !isStopping {
             guard let (fd, client) = listener.accept(timeoutMs: 200) else { continue }
             let admitted = state.withLock { s -> UInt64? in
-                guard !s.stopping, s.unauthenticated < configuration.maxUnauthenticated else { return nil }
+                guard !s.stopping, s.unauthenticated < configuration.maxUnauthenticated else {
+                    s.statistics.rejected += 1
+                    return nil
+                }
+                s.statistics.accepted += 1
                 s.unauthenticated += 1
                 s.connections += 1
                 defer { s.nextConnectionID += 1 }
@@ -135,4 +149,13 @@ final class BindOwner: @unchecked Sendable {
     }
 
     deinit { ssh_bind_free(raw) }
+}
+
+/// Counters for `stats`: connections accepted and refused at the cap, failed auth attempts.
+public struct SSHStatistics: Sendable {
+    public var accepted = 0
+    public var rejected = 0
+    public var authFailures = 0
+    public var active = 0
+    public init() {}
 }

@@ -52,4 +52,33 @@ struct OperationsTests {
         #expect(push.stderr.contains("run 2 succeeded"))
         try expectOK(run("/usr/bin/git", ["fsck", "--no-progress"], cwd: server.repoRoot + "/team/app.git"), "fsck")
     }
+
+    @Test("stats --prometheus counts connections, auth failures, transfers, runs and cost; admins only")
+    func stats() throws {
+        let server = try TestServer()
+        let bob = try server.addUser("bob")
+        let work = try server.makeWorkTree("w", repo: "m", commits: 1)
+        try server.write(work, ".patchd/task.md", TestServer.commandTask("echo x > X.txt"))
+        try server.commitAll(work, "task")
+        try expectOK(server.git(["push", "-q", "-o", "wait", "origin", "main"], in: work))
+        try expectOK(server.git(["fetch", "-q", "origin"], in: work))
+        let stranger = try TestKey.generate(in: server.tmp.path, name: "stranger")
+        #expect(try server.ssh(stranger, ["whoami"]).status == 255)
+        let denied = try server.ssh(bob, ["stats"])
+        #expect(denied.status == 1 && denied.stderr.contains("only admins"))
+
+        let text = try expectOK(server.ssh(nil, ["stats", "--prometheus"])).stdout
+        func value(_ sample: String) -> Double? {
+            text.split(separator: "\n").first { $0.hasPrefix(sample + " ") }.flatMap { Double($0.split(separator: " ").last!) }
+        }
+        #expect(text.contains("# TYPE patchd_ssh_connections_total counter"))
+        #expect((value("patchd_ssh_connections_total") ?? 0) >= 4)
+        #expect((value("patchd_ssh_auth_failures_total") ?? 0) >= 1)
+        #expect(value("patchd_git_transfers_total{service=\"git-receive-pack\",result=\"ok\"}") == 1)
+        #expect((value("patchd_git_transfers_total{service=\"git-upload-pack\",result=\"ok\"}") ?? 0) >= 1)
+        #expect(value("patchd_runs{status=\"succeeded\"}") == 1)
+        #expect(value("patchd_run_queue_depth") == 0)
+        let json = try server.json(nil, ["stats", "--json"]) as! [String: Any]
+        #expect((json["runs"] as? [String: Int])?["succeeded"] == 1)
+    }
 }

@@ -12,6 +12,7 @@ struct CommandContext: Sendable {
     let runs: RunStore
     let repositories: RepositoryStore
     let scheduler: SchedulerHandle
+    let stats: @Sendable () throws -> MetricsSnapshot
 
     /// Resolves a repository the caller may see, or nil (missing and unreadable look the same).
     func readableRepo(_ raw: String) -> (RepositoryName, RepoRecord, RepoRole)? {

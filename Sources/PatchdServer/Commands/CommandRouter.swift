@@ -11,6 +11,7 @@ struct CommandRouter: Sendable {
     let runs: RunStore
     let repositories: RepositoryStore
     let scheduler: SchedulerHandle
+    let stats: @Sendable () throws -> MetricsSnapshot
 
     static let summary = """
         patchd: git over SSH, with coding agents.
@@ -30,6 +31,7 @@ struct CommandRouter: Sendable {
           run start|cancel|retry                   start a run without pushing, stop one, run one again
           key list|add|remove                      your SSH keys
           user list|create|delete                  users (admins)
+          stats [--json|--prometheus]              server counters (admins)
 
         Listings and show take --json. Errors: 'patchd: error: ...' on stderr, exit 1; usage errors exit 2.
 
@@ -43,12 +45,13 @@ struct CommandRouter: Sendable {
         "runs": "runs [REPO] [--status S] [--json]   (alias of run list)",
         "key": KeyCommand.usage,
         "user": UserCommand.usage,
+        "stats": StatsCommand.usage,
     ]
 
     func context(_ identity: SSHIdentity) -> CommandContext {
         let admin = (try? users.user(id: identity.userID))??.isAdmin == true
         return CommandContext(identity: identity, isAdmin: admin, users: users, repoStore: repoStore, runs: runs,
-                              repositories: repositories, scheduler: scheduler)
+                              repositories: repositories, scheduler: scheduler, stats: stats)
     }
 
     func greeting(for identity: SSHIdentity) -> ChannelProgram {
@@ -74,6 +77,7 @@ struct CommandRouter: Sendable {
             case "run": return RunCommand.run(words, ctx, io)
             case "runs": return RunCommand.run(["run", "list"] + words.dropFirst(), ctx, io) // alias of `run list`
             case "key": return KeyCommand.run(words, ctx, io)
+            case "stats": return StatsCommand.run(words, ctx, io)
             default: return UserCommand.run(words, ctx, io)
             }
         }

@@ -5,6 +5,7 @@ import Logging
 import PatchdSystem
 import Runs
 import SSHServer
+import Synchronization
 
 /// `patchd serve`, as an object tests can also start and stop.
 public final class PatchdDaemon: Sendable {
@@ -80,13 +81,20 @@ public final class PatchdDaemon: Sendable {
         scheduler = RunScheduler(executor: RunExecutor(env: runEnvironment), runs: runStore,
                                  workers: configuration.workers, wakeup: wakeup, logger: logger)
 
-        let transport = GitTransport(repos: repositories, repoStore: repoStore, logger: logger, hooks: hookContext)
+        let counters = TransferCounters()
+        let transport = GitTransport(repos: repositories, repoStore: repoStore, logger: logger, hooks: hookContext, counters: counters)
+        let statsSource = StatsSource()
         let schedulerRef = scheduler
         let commands = CommandRouter(users: users, repoStore: repoStore, runs: runStore, repositories: repositories,
                                      scheduler: SchedulerHandle(cancel: { schedulerRef.cancel(runID: $0) },
-                                                                wake: { schedulerRef.poke() }))
+                                                                wake: { schedulerRef.poke() }),
+                                     stats: { [database] in
+                                         try MetricsSnapshot.gather(ssh: statsSource.ssh?.statistics ?? SSHStatistics(),
+                                                                    transfers: counters, db: database)
+                                     })
         let delegate = PatchdSSHDelegate(users: users, transport: transport, commands: commands)
         ssh = try SSHServer(configuration: sshConfig, hostKeys: hostKeys, delegate: delegate, logger: logger)
+        statsSource.ssh = ssh
     }
 
     /// The agents this server offers. The LLM agents need ANTHROPIC_API_KEY; without it a
@@ -144,6 +152,15 @@ public final class PatchdDaemon: Sendable {
             if access(candidate, X_OK) == 0 { return candidate }
         }
         throw PatchdConfiguration.Invalid("'\(name)' not found in PATH; install it (apt-get install \(name))")
+    }
+}
+
+/// Lets the stats command reach the SSH server, which is created after the commands.
+final class StatsSource: Sendable {
+    private let server = Mutex<SSHServer?>(nil)
+    var ssh: SSHServer? {
+        get { server.withLock { $0 } }
+        set { server.withLock { $0 = newValue } }
     }
 }
 

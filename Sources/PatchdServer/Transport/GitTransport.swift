@@ -15,6 +15,7 @@ struct GitTransport: Sendable {
     let logger: Logger
     /// Environment for hooks (data dir, patchd executable, ssh hint).
     let hooks: HookContext
+    let counters: TransferCounters
 
     /// The verbs a git client sends, in both spellings. upload-archive is refused.
     static func service(for words: [String]) -> (PackService, [String])? {
@@ -73,7 +74,10 @@ struct GitTransport: Sendable {
             env["PATCHD_REPO"] = name.value
             if let proto = request.environment["GIT_PROTOCOL"] { env["GIT_PROTOCOL"] = proto }
             let child = try repos.spawnPackProtocol(service, repository: name, environment: env)
-            let onExit: ((Int32) -> Void)? = created ? { [repos, repoStore, logger] status in
+            let started = MonotonicClock.now
+            let onExit: (Int32) -> Void = { [repos, repoStore, logger, counters] status in
+                counters.record(service: verb, status: status, seconds: MonotonicClock.now - started)
+                guard created else { return }
                 if status != 0 || repos.isEmpty(name) {
                     repos.delete(name)
                     try? repoStore.delete(name: name)
@@ -81,7 +85,7 @@ struct GitTransport: Sendable {
                 } else {
                     repos.pointHeadAtFirstBranch(name)
                 }
-            } : nil
+            }
             return ProcessProgram(child: child, verb: verb, repo: name.value, onExit: onExit)
         } catch {
             logger.error("\(verb) \(name) failed: \(error)")
