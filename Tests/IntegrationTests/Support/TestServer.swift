@@ -92,9 +92,10 @@ final class TestServer {
     let extraArgs: [String]
     let extraEnv: [String: String]
 
-    init(extraArgs: [String] = [], adminKeyType: String = "ed25519", env: [String: String] = [:], config: String? = nil) throws {
+    init(extraArgs: [String] = [], adminKeyType: String = "ed25519", env: [String: String] = [:], config: String? = nil,
+         dataDir customDataDir: String? = nil) throws {
         extraEnv = env
-        dataDir = tmp.path + "/data"
+        dataDir = customDataDir ?? tmp.path + "/data"
         logPath = tmp.path + "/server.log"
         var args = extraArgs
         if let config {
