@@ -1,5 +1,9 @@
 // PatchdServer: `patchd doctor`: one line per check of what a deployment needs; failing checks make it exit 1.
 import Foundation
+import GRDB
+#if canImport(Glibc)
+import Glibc
+#endif
 import GitStore
 import PatchdSystem
 import Runs
@@ -22,7 +26,8 @@ public struct Doctor {
         checks.append(Check(name: "libssh", status: .ok, detail: libsshVersion))
         checks.append(Check(name: "libgit2", status: .ok, detail: LibGit2.version))
         checks.append(executableCheck("git", arguments: ["--version"]))
-        checks.append(executableCheck("ssh-keygen", arguments: ["-?"], anyStatus: true))
+        checks.append((try? PatchdDaemon.findExecutable("ssh-keygen")).map { Check(name: "ssh-keygen", status: .ok, detail: $0) }
+                      ?? Check(name: "ssh-keygen", status: .warn, detail: "not found: `make run` uses it to create a key (apt-get install openssh-client)"))
         checks.append(bwrapCheck())
         checks.append(dataDirCheck())
         if let cgroup = ProcessCgroup.root {
@@ -32,13 +37,87 @@ public struct Doctor {
                                 detail: getuid() == 0 ? "no writable pids cgroup and running as root: RLIMIT_NPROC does not bind root, so a fork bomb is stopped only by the time limit; delegate a cgroup or run as a normal user"
                                                       : "RLIMIT_NPROC per sandbox (no writable pids cgroup)"))
         }
+        checks.append(executableCheck("prlimit", arguments: ["--version"]))
+        checks.append(diskSpaceCheck())
+        checks.append(hostKeyCheck())
+        checks.append(databaseCheck())
+        checks.append(listenCheck())
         let hasKey = !(ProcessInfo.processInfo.environment["ANTHROPIC_API_KEY"] ?? "").isEmpty
         checks.append(Check(name: "ANTHROPIC_API_KEY", status: hasKey ? .ok : .warn,
                             detail: hasKey ? "set" : "not set: the builtin and claude-code agents cannot run; the command agent can"))
+        if (try? PatchdDaemon.findExecutable("socat")) == nil {
+            checks.append(Check(name: "socat", status: .warn, detail: "not found: the claude-code agent needs it for its API bridge (apt-get install socat)"))
+        } else {
+            checks.append(Check(name: "socat", status: .ok, detail: "found (claude-code API bridge)"))
+        }
+        if let claude = try? PatchdDaemon.findExecutable(configuration.claudePath) {
+            checks.append(Check(name: "claude", status: .ok, detail: "\(claude): the claude-code agent is offered when ANTHROPIC_API_KEY is set"))
+        } else {
+            checks.append(Check(name: "claude", status: .warn, detail: "'\(configuration.claudePath)' not found: the claude-code agent is not offered (set claude_path)"))
+        }
         return checks
     }
 
-    func executableCheck(_ name: String, arguments: [String], anyStatus: Bool = false) -> Check {
+    var dataDirPath: String { URL(fileURLWithPath: configuration.dataDir).standardizedFileURL.path }
+
+    func diskSpaceCheck() -> Check {
+        var dir = dataDirPath
+        while !FileManager.default.fileExists(atPath: dir) { dir = (dir as NSString).deletingLastPathComponent }
+        guard let attrs = try? FileManager.default.attributesOfFileSystem(forPath: dir),
+              let free = (attrs[.systemFreeSize] as? NSNumber)?.int64Value else {
+            return Check(name: "disk", status: .warn, detail: "cannot read free space of \(dir)")
+        }
+        let gib = Double(free) / Double(1 << 30)
+        return Check(name: "disk", status: gib < 1 ? .warn : .ok,
+                     detail: String(format: "%.1f GiB free for %@%@", gib, dir, gib < 1 ? " (pushes and runs fail when it fills)" : ""))
+    }
+
+    func hostKeyCheck() -> Check {
+        let path = dataDirPath + "/ssh_host_ed25519_key"
+        guard let attrs = try? FileManager.default.attributesOfItem(atPath: path) else {
+            return Check(name: "host keys", status: .ok, detail: "none yet: generated at the first start")
+        }
+        let mode = (attrs[.posixPermissions] as? Int ?? 0) & 0o777
+        return mode & 0o077 == 0
+            ? Check(name: "host keys", status: .ok, detail: "\(path) mode \(String(mode, radix: 8))")
+            : Check(name: "host keys", status: .fail, detail: "\(path) is mode \(String(mode, radix: 8)); others can read the key: chmod 600 it")
+    }
+
+    func databaseCheck() -> Check {
+        let path = dataDirPath + "/patchd.sqlite"
+        guard FileManager.default.fileExists(atPath: path) else {
+            return Check(name: "database", status: .ok, detail: "none yet: created at the first start")
+        }
+        do {
+            let db = try PatchdDatabase(path: path)
+            let result = try db.pool.read { try String.fetchOne($0, sql: "PRAGMA quick_check") } ?? "?"
+            return Check(name: "database", status: result == "ok" ? .ok : .fail,
+                         detail: result == "ok" ? "\(path): integrity ok, migrations applied" : "\(path): \(result); restore from a backup")
+        } catch {
+            return Check(name: "database", status: .fail, detail: "\(path): \(error)")
+        }
+    }
+
+    func listenCheck() -> Check {
+        guard let address = try? configuration.listenAddress() else {
+            return Check(name: "listen", status: .fail, detail: "invalid listen address '\(configuration.listen)'")
+        }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(address.port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr(address.host == "localhost" ? "127.0.0.1" : address.host)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        if rc == 0 || address.host.contains(":") {
+            return Check(name: "listen", status: .ok, detail: "\(configuration.listen) can be bound")
+        }
+        return Check(name: "listen", status: .warn, detail: "\(configuration.listen): \(String(cString: strerror(errno))) (a running patchd holds it?)")
+    }
+
+    func executableCheck(_ name: String, arguments: [String]) -> Check {
         guard let path = try? PatchdDaemon.findExecutable(name) else {
             return Check(name: name, status: .fail, detail: "not found in PATH; run 'make deps' or apt-get install it")
         }
@@ -47,7 +126,7 @@ public struct Doctor {
         }
         let text = String(decoding: result.stdout.isEmpty ? result.stderr : result.stdout, as: UTF8.self)
             .split(separator: "\n").first.map(String.init) ?? ""
-        return Check(name: name, status: (result.status == 0 || anyStatus) ? .ok : .fail, detail: "\(path) \(text)")
+        return Check(name: name, status: result.status == 0 ? .ok : .fail, detail: "\(path) \(text)")
     }
 
     /// Starts a real sandbox the way runs will: user namespace, uid 1000, no network.
