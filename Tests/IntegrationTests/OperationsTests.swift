@@ -1,6 +1,9 @@
 // IntegrationTests: operating patchd: backup while serving, restore into a new data dir.
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("operations", .serialized)
 struct OperationsTests {
@@ -80,5 +83,20 @@ struct OperationsTests {
         #expect(value("patchd_run_queue_depth") == 0)
         let json = try server.json(nil, ["stats", "--json"]) as! [String: Any]
         #expect((json["runs"] as? [String: Int])?["succeeded"] == 1)
+    }
+
+    @Test("patchd doctor: one line per check, exit 0 on a healthy data dir, exit 1 with the fix when a check fails")
+    func doctor() throws {
+        let server = try TestServer()
+        server.stop()
+        let healthy = try run(patchdBinary, ["doctor", "--data-dir", server.dataDir, "--listen", "127.0.0.1:0"])
+        #expect(healthy.status == 0, "\(healthy.output)")
+        for name in ["libssh", "libgit2", "git", "bwrap", "data dir", "database", "host keys", "disk"] {
+            #expect(healthy.stdout.contains("ok   \(name):"), "doctor lacks an ok \(name) line:\n\(healthy.stdout)")
+        }
+        chmod(server.dataDir + "/ssh_host_ed25519_key", 0o644)
+        let broken = try run(patchdBinary, ["doctor", "--data-dir", server.dataDir, "--listen", "127.0.0.1:0"])
+        #expect(broken.status == 1)
+        #expect(broken.stdout.contains("fail host keys:") && broken.stdout.contains("chmod 600"))
     }
 }
