@@ -137,10 +137,15 @@ final class ChannelSession {
     // MARK: - Pump
 
     /// The fds the loop should wake up for, given what is buffered.
+    /// The program's output is only worth waking for while the client's window is open:
+    /// with it shut, `pumpOutput` reads nothing, so a readable pipe would make every poll
+    /// return at once and the loop spin until the client's WINDOW_ADJUST (which arrives on
+    /// the session socket, which libssh polls anyway).
     func wantedFDs(into wanted: inout [Int32: Int16]) {
         guard let program, !finished else { return }
-        if !stdoutEOF && outbound.isEmpty { wanted[program.stdout.raw] = Int16(POLLIN) }
-        if !stderrEOF && errbound.isEmpty { wanted[program.stderr.raw] = Int16(POLLIN) }
+        let windowOpen = ssh_channel_window_size(channel) > 0
+        if !stdoutEOF && outbound.isEmpty && windowOpen { wanted[program.stdout.raw] = Int16(POLLIN) }
+        if !stderrEOF && errbound.isEmpty && windowOpen { wanted[program.stderr.raw] = Int16(POLLIN) }
         if let stdin = program.stdin, stdin.isOpen, !inbound.isEmpty { wanted[stdin.raw] = Int16(POLLOUT) }
     }
 
