@@ -56,8 +56,6 @@ final class Connection {
         serverCallbacks.deallocate()
     }
 
-    var logger: Logging { Logging(server: server) }
-
     // MARK: - Life cycle
 
     func run() {
@@ -223,9 +221,4 @@ final class Connection {
     func makeRequest(identity: SSHIdentity, command: String?, environment: [String: String]) -> ExecRequest {
         ExecRequest(connectionID: id, identity: identity, command: command, environment: environment, client: client)
     }
-}
-
-/// Small adaptor so channel code can log without holding the server strongly.
-struct Logging {
-    let server: SSHServer
 }
