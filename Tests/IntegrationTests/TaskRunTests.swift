@@ -165,6 +165,20 @@ struct TaskRunTests {
         #expect(try server.git(["log", "-1", "--format=%B", "FETCH_HEAD"], in: work).stdout.contains("Patchd-Check: passed"))
     }
 
+    @Test("a run can be retried after its branch was deleted: the workspace needs only the commit")
+    func retryAfterBranchDeleted() throws {
+        let server = try TestServer()
+        let work = try server.makeWorkTree("work", repo: "gone", commits: 1)
+        try server.write(work, ".patchd/task.md", TestServer.commandTask("echo again > AGAIN.txt"))
+        try server.commitAll(work, "task")
+        try expectOK(server.git(["push", "-q", "-o", "wait", "origin", "main:topic"], in: work))
+        try expectOK(server.git(["push", "-q", "origin", ":topic"], in: work), "delete the branch")
+        try expectOK(server.ssh(nil, ["run", "retry", "1"]))
+        let json = try server.waitForRun(2)
+        #expect(json["status"] as? String == "succeeded", "\(json)")
+        #expect(json["changed"] as? Bool == true)
+    }
+
     @Test("a run that changes nothing succeeds with changed=false and no commit")
     func noChangeRun() throws {
         let server = try TestServer()

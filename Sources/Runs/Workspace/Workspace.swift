@@ -4,7 +4,7 @@ import PatchdSystem
 
 /// DATA/work/run-ID/{workspace,etc}. The checkout's `.git` borrows objects from the bare
 /// repository through alternates (read-only inside the sandbox), so creating it costs a
-/// checkout, not a copy of the object store. git is run here only BEFORE the agent: after
+/// checkout, not a copy of the object store or of its refs. git is run here only BEFORE the agent: after
 /// it, the workspace's `.git/config` is the agent's and could name programs.
 public struct Workspace: Sendable {
     public let root: String
@@ -22,12 +22,15 @@ public struct Workspace: Sendable {
                 throw WorkspaceError("git \(args.first ?? "") failed: \(String(decoding: r.stderr, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
             }
         }
-        try git(["clone", "--quiet", "--shared", "--no-checkout", "--no-tags", "--single-branch", "--branch", branch,
-                 bareRepository, ws.path])
-        try git(["-c", "advice.detachedHead=false", "checkout", "--quiet", "-B", branch, commit], in: ws.path)
-        try git(["remote", "remove", "origin"], in: ws.path)
+        // A fresh repository that borrows the bare one's objects: only the run's commit
+        // matters (the branch may have moved or gone since the run was queued).
+        try git(["init", "--quiet", "--initial-branch", branch, ws.path])
+        let alternates = ws.path + "/.git/objects/info/alternates"
+        try (bareRepository + "/objects\n").write(toFile: alternates, atomically: true, encoding: .utf8)
+        try git(["update-ref", "refs/heads/\(branch)", commit], in: ws.path)
+        try git(["reset", "--quiet", "--hard"], in: ws.path)
         // Inside the sandbox the repository's objects appear at another path.
-        try (objectsPathInSandbox + "\n").write(toFile: ws.path + "/.git/objects/info/alternates", atomically: true, encoding: .utf8)
+        try (objectsPathInSandbox + "\n").write(toFile: alternates, atomically: true, encoding: .utf8)
         // No chown needed: bwrap maps patchd's own uid to the sandbox's uid 1000.
         return ws
     }
