@@ -169,6 +169,7 @@ struct TaskRunTests {
     func retryAfterBranchDeleted() throws {
         let server = try TestServer()
         let work = try server.makeWorkTree("work", repo: "gone", commits: 1)
+        try expectOK(server.git(["push", "-q", "origin", "main"], in: work)) // HEAD names main, so topic can go
         try server.write(work, ".patchd/task.md", TestServer.commandTask("echo again > AGAIN.txt"))
         try server.commitAll(work, "task")
         try expectOK(server.git(["push", "-q", "-o", "wait", "origin", "main:topic"], in: work))
