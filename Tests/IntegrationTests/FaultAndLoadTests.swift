@@ -164,6 +164,7 @@ struct FaultAndLoadTests {
         try server.commitAll(work, "too big for the disk")
         let push = try server.git(["push", "origin", "main"], in: work)
         #expect(push.status != 0, "a 20 MB push into a 12 MB disk must fail")
+        print("figure: disk full: " + push.stderr.split(separator: "\n").prefix(3).joined(separator: " / "))
         #expect(push.stderr.contains("No space left") || push.stderr.contains("unpack") || push.stderr.contains("error"),
                 "the client is told: \(push.stderr)")
         try expectOK(server.ssh(nil, ["whoami"]), "the server keeps serving")
