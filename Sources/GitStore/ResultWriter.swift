@@ -1,5 +1,6 @@
 // GitStore: builds a run's result in the bare repository: snapshot tree, commit, refs, note.
 import CLibGit2
+import Foundation
 import PatchdSystem
 #if canImport(Glibc)
 import Glibc
@@ -109,14 +110,33 @@ public final class ResultWriter {
     }
 
     /// Attaches `text` as the note of `commit` in `notesRef`.
+    ///
+    /// `git_note_create` reads the notes ref's tip and then moves it: two runs finishing
+    /// together would each build on the same tip and one note would be lost (or the loser
+    /// fails on the ref lock). Every notes update in this process goes through one lock,
+    /// and a lock held by another process (a git maintenance command) is retried.
     public func addNote(to commit: String, text: String, notesRef: String, identity: GitIdentity) throws(GitError) {
         var target = try Self.oid(commit)
         var sig: UnsafeMutablePointer<git_signature>?
         try git("signature") { git_signature_now(&sig, identity.name, identity.email) }
         defer { git_signature_free(sig) }
-        var noteOID = git_oid()
-        try git("write note") { git_note_create(&noteOID, repo.raw, notesRef, sig, sig, &target, text, 1) }
+        Self.notesLock.lock()
+        defer { Self.notesLock.unlock() }
+        var attempt = 0
+        while true {
+            var noteOID = git_oid()
+            let rc = git_note_create(&noteOID, repo.raw, notesRef, sig, sig, &target, text, 1)
+            if rc == GIT_ELOCKED.rawValue || rc == GIT_EMODIFIED.rawValue, attempt < 50 {
+                attempt += 1
+                usleep(20_000)
+                continue
+            }
+            try git("write note") { rc }
+            return
+        }
     }
+
+    private static let notesLock = NSLock()
 
     static func oid(_ hex: String) throws(GitError) -> git_oid {
         var oid = git_oid()

@@ -165,6 +165,29 @@ struct TaskRunTests {
         #expect(try server.git(["log", "-1", "--format=%B", "FETCH_HEAD"], in: work).stdout.contains("Patchd-Check: passed"))
     }
 
+    @Test("runs finishing together each keep their note (one notes ref, written under a lock)")
+    func concurrentNotes() throws {
+        let server = try TestServer(extraArgs: ["--workers", "4"])
+        let work = try server.makeWorkTree("work", repo: "notes", commits: 1)
+        try server.write(work, ".patchd/task.md", TestServer.commandTask("echo $RANDOM > OUT.txt"))
+        try server.commitAll(work, "task")
+        // One push, eight branches: eight runs that finish at nearly the same time.
+        let branches = (1...8).map { "HEAD:b\($0)" }
+        try expectOK(server.git(["push", "-q", "origin"] + branches, in: work))
+        var results: [String] = []
+        for id in 1...8 {
+            let json = try server.waitForRun(id)
+            #expect(json["status"] as? String == "succeeded", "run \(id): \(json)")
+            if let result = json["result"] as? String { results.append(result) }
+        }
+        #expect(results.count == 8)
+        try expectOK(server.git(["fetch", "-q", "origin", "refs/notes/patchd:refs/notes/patchd", "refs/patchd/runs/*:refs/runs/*"], in: work))
+        for commit in results {
+            let note = try server.git(["notes", "--ref=patchd", "show", commit], in: work)
+            #expect(note.status == 0 && note.stdout.contains("\"status\" : \"succeeded\""), "no note on \(commit)")
+        }
+    }
+
     @Test("a run can be retried after its branch was deleted: the workspace needs only the commit")
     func retryAfterBranchDeleted() throws {
         let server = try TestServer()

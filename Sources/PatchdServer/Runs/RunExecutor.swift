@@ -131,11 +131,12 @@ struct RunExecutor {
                 let identity = GitIdentity(name: "patchd", email: "patchd@\(env.hostName)")
                 let commit = try writer.commit(tree: snapshot.tree, parent: run.base, message: message, identity: identity)
                 run.result = commit
+                // The note first: a run is never recorded as failed after agent/BRANCH moved.
+                try writer.addNote(to: commit, text: note(run, status: status, error: failure), notesRef: Self.notesRef, identity: identity)
                 try writer.setReference("refs/patchd/runs/\(id)", to: commit, log: "patchd: run \(id)")
                 if status == .succeeded {
                     try writer.setReference("refs/heads/agent/\(run.branch)", to: commit, log: "patchd: run \(id)")
                 }
-                try writer.addNote(to: commit, text: note(run, status: status, error: failure), notesRef: Self.notesRef, identity: identity)
                 log(RunEvent(.info, "result: \(commit.prefix(12)) on refs/patchd/runs/\(id)" + (status == .succeeded ? " and agent/\(run.branch)" : "")))
             } else {
                 log(RunEvent(.info, "no changes"))

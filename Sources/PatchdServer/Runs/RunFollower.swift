@@ -9,7 +9,7 @@ struct RunFollower {
     let runs: RunStore
     /// Seconds of silence before a "still running" line.
     var heartbeat: Double = 15
-    var pollInterval: useconds_t = 50_000
+    var pollInterval: useconds_t = 15_000
 
     /// Writes each event line through `write` (which returns false once the reader is
     /// gone) until the run has finished. Returns the final record, or nil if the reader left.
@@ -18,20 +18,16 @@ struct RunFollower {
         var lastOutput = MonotonicClock.now
         let started = MonotonicClock.now
         while true {
-            let events = (try? runs.events(runID: runID, after: lastEvent, limit: 1000)) ?? []
+            // Status and events in one read: the end is seen on the poll that sees the last events.
+            let (events, current) = (try? runs.eventsAndRun(runID: runID, after: lastEvent, limit: 1000)) ?? ([], nil)
             for event in events {
                 lastEvent = event.id ?? lastEvent
                 if !write(prefix + Self.format(event)) { return nil }
                 lastOutput = MonotonicClock.now
             }
-            if events.isEmpty, let run = try? runs.run(id: runID), run.status.isFinished {
-                // One last read: events written just before the status change.
-                let tail = (try? runs.events(runID: runID, after: lastEvent)) ?? []
-                for event in tail where !write(prefix + Self.format(event)) { return nil }
-                return run
-            }
+            if events.count < 1000, let current, current.status.isFinished { return current }
             if MonotonicClock.now - lastOutput >= heartbeat {
-                let status = (try? runs.run(id: runID))?.status.rawValue ?? "unknown"
+                let status = current?.status.rawValue ?? "unknown"
                 if !write(prefix + "run \(runID) \(status), \(Int(MonotonicClock.now - started))s so far") { return nil }
                 lastOutput = MonotonicClock.now
             }

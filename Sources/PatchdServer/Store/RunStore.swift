@@ -160,6 +160,15 @@ public struct RunStore: Sendable {
         }
     }
 
+    /// New events and the run's record from one snapshot (a follower never misses the last events).
+    public func eventsAndRun(runID: Int64, after: Int64, limit: Int) throws -> ([RunEventRecord], RunRecord?) {
+        try db.pool.read { db in
+            let events = try RunEventRecord.filter(Column("run_id") == runID && Column("id") > after)
+                .order(Column("id")).limit(limit).fetchAll(db)
+            return (events, try RunRecord.fetchOne(db, key: runID))
+        }
+    }
+
     /// At start: runs a crash left `running` go back to the queue once, then fail.
     public func recoverInterrupted(maxAttempts: Int = 2) throws -> (requeued: [Int64], failed: [Int64]) {
         try db.pool.write { db in
