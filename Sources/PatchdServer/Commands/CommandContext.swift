@@ -3,21 +3,29 @@ import Foundation
 import GitStore
 import SSHServer
 
-/// One command invocation's world.
-struct CommandContext: Sendable {
-    let identity: SSHIdentity
-    let isAdmin: Bool
+/// What every command may use: the stores, the repositories, the scheduler, the counters.
+struct CommandServices: Sendable {
     let users: UserStore
     let repoStore: RepoStore
     let runs: RunStore
     let repositories: RepositoryStore
     let scheduler: SchedulerHandle
     let stats: @Sendable () throws -> MetricsSnapshot
+}
+
+/// One command invocation's world: who is asking, and the services.
+@dynamicMemberLookup
+struct CommandContext: Sendable {
+    let identity: SSHIdentity
+    let isAdmin: Bool
+    let services: CommandServices
+
+    subscript<T>(dynamicMember path: KeyPath<CommandServices, T>) -> T { services[keyPath: path] }
 
     /// Resolves a repository the caller may see, or nil (missing and unreadable look the same).
     func readableRepo(_ raw: String) -> (RepositoryName, RepoRecord, RepoRole)? {
-        guard let name = try? RepositoryName(fromClient: raw), let repo = try? repoStore.repo(named: name),
-              let role = try? repoStore.role(userID: identity.userID, repo: repo), role.canRead else { return nil }
+        guard let name = try? RepositoryName(fromClient: raw), let repo = try? services.repoStore.repo(named: name),
+              let role = try? services.repoStore.role(userID: identity.userID, repo: repo), role.canRead else { return nil }
         return (name, repo, role)
     }
 }

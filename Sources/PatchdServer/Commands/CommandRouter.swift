@@ -6,12 +6,7 @@ import SSHServer
 
 /// Each shortcut runs on its own thread (ThreadProgram) and writes through ProgramOutput.
 struct CommandRouter: Sendable {
-    let users: UserStore
-    let repoStore: RepoStore
-    let runs: RunStore
-    let repositories: RepositoryStore
-    let scheduler: SchedulerHandle
-    let stats: @Sendable () throws -> MetricsSnapshot
+    let services: CommandServices
 
     static let summary = """
         patchd: git over SSH, with coding agents.
@@ -49,9 +44,8 @@ struct CommandRouter: Sendable {
     ]
 
     func context(_ identity: SSHIdentity) -> CommandContext {
-        let admin = (try? users.user(id: identity.userID))??.isAdmin == true
-        return CommandContext(identity: identity, isAdmin: admin, users: users, repoStore: repoStore, runs: runs,
-                              repositories: repositories, scheduler: scheduler, stats: stats)
+        let admin = (try? services.users.user(id: identity.userID))??.isAdmin == true
+        return CommandContext(identity: identity, isAdmin: admin, services: services)
     }
 
     func greeting(for identity: SSHIdentity) -> ChannelProgram {

@@ -85,13 +85,12 @@ public final class PatchdDaemon: Sendable {
         let transport = GitTransport(repos: repositories, repoStore: repoStore, logger: logger, hooks: hookContext, counters: counters)
         let statsSource = StatsSource()
         let schedulerRef = scheduler
-        let commands = CommandRouter(users: users, repoStore: repoStore, runs: runStore, repositories: repositories,
-                                     scheduler: SchedulerHandle(cancel: { schedulerRef.cancel(runID: $0) },
-                                                                wake: { schedulerRef.poke() }),
-                                     stats: { [database] in
-                                         try MetricsSnapshot.gather(ssh: statsSource.ssh?.statistics ?? SSHStatistics(),
-                                                                    transfers: counters, db: database)
-                                     })
+        let commands = CommandRouter(services: CommandServices(
+            users: users, repoStore: repoStore, runs: runStore, repositories: repositories,
+            scheduler: SchedulerHandle(cancel: { schedulerRef.cancel(runID: $0) }, wake: { schedulerRef.poke() }),
+            stats: { [database] in
+                try MetricsSnapshot.gather(ssh: statsSource.ssh?.statistics ?? SSHStatistics(), transfers: counters, db: database)
+            }))
         let delegate = PatchdSSHDelegate(users: users, transport: transport, commands: commands)
         ssh = try SSHServer(configuration: sshConfig, hostKeys: hostKeys, delegate: delegate, logger: logger)
         statsSource.ssh = ssh
