@@ -73,7 +73,10 @@ struct SandboxTests {
             ("loop", "while true; do :; done", "2s", "timeout"),
             ("output", "yes 'a line of output' | head -c 100000000", nil, "output"),
         ]
-        for (index, c) in cases.enumerated() {
+        // Without a pids cgroup a root daemon has no process cap (RLIMIT_NPROC does not bind
+        // uid 0; doctor warns): a fork bomb there would hurt the machine, so it is left out.
+        let runnable = cases.filter { $0.limit != "processes" || processCapAvailable }
+        for (index, c) in runnable.enumerated() {
             try server.write(work, ".patchd/task.md", TestServer.commandTask(c.script, timeout: c.timeout))
             try server.commitAll(work, c.branch)
             let started = Date()
@@ -81,17 +84,15 @@ struct SandboxTests {
             #expect(push.stderr.contains("run \(index + 1) failed"), "\(c.branch): \(push.stderr)")
             let json = try server.runJSON(index + 1)
             #expect(json["status"] as? String == "failed")
-            // Without a pids cgroup a root daemon has no process cap (RLIMIT_NPROC does not bind
-            // uid 0; doctor warns): there the fork bomb ends at its time limit instead.
-            let expected = c.limit == "processes" && !processCapAvailable ? "timeout" : c.limit
-            #expect(json["limit"] as? String == expected, "\(c.branch): limit \(json["limit"] ?? "nil"), error \(json["error"] ?? "nil")")
+            #expect(json["limit"] as? String == c.limit, "\(c.branch): limit \(json["limit"] ?? "nil"), error \(json["error"] ?? "nil")")
             #expect(Date().timeIntervalSince(started) < 60, "\(c.branch) was not cut off promptly")
             try expectOK(server.ssh(nil, ["whoami"]), "server still serving after \(c.branch)")
         }
         // The 2 GB file was cut at the limit and is not in the partial result.
-        let remote = try server.git(["ls-remote", "origin", "refs/patchd/runs/2"], in: work).stdout
+        let bigFileRun = (runnable.firstIndex { $0.branch == "bigfile" } ?? 0) + 1
+        let remote = try server.git(["ls-remote", "origin", "refs/patchd/runs/\(bigFileRun)"], in: work).stdout
         if !remote.isEmpty {
-            try expectOK(server.git(["fetch", "-q", "origin", "refs/patchd/runs/2"], in: work))
+            try expectOK(server.git(["fetch", "-q", "origin", "refs/patchd/runs/\(bigFileRun)"], in: work))
             let files = try server.git(["ls-tree", "-r", "--name-only", "FETCH_HEAD"], in: work).stdout
             #expect(!files.contains("big.bin"))
         }
