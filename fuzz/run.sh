@@ -32,7 +32,7 @@ for target in "${TARGETS[@]}"; do
             [ -e "$f" ] && echo "CRASHING INPUT: $f  (replay: PATCHD_FUZZ_TARGET=$target $BIN $f)"
         done
     else
-        grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added)|^#[0-9]+ +DONE' \
+        grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added)|DONE ' \
             "fuzz/out/$target.log" || true
     fi
 done
