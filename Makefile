@@ -21,6 +21,7 @@ test: deps
 	python3 -m unittest discover -s Tests/Fixtures -p 'test_*.py'
 	$(SWIFT) build $(SWIFT_FLAGS) --build-tests
 	PATCHD_BIN=$(CURDIR)/.build/debug/patchd $(SWIFT) test $(SWIFT_FLAGS) --skip-build
+	$(SWIFT) run $(SWIFT_FLAGS) --skip-build PatchdFuzz replay all fuzz/corpus
 
 bench: release
 	@./scripts/install-deps.sh --with-bench

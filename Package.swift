@@ -48,6 +48,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Fuzz targets for the parsers of hostile input: `patchd-fuzz replay` (plain build), libFuzzer with -DFUZZING.
+        .executableTarget(name: "PatchdFuzz", dependencies: ["Runs", "PatchdServer", "HTTPClient"]),
+
         .testTarget(name: "UnitTests", dependencies: ["SSHServer", "GitStore", "PatchdServer", "PatchdSystem", "Runs", "HTTPClient"]),
         .testTarget(name: "IntegrationTests", dependencies: ["PatchdSystem"]),
     ],

@@ -87,8 +87,10 @@ public struct MessageStreamAssembler {
             partial.id = block["id"]?.string ?? ""
             partial.name = block["name"]?.string ?? ""
             partial.text = block["text"]?.string ?? ""
+            // A repeated start for the same index replaces the block; listing the index again would
+            // emit it twice (a tool_use run twice, with a duplicate id). Found by fuzzing.
+            if blocks[index] == nil { order.append(index) }
             blocks[index] = partial
-            order.append(index)
         case "content_block_delta":
             guard let index = json["index"]?.int, let delta = json["delta"], blocks[index] != nil else {
                 throw .malformed("content_block_delta for an unknown block")
