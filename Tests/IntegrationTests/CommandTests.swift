@@ -178,4 +178,32 @@ struct CommandTests {
         let again = try server.ssh(nil, ["run", "cancel", "2"])
         #expect(again.status == 1 && again.stderr.contains("only queued or running"))
     }
+
+    @Test("a repository directory without a database row is nobody's: strangers cannot take it over, a failed push never deletes it")
+    func orphanRepository() throws {
+        let server = try TestServer()
+        let bob = try server.addUser("bob")
+        try expectOK(run("/usr/bin/git", ["init", "-q", "--bare", server.repoRoot + "/orphan.git"]))
+        let work = try server.makeWorkTree("w", repo: "orphan", commits: 1)
+        let stranger = try server.git(["push", "origin", "main"], in: work, key: bob)
+        #expect(stranger.status != 0 && stranger.stderr.contains("not found"))
+        #expect(FileManager.default.fileExists(atPath: server.repoRoot + "/orphan.git/HEAD"), "a refused push must not delete the repository")
+        try expectOK(server.git(["push", "-q", "origin", "main"], in: work), "an admin adopts it")
+        let info = try server.json(nil, ["repo", "info", "orphan", "--json"]) as! [String: Any]
+        #expect(info["owner"] as? String == "admin")
+    }
+
+    @Test("run diff strips terminal escape sequences from the agent's output")
+    func diffEscapes() throws {
+        let server = try TestServer()
+        let work = try server.makeWorkTree("w", repo: "esc", commits: 1)
+        try server.write(work, ".patchd/task.md", TestServer.commandTask("printf 'red \\033[31mtext\\033]0;title\\007\\n' > ESC.txt"))
+        try server.commitAll(work, "task")
+        try expectOK(server.git(["push", "-q", "-o", "wait", "origin", "main"], in: work))
+        try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
+        #expect(try server.git(["show", "FETCH_HEAD:ESC.txt"], in: work).stdout.contains("\u{1b}"), "the file itself keeps its bytes")
+        let diff = try expectOK(server.ssh(nil, ["run", "diff", "1"])).stdout
+        #expect(diff.contains("red") && diff.contains("text"))
+        #expect(!diff.contains("\u{1b}") && !diff.contains("\u{07}"), "escape sequences reached the terminal")
+    }
 }

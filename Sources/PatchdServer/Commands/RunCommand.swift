@@ -114,7 +114,8 @@ enum RunCommand {
             io.err("patchd: run \(run.id!) has no result commit (status \(run.status.rawValue)\(run.changed == false ? ", no changes" : ""))\n")
             return 0
         }
-        io.out(ctx.repositories.diff(name, base: run.base, result: result, stat: args.flags.contains("--stat")))
+        // Diff text is the agent's output: escape sequences in it must not reach a terminal.
+        io.out(Terminal.sanitize(ctx.repositories.diff(name, base: run.base, result: result, stat: args.flags.contains("--stat"))))
         return 0
     }
 

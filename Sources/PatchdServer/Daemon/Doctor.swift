@@ -35,7 +35,7 @@ public struct Doctor {
         } else {
             checks.append(Check(name: "process limit", status: getuid() == 0 ? .warn : .ok,
                                 detail: getuid() == 0 ? "no writable pids cgroup and running as root: RLIMIT_NPROC does not bind root, so a fork bomb is stopped only by the time limit; delegate a cgroup or run as a normal user"
-                                                      : "RLIMIT_NPROC per sandbox (no writable pids cgroup)"))
+                                                      : "RLIMIT_NPROC only (no writable pids cgroup): it counts every process of this user, daemon threads and all runs together, so set max_processes with room for them"))
         }
         checks.append(executableCheck("prlimit", arguments: ["--version"]))
         checks.append(diskSpaceCheck())

@@ -47,6 +47,14 @@ struct GitTransport: Sendable {
             var created = false
             var record = try repoStore.repo(named: name)
             let userID = request.identity.userID
+            if record == nil && repos.exists(name) {
+                // A repository on disk without a database row (a partial restore, a copy by
+                // hand): nobody owns it, so only an admin may use it, it is adopted by that
+                // admin, and a failed push never deletes it.
+                guard try repoStore.role(userID: userID, repo: nil) == .admin else { return failure(verb, notFound, repo: name) }
+                record = try repoStore.insert(name: name, ownerID: userID) ?? repoStore.repo(named: name)
+                logger.notice("Repository \(name) had no database row; adopted by \(request.identity.userName)")
+            }
             if record == nil || !repos.exists(name) {
                 // A readable-but-missing repo and a row without a directory both count as missing.
                 guard service == .receivePack else { return failure(verb, notFound, repo: name) }

@@ -22,7 +22,7 @@ public final class ProcessCgroup {
         for dir in candidates {
             let parent = (dir as NSString).deletingLastPathComponent
             guard fm.fileExists(atPath: parent + "/cgroup.procs") else { continue }
-            if fm.fileExists(atPath: dir) || mkdir(dir, 0o755) == 0 {
+            if (fm.fileExists(atPath: dir) || mkdir(dir, 0o755) == 0) && access(dir, W_OK) == 0 {
                 if dir == "/sys/fs/cgroup/patchd" {
                     // v2: children get the pids controller only if the parent delegates it.
                     try? "+pids".write(toFile: dir + "/cgroup.subtree_control", atomically: false, encoding: .utf8)
