@@ -116,7 +116,13 @@ struct FaultAndLoadTests {
             let out = server.tmp.path + "/push\(round).log"
             let push = try startBackground("/usr/bin/git", ["push", "-q", "origin", "HEAD:\(branch)"], cwd: work,
                                            env: server.gitEnv(server.admin), outputPath: out)
-            usleep(useconds_t(Int.random(in: 20_000...400_000)))
+            if round % 5 == 4 {
+                // Every fifth round the push completes and the kill lands during its run.
+                _ = push.wait(timeout: 60)
+                usleep(useconds_t(Int.random(in: 0...150_000)))
+            } else {
+                usleep(useconds_t(Int.random(in: 20_000...400_000)))
+            }
             server.stop(signal: SIGKILL)
             let status = push.wait(timeout: 30)
             if status == 0 { accepted[branch] = head }
@@ -144,7 +150,7 @@ struct FaultAndLoadTests {
             #expect(["succeeded", "failed"].contains(status), "run \(id) ended \(status)")
             if status == "failed" { #expect(!((json["error"] as? String) ?? "").isEmpty, "run \(id) failed without a reason") }
         }
-        #expect(!accepted.isEmpty, "no push completed in 20 rounds: the kill points were all too early")
+        #expect(accepted.count >= 4, "the rounds that let the push finish must count: \(accepted.count)")
         print("figure: kill -9 rounds: 20, pushes the client saw succeed: \(accepted.count), runs: \(runs.count), all repos fsck-clean")
     }
 
