@@ -173,17 +173,10 @@ public func runProcess(_ executable: String, _ arguments: [String], environment:
     }
     // stderr is read on its own thread so neither pipe can fill up and stall the child.
     let errFD = child.stderr!.raw
-    let errBox = ResultBox()
+    let errBox = JoinedResult<[UInt8]>([])
     let errThread = OSThread(name: "runProcess-stderr") { errBox.set((try? readAll(errFD)) ?? []) }
     let out = (try? readAll(child.stdout!.raw)) ?? []
     errThread.join()
     let status = child.wait()
     return (status, out, errBox.get())
-}
-
-private final class ResultBox: @unchecked Sendable {
-    // Written by one thread before join(), read by the joiner after: join orders the accesses.
-    private var value: [UInt8] = []
-    func set(_ v: [UInt8]) { value = v }
-    func get() -> [UInt8] { value }
 }

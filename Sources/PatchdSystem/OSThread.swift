@@ -38,3 +38,14 @@ public final class OSThread: Sendable {
     /// For threads nobody joins (connection threads): their resources go when they end.
     public func detach() { pthread_detach(handle) }
 }
+
+/// A value one thread writes before it ends and another reads after `join()`: the join
+/// orders the two accesses, which is why this needs no lock.
+public final class JoinedResult<Value: Sendable>: @unchecked Sendable {
+    private var value: Value
+    public init(_ initial: Value) { value = initial }
+    /// Only from the thread being joined, before it ends.
+    public func set(_ newValue: Value) { value = newValue }
+    /// Only after `join()` on that thread.
+    public func get() -> Value { value }
+}

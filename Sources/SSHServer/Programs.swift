@@ -75,7 +75,7 @@ public final class ThreadProgram: ChannelProgram {
     public let stderr: OwnedFD
     public let stdin: OwnedFD? = nil
     private let thread: OSThread
-    private let status: StatusBox
+    private let status: JoinedResult<Int32>
 
     /// `body` returns the exit status; it must stop when `ProgramOutput` reports the client gone.
     public init(verb: String, repo: String? = nil, body: @escaping @Sendable (ProgramOutput) -> Int32) throws(SystemError) {
@@ -87,11 +87,11 @@ public final class ThreadProgram: ChannelProgram {
         stderr = errPipe.read
         let writeOut = outPipe.write.release()
         let writeErr = errPipe.write.release()
-        let box = StatusBox()
+        let box = JoinedResult<Int32>(0)
         status = box
         thread = OSThread(name: "program") {
             let code = body(ProgramOutput(stdoutFD: writeOut, stderrFD: writeErr))
-            box.value = code
+            box.set(code)
             // Closing the write ends is what tells the pump the program is done.
             close(writeOut)
             close(writeErr)
@@ -113,7 +113,7 @@ public final class ThreadProgram: ChannelProgram {
 
     public func finish() -> Int32 {
         thread.join()
-        return status.value
+        return status.get()
     }
 
     public func abort() -> Int32 {
@@ -121,13 +121,8 @@ public final class ThreadProgram: ChannelProgram {
         stdout.close()
         stderr.close()
         thread.join()
-        return status.value
+        return status.get()
     }
-}
-
-/// Holds a thread's result; written before the thread ends, read after join().
-private final class StatusBox: @unchecked Sendable {
-    var value: Int32 = 0
 }
 
 /// Fallback when not even pipes could be made (fd exhaustion): an already-finished program.

@@ -20,7 +20,7 @@ public struct PatchdConfiguration: Sendable, Equatable {
     /// Agent for tasks that name none.
     public var defaultAgent = "builtin"
     /// Model for LLM tasks that name none.
-    public var model = "claude-sonnet-4-5"
+    public var model = BuiltinAgentConfiguration().defaultModel
     /// Cap on a task's max_cost_usd (LLM runs), nil for none.
     public var maxCostUSD: Double?
     /// USD per million tokens by model, merged over the built-in table.
@@ -28,15 +28,15 @@ public struct PatchdConfiguration: Sendable, Equatable {
     /// The Claude Code CLI for the claude-code agent (a name in PATH or an absolute path).
     public var claudePath = "claude"
     /// Cap on an LLM run's turns (a task's max_turns is capped by it).
-    public var maxTurns = 40
+    public var maxTurns = BuiltinAgentConfiguration().maxTurns
     /// Cap on a run's wall-clock time (a task's timeout: is capped by it).
     public var maxRunSeconds = 60 * 60
     /// Sandbox caps per command (see SandboxLimits); files larger than maxFileBytes are not
     /// written, and are never put in a result.
-    public var maxProcesses = 256
-    public var maxFileBytes: Int64 = 1 << 30
-    public var maxMemoryBytes: Int64 = 8 << 30
-    public var maxOutputBytes = 10 << 20
+    public var maxProcesses = SandboxLimits().maxProcesses
+    public var maxFileBytes = SandboxLimits().maxFileBytes
+    public var maxMemoryBytes = SandboxLimits().maxMemoryBytes
+    public var maxOutputBytes = SandboxLimits().maxOutputBytes
 
     public init() {}
 

@@ -122,9 +122,7 @@ public struct HookRunner {
         }
         // A new repository's HEAD names the first branch this push created (main if among them).
         if let name = try? RepositoryName(repo) {
-            let store = RepositoryStore(root: dataDir + "/repos", gitExecutable: env["PATCHD_GIT"] ?? "/usr/bin/git",
-                                        gitHome: dataDir + "/home", maxPushBytes: 0)
-            store.pointHeadAtFirstBranch(name, pushedBranches: updates.filter { $0.isBranch && $0.old == Self.zero }.map(\.ref))
+            repositories(dataDir).pointHeadAtFirstBranch(name, pushedBranches: updates.filter { $0.isBranch && $0.old == Self.zero }.map(\.ref))
         }
         let runs = RunStore(db: database)
         var queued: [RunRecord] = []
@@ -172,6 +170,12 @@ public struct HookRunner {
         return 0
     }
 
+    /// The repositories as the hook sees them (reads only: names, HEAD, diffs).
+    private func repositories(_ dataDir: String) -> RepositoryStore {
+        RepositoryStore(root: dataDir + "/repos", gitExecutable: env["PATCHD_GIT"] ?? "/usr/bin/git",
+                        gitHome: dataDir + "/home", maxPushBytes: 0)
+    }
+
     private func outcome(_ run: RunRecord, repoName: String, dataDir: String) {
         let id = run.id!
         var line = "run \(id) \(run.status.rawValue)"
@@ -182,9 +186,7 @@ public struct HookRunner {
             if run.changed == false { say("no changes") }
             return
         }
-        let store = RepositoryStore(root: dataDir + "/repos", gitExecutable: env["PATCHD_GIT"] ?? "/usr/bin/git",
-                                    gitHome: dataDir + "/home", maxPushBytes: 0)
-        for statLine in store.diff(name, base: run.base, result: result, stat: true).split(separator: "\n") {
+        for statLine in repositories(dataDir).diff(name, base: run.base, result: result, stat: true).split(separator: "\n") {
             say("  " + Terminal.sanitize(String(statLine)))
         }
         if run.status == .succeeded {
