@@ -129,26 +129,38 @@ public struct Doctor {
         return Check(name: name, status: result.status == 0 ? .ok : .fail, detail: "\(path) \(text)")
     }
 
-    /// Starts a real sandbox the way runs will: user namespace, uid 1000, no network.
+    /// Starts a sandbox exactly as a run does (`BubblewrapSandbox.execute`: prlimit, the
+    /// pids cgroup, every bwrap option), in a scratch directory, and checks who it runs as.
     func bwrapCheck() -> Check {
+        let failStatus: Check.Status = configuration.sandbox == "bwrap" ? .fail : .warn
         guard let path = try? PatchdDaemon.findExecutable("bwrap") else {
-            return Check(name: "bwrap", status: configuration.sandbox == "bwrap" ? .fail : .warn,
+            return Check(name: "bwrap", status: failStatus,
                          detail: "not found; apt-get install bubblewrap, or run with --sandbox none (no isolation)")
         }
-        let args = ["--unshare-all", "--unshare-user", "--uid", "1000", "--gid", "1000", "--cap-drop", "ALL",
-                    "--die-with-parent", "--new-session", "--clearenv", "--ro-bind", "/usr", "/usr",
-                    "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-                    "--proc", "/proc", "--dev", "/dev", "/usr/bin/id", "-u"]
-        guard let result = try? runProcess(path, args, environment: [:]) else {
-            return Check(name: "bwrap", status: .fail, detail: "\(path) cannot be started")
+        let scratch = NSTemporaryDirectory() + "/patchd-doctor-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let mounts = SandboxMounts(workspace: scratch + "/workspace", repositoryObjects: scratch + "/objects", scratch: scratch)
+        var limits = SandboxLimits()
+        limits.wallClockSeconds = 20
+        let output = LinesBox()
+        do {
+            try FileManager.default.createDirectory(atPath: mounts.workspace, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: mounts.repositoryObjects, withIntermediateDirectories: true)
+            let result = try BubblewrapSandbox(bwrap: path).execute(script: "id -u", environment: [:], mounts: mounts,
+                                                                    limits: limits, cancel: CancellationFlag()) { output.lines.append($0) }
+            if result.succeeded && output.lines == ["1000"] {
+                return Check(name: "bwrap", status: .ok, detail: "\(path): a run's sandbox starts (uid 1000, no network)")
+            }
+            return Check(name: "bwrap", status: failStatus,
+                         detail: "\(path) cannot start a run's sandbox here: \(output.lines.joined(separator: " ")) (exit \(result.exitStatus); unprivileged user namespaces may be off: sysctl kernel.unprivileged_userns_clone=1)")
+        } catch {
+            return Check(name: "bwrap", status: failStatus, detail: "\(path) cannot be started: \(error)")
         }
-        let out = String(decoding: result.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        if result.status == 0 && out == "1000" {
-            return Check(name: "bwrap", status: .ok, detail: "\(path): sandbox starts (uid 1000, no network)")
-        }
-        let err = String(decoding: result.stderr, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return Check(name: "bwrap", status: configuration.sandbox == "bwrap" ? .fail : .warn,
-                     detail: "\(path) cannot create a sandbox here: \(err) (unprivileged user namespaces may be off: sysctl kernel.unprivileged_userns_clone=1)")
+    }
+
+    /// Collects the sandbox's output lines (the callback runs on this thread).
+    private final class LinesBox {
+        var lines: [String] = []
     }
 
     func dataDirCheck() -> Check {
