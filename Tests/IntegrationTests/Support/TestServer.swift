@@ -219,6 +219,9 @@ extension TestServer {
     }
 
     /// Adds a non-admin user who logs in with `key` (names are test constants: no quoting needed).
+    /// Straight into the database, not through `user create`: tests that read the log (key
+    /// probing, auth timeouts) must not see an admin session. CommandTests' `addUser(_:admin:)`
+    /// goes through the command.
     func addUser(_ name: String, key: TestKey) throws {
         let fields = key.publicLine.split(separator: " ")
         let listing = try expectOK(run("/usr/bin/ssh-keygen", ["-lf", key.publicPath]), "ssh-keygen -lf").stdout
