@@ -28,8 +28,14 @@ struct ServerOptions: ParsableArguments {
     @Option(name: .customLong("admin-key"), help: ArgumentHelp("An OpenSSH public key line or a .pub file for the admin user; repeatable.", valueName: "key"))
     var adminKeys: [String] = []
 
-    @Option(help: ArgumentHelp("Sandbox backend: bwrap (default) or none (no isolation).", valueName: "bwrap|none"))
+    @Option(help: ArgumentHelp("Sandbox backend: bwrap (default), container (podman or docker, see --container-image) or none (no isolation).", valueName: "bwrap|container|none"))
     var sandbox: String?
+
+    @Option(help: ArgumentHelp("Image for --sandbox container (default localhost/patchd-sandbox, built from container/Containerfile.sandbox).", valueName: "image"))
+    var containerImage: String?
+
+    @Option(help: ArgumentHelp("Container engine for --sandbox container: podman, docker or a path (default: podman if installed, else docker).", valueName: "engine"))
+    var containerEngine: String?
 
     @Option(help: "Concurrent runs (default: number of cores).")
     var workers: Int?
@@ -55,6 +61,8 @@ struct ServerOptions: ParsableArguments {
         if let listen { c.listen = listen }
         if !adminKeys.isEmpty { c.adminKeys += try adminKeys.map { try PatchdConfiguration.readKey($0) } }
         if let sandbox { c.sandbox = sandbox }
+        if let containerImage { c.containerImage = containerImage }
+        if let containerEngine { c.containerEngine = containerEngine }
         if let workers { c.workers = workers }
         if let defaultAgent { c.defaultAgent = defaultAgent }
         if let authTimeout { c.authTimeout = authTimeout }

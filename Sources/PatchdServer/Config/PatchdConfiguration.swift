@@ -11,6 +11,11 @@ public struct PatchdConfiguration: Sendable, Equatable {
     /// OpenSSH public key lines (already read from .pub files).
     public var adminKeys: [String] = []
     public var sandbox = "bwrap"
+    /// `sandbox: container`: the engine ("podman", "docker" or a path; empty: podman if
+    /// installed, else docker), the image every command runs in, and extra `run` flags.
+    public var containerEngine = ""
+    public var containerImage = "localhost/patchd-sandbox"
+    public var containerOptions: [String] = []
     public var workers = ProcessInfo.processInfo.activeProcessorCount
     public var authTimeout: Double = 30
     public var idleTimeout: Double = 600
@@ -45,6 +50,7 @@ public struct PatchdConfiguration: Sendable, Equatable {
         "data_dir", "listen", "admin_keys", "sandbox", "workers", "auth_timeout", "idle_timeout",
         "max_unauthenticated", "max_sessions_per_connection", "max_push_bytes", "default_agent", "max_run_seconds", "model", "max_turns", "claude_path", "max_cost_usd", "prices",
         "max_processes", "max_file_bytes", "max_memory_bytes", "max_output_bytes",
+        "container_engine", "container_image", "container_options",
     ]
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -102,6 +108,14 @@ public struct PatchdConfiguration: Sendable, Equatable {
             case "default_agent": defaultAgent = try string()
             case "model": model = try string()
             case "claude_path": claudePath = try string()
+            case "container_engine": containerEngine = try string()
+            case "container_image": containerImage = try string()
+            case "container_options":
+                guard let seq = value.sequence else { throw Invalid("\(at) must be a list of strings, e.g. [\"--runtime\", \"runc\"]") }
+                containerOptions = try seq.map { (item) throws(Invalid) in
+                    guard let s = item.string else { throw Invalid("\(at) must be a list of strings") }
+                    return s
+                }
             case "max_cost_usd": maxCostUSD = try number()
             case "prices":
                 // prices: {MODEL: {input: 3, output: 15, cache_read: 0.3, cache_write: 3.75}}
@@ -152,8 +166,8 @@ public struct PatchdConfiguration: Sendable, Equatable {
 
     /// Checks values that flags, environment and file could all have set.
     public func validate() throws(Invalid) {
-        guard ["bwrap", "none"].contains(sandbox) else {
-            throw Invalid("sandbox must be 'bwrap' or 'none', not '\(sandbox)'")
+        guard ["bwrap", "container", "none"].contains(sandbox) else {
+            throw Invalid("sandbox must be 'bwrap', 'container' or 'none', not '\(sandbox)'")
         }
         guard workers >= 1 && workers <= 256 else { throw Invalid("workers must be between 1 and 256") }
         guard ["builtin", "claude-code", "command"].contains(defaultAgent) else {

@@ -29,6 +29,7 @@ public struct Doctor {
         checks.append((try? PatchdDaemon.findExecutable("ssh-keygen")).map { Check(name: "ssh-keygen", status: .ok, detail: $0) }
                       ?? Check(name: "ssh-keygen", status: .warn, detail: "not found: `make run` uses it to create a key (apt-get install openssh-client)"))
         checks.append(bwrapCheck())
+        if configuration.sandbox == "container" { checks.append(containerCheck()) }
         checks.append(dataDirCheck())
         if let cgroup = ProcessCgroup.root {
             checks.append(Check(name: "process limit", status: .ok, detail: "pids cgroup at \(cgroup)"))
@@ -156,6 +157,55 @@ public struct Doctor {
         } catch {
             return Check(name: "bwrap", status: failStatus, detail: "\(path) cannot be started: \(error)")
         }
+    }
+
+    /// Starts a command in the configured image exactly as a run does (`ContainerSandbox.execute`)
+    /// and checks who it runs as; a failure names the usual causes.
+    func containerCheck() -> Check {
+        let sandbox: ContainerSandbox
+        do {
+            sandbox = try ContainerSandbox(engine: ContainerEngine.find(configuration.containerEngine),
+                                           image: configuration.containerImage, extraOptions: configuration.containerOptions)
+        } catch {
+            return Check(name: "container", status: .fail, detail: "\(error)")
+        }
+        let scratch = NSTemporaryDirectory() + "/patchd-doctor-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let mounts = SandboxMounts(workspace: scratch + "/workspace", repositoryObjects: scratch + "/objects", scratch: scratch)
+        var limits = SandboxLimits()
+        limits.wallClockSeconds = 60
+        let output = LinesBox()
+        do {
+            try FileManager.default.createDirectory(atPath: mounts.workspace, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: mounts.repositoryObjects, withIntermediateDirectories: true)
+            let result = try sandbox.execute(script: "id -u && touch /workspace/.patchd-doctor", environment: [:], mounts: mounts,
+                                             limits: limits, cancel: CancellationFlag()) { output.lines.append($0) }
+            let expected = geteuid() == 0 ? "1000" : String(geteuid())
+            if result.succeeded && output.lines == [expected] {
+                return Check(name: "container", status: .ok,
+                             detail: "\(sandbox.engine.executable) runs \(sandbox.image) as a run's sandbox (uid \(expected), no network)")
+            }
+            let text = output.lines.joined(separator: " ")
+            return Check(name: "container", status: .fail,
+                         detail: "\(sandbox.engine.executable) cannot start a run's sandbox from \(sandbox.image): \(text.prefix(400)) (exit \(result.exitStatus))\(Self.containerHint(text))")
+        } catch {
+            return Check(name: "container", status: .fail, detail: "\(sandbox.engine.executable) cannot be started: \(error)")
+        }
+    }
+
+    /// What to do about the container engine errors seen in practice.
+    static func containerHint(_ text: String) -> String {
+        if text.contains("cgroups in hybrid mode not supported") {
+            return "; crun does not support this host's hybrid cgroups: install runc and set container_options: [\"--runtime\", \"runc\"]"
+        }
+        if text.contains("image not known") || text.contains("No such image") || text.contains("Unable to find image") || text.contains("pull access denied")
+            || text.contains("manifest unknown") || text.contains("initializing source") {
+            return "; build the image first: podman build -t localhost/patchd-sandbox -f container/Containerfile.sandbox container/ (or set container_image)"
+        }
+        if text.contains("setrlimit") || text.contains("rlimit") {
+            return "; the engine's default ulimits exceed this host's: lower default_ulimits in containers.conf"
+        }
+        return ""
     }
 
     /// Collects the sandbox's output lines (the callback runs on this thread).

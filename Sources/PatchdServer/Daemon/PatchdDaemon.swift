@@ -66,7 +66,12 @@ public final class PatchdDaemon: Sendable {
             "PATCHD_DEFAULT_AGENT": configuration.defaultAgent,
         ])
 
-        let sandbox: Sandbox = configuration.sandbox == "none" ? UnsandboxedSandbox() : BubblewrapSandbox()
+        let sandbox = try Self.makeSandbox(configuration)
+        if let container = sandbox as? ContainerSandbox {
+            // Containers a crashed daemon left running would hold workspaces and CPU.
+            let removed = container.removeLeftovers()
+            if removed > 0 { logger.warning("removed \(removed) leftover sandbox container(s) of an earlier daemon") }
+        }
         var limits = SandboxLimits()
         limits.wallClockSeconds = Double(configuration.maxRunSeconds)
         limits.maxProcesses = configuration.maxProcesses
@@ -138,6 +143,17 @@ public final class PatchdDaemon: Sendable {
     public func stop(grace: Double = 60) {
         ssh.shutdown(grace: grace)
         scheduler.stop()
+    }
+
+    /// The sandbox backend the configuration names.
+    static func makeSandbox(_ configuration: PatchdConfiguration) throws -> Sandbox {
+        switch configuration.sandbox {
+        case "none": return UnsandboxedSandbox()
+        case "container":
+            return try ContainerSandbox(engine: ContainerEngine.find(configuration.containerEngine),
+                                        image: configuration.containerImage, extraOptions: configuration.containerOptions)
+        default: return BubblewrapSandbox()
+        }
     }
 
     static func findExecutable(_ name: String) throws -> String {

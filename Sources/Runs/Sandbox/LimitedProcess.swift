@@ -5,24 +5,60 @@ import PatchdSystem
 import Glibc
 #endif
 
-/// The engine both sandbox backends share: spawn `argv` (already wrapped by the backend)
-/// under prlimit and a pids cgroup, read merged output as lines, and enforce the limits.
+/// Tells whether a command hit its process cap, and stops what is left of it.
+protocol ProcessLimitProbe: AnyObject {
+    /// True once a fork was refused because of the cap.
+    var limitReached: Bool { get }
+    /// True once the kernel's OOM killer ended a process because of the memory cap.
+    var memoryLimitReached: Bool { get }
+    /// SIGKILLs every process still counted.
+    func killAll()
+}
+
+extension ProcessCgroup: ProcessLimitProbe {
+    /// Memory is capped by RLIMIT_AS here: an allocation fails, nothing is killed or counted.
+    var memoryLimitReached: Bool { false }
+}
+
+/// Who applies the process, file-size and memory limits to a command.
+enum ProcessConfinement {
+    /// patchd itself: prlimit plus a pids cgroup of its own, named so (bwrap, none).
+    case local(cgroupName: String)
+    /// A container engine applies them (it was given the limits as flags); the probe, if
+    /// any, watches the container's pids cgroup.
+    case engine(ProcessLimitProbe?)
+}
+
+/// The engine every sandbox backend shares: spawn `argv` (already wrapped by the backend)
+/// under the confinement, read merged output as lines, and enforce the limits.
 enum LimitedProcess {
     static let tailBytes = 64 * 1024
     static let maxLineBytes = 4096
 
     static func run(argv: [String], environment: [String: String], workingDirectory: String?, limits: SandboxLimits,
-                    cancel: CancellationFlag, cgroupName: String, onLine: (String) -> Void) throws -> SandboxResult {
+                    cancel: CancellationFlag, confinement: ProcessConfinement, onLine: (String) -> Void) throws -> SandboxResult {
         let started = MonotonicClock.now
-        let cgroup = ProcessCgroup(name: cgroupName, maxProcesses: limits.maxProcesses)
-        // rlimits bind every process the command starts; --nproc only where the uid is not
-        // root (for root the cgroup above is the cap).
-        var wrapped = ["/usr/bin/prlimit", "--fsize=\(limits.maxFileBytes)", "--as=\(limits.maxMemoryBytes)", "--core=0"]
-        if getuid() != 0 { wrapped.append("--nproc=\(limits.maxProcesses)") }
-        wrapped += ["--"] + argv
-        if let cgroup {
-            // The shell joins the cgroup before exec, so nothing escapes it by forking early.
-            wrapped = ["/bin/sh", "-c", "echo $$ > \"$0\" && exec \"$@\"", cgroup.procsFile] + wrapped
+        var wrapped = argv
+        let cgroup: ProcessLimitProbe?
+        // How often the limits are checked while the command is silent. A container's cgroup
+        // (and its OOM count) is gone soon after the container ends, so it is watched closely.
+        var pollMilliseconds: Int32 = 100
+        switch confinement {
+        case .local(let cgroupName):
+            let own = ProcessCgroup(name: cgroupName, maxProcesses: limits.maxProcesses)
+            cgroup = own
+            // rlimits bind every process the command starts; --nproc only where the uid is not
+            // root (for root the cgroup above is the cap).
+            wrapped = ["/usr/bin/prlimit", "--fsize=\(limits.maxFileBytes)", "--as=\(limits.maxMemoryBytes)", "--core=0"]
+            if getuid() != 0 { wrapped.append("--nproc=\(limits.maxProcesses)") }
+            wrapped += ["--"] + argv
+            if let own {
+                // The shell joins the cgroup before exec, so nothing escapes it by forking early.
+                wrapped = ["/bin/sh", "-c", "echo $$ > \"$0\" && exec \"$@\"", own.procsFile] + wrapped
+            }
+        case .engine(let probe):
+            cgroup = probe
+            pollMilliseconds = 20
         }
         let output = try PipePair()
         let child = try ChildProcess(executable: wrapped[0], arguments: Array(wrapped.dropFirst()), environment: environment,
@@ -45,7 +81,7 @@ enum LimitedProcess {
 
         readLoop: while true {
             var pfd = pollfd(fd: output.read.raw, events: Int16(POLLIN), revents: 0)
-            _ = poll(&pfd, 1, 100)
+            _ = poll(&pfd, 1, pollMilliseconds)
             while true {
                 let n = buffer.withUnsafeMutableBytes { read(output.read.raw, $0.baseAddress, $0.count) }
                 if n > 0 {
@@ -87,6 +123,7 @@ enum LimitedProcess {
         if !pending.isEmpty { emit(pending[...]) }
         var status = child.wait(timeout: 10)
         if limit == nil, cgroup?.limitReached == true, status != 0 { limit = .processes }
+        if limit == nil, cgroup?.memoryLimitReached == true, status != 0 { limit = .memory }
         let tailText = String(decoding: tail.suffix(tailBytes), as: UTF8.self)
         // SIGXFSZ (25) ends a writer past RLIMIT_FSIZE; bash reports it for its children.
         if limit == nil && status != 0 && (status == 128 + SIGXFSZ || tailText.contains("File size limit exceeded")) {

@@ -1,0 +1,299 @@
+// Runs: the container sandbox: each command is one `podman run` (or `docker run`) of an image, no network, uid 1000.
+import Foundation
+import PatchdSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A container engine's command-line client. podman and docker take the same `run` flags
+/// for everything used here; they differ in how a non-root caller maps users (see
+/// `ContainerSandbox.identityArguments`).
+public struct ContainerEngine: Sendable, Equatable {
+    public enum Kind: String, Sendable { case podman, docker }
+    public let kind: Kind
+    /// Absolute path of the client binary.
+    public let executable: String
+
+    public init(kind: Kind, executable: String) {
+        self.kind = kind
+        self.executable = executable
+    }
+
+    /// `name` is "podman", "docker", or a path whose last component starts with one of those;
+    /// empty picks podman if it is in PATH, else docker.
+    public static func find(_ name: String, path: String = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        throws(SandboxSetupError) -> ContainerEngine {
+        let candidates = name.isEmpty ? ["podman", "docker"] : [name]
+        for candidate in candidates {
+            let base = (candidate as NSString).lastPathComponent
+            guard let kind = base.hasPrefix("podman") ? Kind.podman : base.hasPrefix("docker") ? Kind.docker : nil else {
+                throw SandboxSetupError("container_engine '\(candidate)' is neither podman nor docker; name one of them or a path to its client")
+            }
+            if candidate.contains("/") {
+                if access(candidate, X_OK) == 0 { return ContainerEngine(kind: kind, executable: candidate) }
+                continue
+            }
+            for dir in path.split(separator: ":") where access("\(dir)/\(candidate)", X_OK) == 0 {
+                return ContainerEngine(kind: kind, executable: "\(dir)/\(candidate)")
+            }
+        }
+        throw SandboxSetupError(name.isEmpty
+            ? "--sandbox container needs podman or docker in PATH; install one (apt-get install podman) or set container_engine to its path"
+            : "container engine '\(name)' not found or not executable; install it or set container_engine to its path")
+    }
+}
+
+/// A sandbox backend could not be set up (engine missing, bad configuration).
+public struct SandboxSetupError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// `--sandbox container`: every command is `ENGINE run` of the configured image, so tasks get
+/// that image's tools (container/Containerfile.sandbox: Python, Node, build tools) instead of
+/// the host's /usr. Inside: uid 1000, /workspace (the only writable host path), the repository
+/// objects read-only at /patchd/objects, a read-only root, a private /tmp, no network, no
+/// capabilities, no-new-privileges, and the run's limits as the engine's own flags (pids,
+/// memory without swap, file size). Starting a container costs about 0.2 s against bwrap's
+/// 5 ms (docs/PERFORMANCE.md); choose it for the richer image, not for speed.
+///
+/// Identity: with a root daemon the command runs as host uid 1000, so patchd hands the
+/// workspace to uid 1000 before each command (files the daemon itself wrote, such as the
+/// editor tool's, included). A non-root daemon maps the command to its own uid instead
+/// (podman: --userns=keep-id), so no ownership changes.
+public struct ContainerSandbox: Sandbox {
+    public let name = "container"
+    public let workspacePath = "/workspace"
+    public let engine: ContainerEngine
+    public let image: String
+    /// Extra `run` flags from the operator (e.g. `--runtime runc`), placed before the image.
+    public let extraOptions: [String]
+    /// The uid/gid commands run as when the daemon is root.
+    static let agentID: uid_t = 1000
+
+    public init(engine: ContainerEngine, image: String, extraOptions: [String] = []) throws(SandboxSetupError) {
+        guard !image.isEmpty, !image.hasPrefix("-"), !image.contains(where: { $0.isWhitespace }) else {
+            throw SandboxSetupError("container_image '\(image)' is not an image reference; build one with container/Containerfile.sandbox and name it, e.g. localhost/patchd-sandbox")
+        }
+        self.engine = engine
+        self.image = image
+        self.extraOptions = extraOptions
+    }
+
+    public func objectsPath(_ mounts: SandboxMounts) -> String { "/patchd/objects" }
+    public func path(of bind: SandboxBind) -> String { bind.inside }
+    public var hasPrivateNetwork: Bool { true }
+
+    /// Labels every container patchd starts, so leftovers of a crashed daemon can be found.
+    public static let label = "io.patchd.sandbox"
+
+    /// The full `ENGINE run ...` argv for one command.
+    func arguments(script: String, environment: [String: String], mounts: SandboxMounts, limits: SandboxLimits,
+                   containerName: String, cidFile: String) throws(SandboxSetupError) -> [String] {
+        // --pull never: a run never downloads anything; the operator builds or pulls the image.
+        var args = [engine.executable, "run", "--pull", "never", "--name", containerName, "--cidfile", cidFile,
+                    "--label", "\(Self.label)=\(getpid())",
+                    "--network", "none", "--hostname", "patchd",
+                    "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+                    "--read-only", "--tmpfs", "/tmp:rw,exec,nosuid,nodev,mode=1777",
+                    "--pids-limit", String(limits.maxProcesses),
+                    "--memory", String(limits.maxMemoryBytes), "--memory-swap", String(limits.maxMemoryBytes),
+                    "--ulimit", "fsize=\(limits.maxFileBytes):\(limits.maxFileBytes)", "--ulimit", "core=0:0"]
+        // The engines' default nofile/nproc limits can exceed what the daemon may grant (then
+        // the OCI runtime fails to start the container): pass the daemon's own hard limits.
+        // RLIMIT_NPROC is not the process cap here (--pids-limit is), so it is only bounded by
+        // pid_max, which no count of processes can pass anyway (some kernels refuse more).
+        let pidMax = (try? String(contentsOfFile: "/proc/sys/kernel/pid_max", encoding: .utf8))
+            .flatMap { rlim_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 32768
+        for (name, resource, cap) in [("nofile", RLIMIT_NOFILE, rlim_t(1 << 20)), ("nproc", __RLIMIT_NPROC, pidMax)] {
+            var limit = rlimit()
+            guard getrlimit(__rlimit_resource_t(resource.rawValue), &limit) == 0 else { continue }
+            let hard = min(limit.rlim_max, cap)
+            args += ["--ulimit", "\(name)=\(hard):\(hard)"]
+        }
+        args += identityArguments()
+        args += try volume(mounts.workspace, "/workspace", writable: true)
+        args += try volume(mounts.repositoryObjects, "/patchd/objects", writable: false)
+        for bind in mounts.extra {
+            args += try volume(bind.host, bind.inside, writable: bind.writable)
+        }
+        args += ["--workdir", "/workspace"]
+        for (key, value) in environment.sorted(by: { $0.key < $1.key }) {
+            args += ["--env", "\(key)=\(value)"]
+        }
+        args += extraOptions
+        args += ["--", image, "/bin/bash", "--noprofile", "--norc", "-c", script]
+        return args
+    }
+
+    /// Whose uid the command runs as (see the type's comment).
+    func identityArguments() -> [String] {
+        let uid = geteuid(), gid = getegid()
+        if uid == 0 { return ["--user", "\(Self.agentID):\(Self.agentID)"] }
+        switch engine.kind {
+        case .podman: return ["--userns", "keep-id", "--user", "\(uid):\(gid)"]
+        case .docker: return ["--user", "\(uid):\(gid)"]
+        }
+    }
+
+    /// `--volume HOST:INSIDE[:ro]`. The engines split that on ':' and parse ',' as options,
+    /// so such paths are refused rather than mis-mounted.
+    func volume(_ host: String, _ inside: String, writable: Bool) throws(SandboxSetupError) -> [String] {
+        for path in [host, inside] where path.contains(":") || path.contains(",") || !path.hasPrefix("/") {
+            throw SandboxSetupError("cannot mount '\(path)' into a container: paths must be absolute and contain no ':' or ','; move the data directory")
+        }
+        return ["--volume", "\(host):\(inside)" + (writable ? ":rw" : ":ro")]
+    }
+
+    public func execute(script: String, environment: [String: String], mounts: SandboxMounts, limits: SandboxLimits,
+                        cancel: CancellationFlag, onLine: (String) -> Void) throws -> SandboxResult {
+        if geteuid() == 0 {
+            try Self.handOver(mounts.workspace)
+            for bind in mounts.extra where bind.writable { try Self.handOver(bind.host) }
+        }
+        let containerName = "patchd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let cidFile = "\(mounts.scratch)/\(containerName).cid"
+        let argv = try arguments(script: script, environment: SandboxEnvironment.base(home: "/tmp").merging(environment) { _, n in n },
+                                 mounts: mounts, limits: limits, containerName: containerName, cidFile: cidFile)
+        defer {
+            // Also after a timeout or cancel, when the client was killed but the container may still run.
+            remove(containerName)
+            try? FileManager.default.removeItem(atPath: cidFile)
+        }
+        let probe = ContainerCgroupProbe(cidFile: cidFile)
+        var result = try LimitedProcess.run(argv: argv, environment: engineEnvironment(), workingDirectory: nil,
+                                            limits: limits, cancel: cancel, confinement: .engine(probe), onLine: onLine)
+        if result.limit == nil && result.exitStatus != 0 && oomKilled(containerName) {
+            result.limit = .memory
+        }
+        return result
+    }
+
+    /// The client's own environment: enough to find its configuration, nothing of the daemon's secrets.
+    func engineEnvironment() -> [String: String] {
+        var env = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"]
+        let own = ProcessInfo.processInfo.environment
+        for key in ["HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF",
+                    "CONTAINER_HOST", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT"] {
+            if let value = own[key] { env[key] = value }
+        }
+        return env
+    }
+
+    /// Whether the kernel's OOM killer ended something in the container.
+    func oomKilled(_ containerName: String) -> Bool {
+        guard let r = try? runProcess(engine.executable, ["inspect", "--format", "{{.State.OOMKilled}}", containerName],
+                                      environment: engineEnvironment()) else { return false }
+        return r.status == 0 && String(decoding: r.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == "true"
+    }
+
+    /// Removes the container (killing it if it still runs). Errors are ignored: it may never have been created.
+    func remove(_ containerName: String) {
+        _ = try? runProcess(engine.executable, ["rm", "--force", containerName], environment: engineEnvironment())
+    }
+
+    /// Removes containers a daemon of this machine left behind (crashed while a command ran).
+    /// Only containers carrying patchd's label are touched.
+    public func removeLeftovers() -> Int {
+        guard let r = try? runProcess(engine.executable, ["ps", "--all", "--quiet", "--filter", "label=\(Self.label)"],
+                                      environment: engineEnvironment()), r.status == 0 else { return 0 }
+        let ids = String(decoding: r.stdout, as: UTF8.self).split(whereSeparator: \.isNewline).map(String.init)
+        guard !ids.isEmpty else { return 0 }
+        _ = try? runProcess(engine.executable, ["rm", "--force"] + ids, environment: engineEnvironment())
+        return ids.count
+    }
+
+    /// Makes `path` and everything under it owned by the agent's uid, without following
+    /// symlinks (lchown): a link the agent planted cannot redirect this to a host file.
+    static func handOver(_ path: String) throws {
+        func own(_ p: String) throws {
+            if lchown(p, agentID, agentID) != 0 {
+                throw SandboxSetupError("cannot hand \(p) to uid \(agentID) for the container: \(String(cString: strerror(errno)))")
+            }
+        }
+        try own(path)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else { return }
+        guard let walker = FileManager.default.enumerator(atPath: path) else { return }
+        while let relative = walker.nextObject() as? String {
+            try own(path + "/" + relative)
+        }
+    }
+}
+
+/// Watches the container's cgroups: pids (refused forks) and memory (OOM kills). The engine
+/// names them after the container id (cgroupfs: .../libpod-ID or .../docker/ID; systemd:
+/// ...-ID.scope), which it writes to the --cidfile once the container exists. The counts are
+/// remembered: the cgroups vanish soon after the container ends, before the client exits.
+final class ContainerCgroupProbe: ProcessLimitProbe {
+    let cidFile: String
+    private var pidsEvents: String?
+    private var memoryEvents: String?
+    private var lastSearch = 0.0
+    private var forkRefused = false
+    private var oomKilled = false
+
+    init(cidFile: String) { self.cidFile = cidFile }
+
+    var limitReached: Bool {
+        update()
+        return forkRefused
+    }
+
+    var memoryLimitReached: Bool {
+        update()
+        return oomKilled
+    }
+
+    /// The engine's `rm --force` stops the container; nothing to do here.
+    func killAll() {}
+
+    private func update() {
+        locate()
+        if !forkRefused, let file = pidsEvents { forkRefused = Self.counter("max", in: file) > 0 }
+        // v1: memory.oom_control "oom_kill N"; v2: memory.events "oom_kill N".
+        if !oomKilled, let file = memoryEvents { oomKilled = Self.counter("oom_kill", in: file) > 0 }
+    }
+
+    static func counter(_ name: String, in file: String) -> Int {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, parts[0] == name { return Int(parts[1]) ?? 0 }
+        }
+        return 0
+    }
+
+    private func locate() {
+        guard pidsEvents == nil || memoryEvents == nil else { return }
+        let now = MonotonicClock.now
+        guard now - lastSearch > 0.05 else { return }
+        lastSearch = now
+        guard let id = try? String(contentsOfFile: cidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+              id.count >= 12 else { return }
+        if FileManager.default.fileExists(atPath: "/sys/fs/cgroup/pids") {
+            pidsEvents = pidsEvents ?? Self.search("/sys/fs/cgroup/pids", for: id, file: "pids.events", depth: 4)
+            memoryEvents = memoryEvents ?? Self.search("/sys/fs/cgroup/memory", for: id, file: "memory.oom_control", depth: 4)
+        } else {
+            pidsEvents = pidsEvents ?? Self.search("/sys/fs/cgroup", for: id, file: "pids.events", depth: 4)
+            memoryEvents = memoryEvents ?? Self.search("/sys/fs/cgroup", for: id, file: "memory.events", depth: 4)
+        }
+    }
+
+    /// Depth-first search for a directory whose name contains the container id and holds `file`.
+    static func search(_ dir: String, for id: String, file: String, depth: Int) -> String? {
+        guard depth > 0, let entries = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return nil }
+        for entry in entries where entry.contains(id) {
+            let path = "\(dir)/\(entry)/\(file)"
+            if FileManager.default.fileExists(atPath: path) { return path }
+        }
+        // Control files have dots (cgroup.procs, pids.max); cgroup directories do not, except slices.
+        for entry in entries where !entry.contains(".") || entry.hasSuffix(".slice") {
+            var isDirectory: ObjCBool = false
+            let path = "\(dir)/\(entry)"
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
+            if let found = search(path, for: id, file: file, depth: depth - 1) { return found }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,156 @@
+// IntegrationTests: `--sandbox container` against real podman: isolation, limits, ownership, the builtin agent.
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The image scripts/setup-container-sandbox.sh builds (Debian minbase + git, python3, socat,
+/// and /etc/patchd-test-image). Where podman or the image is missing the suite is skipped,
+/// unless PATCHD_REQUIRE_CONTAINER_TESTS=1 (set by .ci/run after building the image): then a
+/// missing one fails the suite instead of hiding it.
+enum ContainerTestImage {
+    static let name = ProcessInfo.processInfo.environment["PATCHD_TEST_IMAGE"] ?? "localhost/patchd-sandbox-test"
+
+    static let podman: String? = ["/usr/bin/podman", "/usr/local/bin/podman"].first { access($0, X_OK) == 0 }
+
+    static var shouldRun: Bool {
+        if ProcessInfo.processInfo.environment["PATCHD_REQUIRE_CONTAINER_TESTS"] == "1" { return true }
+        guard let podman, getuid() == 0 else { return false }
+        return (try? run(podman, ["image", "exists", name]).status) == 0
+    }
+
+    static var config: String {
+        "sandbox: container\ncontainer_image: \(name)\n"
+    }
+
+    /// Containers patchd started and did not remove.
+    static func leftovers() throws -> [String] {
+        guard let podman else { throw TestFailure("podman is not installed: run scripts/setup-container-sandbox.sh as root") }
+        let r = try expectOK(run(podman, ["ps", "--all", "--quiet", "--filter", "label=io.patchd.sandbox"]), "podman ps")
+        return r.stdout.split(separator: "\n").map(String.init)
+    }
+}
+
+@Suite("container sandbox (podman)", .serialized, .enabled(if: ContainerTestImage.shouldRun,
+                                                          "needs root, podman and the test image: scripts/setup-container-sandbox.sh"))
+struct ContainerSandboxTests {
+    @Test("a run in the image: its files, uid 1000, no network, no host paths or secrets, read-only root and objects; links the agent planted are not followed when the workspace is handed over")
+    func isolation() throws {
+        let secret = "sk-patchd-test-secret-\(UInt32.random(in: 0...UInt32.max))"
+        let server = try TestServer(env: ["PATCHD_TEST_SECRET": secret], config: ContainerTestImage.config)
+        // Host files owned by root that a planted symlink names; the hand-over before the
+        // second command (the check) must not chown them.
+        let victim = server.tmp.path + "/victim-file"
+        let victimDir = server.tmp.path + "/victim-dir"
+        try "host file\n".write(toFile: victim, atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: victimDir + "/inner", withIntermediateDirectories: true)
+        let data = server.dataDir
+        let script = """
+            exec > report.txt 2>&1
+            echo "uid=$(id -u)"
+            test -f /etc/patchd-test-image && echo image=yes || echo image=NO
+            test -e /opt/swift && echo hostfs=VISIBLE || echo hostfs=hidden
+            ls '\(data)' >/dev/null 2>&1 && echo datadir=READ || echo datadir=denied
+            touch /usr/patchd-probe 2>/dev/null && echo usr=WRITABLE || echo usr=readonly
+            touch /etc/patchd-probe 2>/dev/null && echo etc=WRITABLE || echo etc=readonly
+            (exec 3<>/dev/tcp/127.0.0.1/\(server.port)) 2>/dev/null && echo net=OPEN || echo net=closed
+            (exec 3<>/dev/tcp/1.1.1.1/53) 2>/dev/null && echo internet=OPEN || echo internet=closed
+            (env; cat /proc/*/environ 2>/dev/null) | grep -q '\(secret)' && echo secret=LEAKED || echo secret=absent
+            git log --oneline -1 >/dev/null 2>&1 && echo git=works || echo git=broken
+            touch /patchd/objects/planted 2>/dev/null && echo objects=WRITABLE || echo objects=readonly
+            grep -q CapEff:.0000000000000000 /proc/self/status && echo caps=none || echo caps=SOME
+            echo tmp > /tmp/x && echo tmp=writable || echo tmp=BROKEN
+            ln -s '\(victim)' victim-link
+            ln -s '\(victimDir)' victim-dir-link
+            """
+        let work = try server.makeWorkTree("work", repo: "iso", commits: 1)
+        try server.write(work, ".patchd/task.md", TestServer.commandTask(script, check: "test -f report.txt"))
+        try server.commitAll(work, "isolation probe")
+        try expectOK(server.git(["push", "-q", "-o", "wait", "origin", "main"], in: work, timeout: 120))
+        let json = try server.runJSON(1)
+        #expect(json["status"] as? String == "succeeded", "run: \(json)")
+        try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
+        let report = try expectOK(server.git(["show", "FETCH_HEAD:report.txt"], in: work)).stdout
+        for expected in ["uid=1000", "image=yes", "hostfs=hidden", "datadir=denied", "usr=readonly", "etc=readonly",
+                         "net=closed", "internet=closed", "secret=absent", "git=works", "objects=readonly", "caps=none",
+                         "tmp=writable"] {
+            #expect(report.contains(expected), "container report lacks \(expected):\n\(report)")
+        }
+        var st = stat()
+        for path in [victim, victimDir, victimDir + "/inner"] {
+            #expect(lstat(path, &st) == 0 && st.st_uid == 0, "\(path) was handed to uid \(st.st_uid) through a planted link")
+        }
+        #expect(!FileManager.default.fileExists(atPath: server.repoRoot + "/iso.git/objects/planted"))
+        #expect(try ContainerTestImage.leftovers().isEmpty, "containers left behind")
+    }
+
+    @Test("limits in a container: a fork bomb, a 2 GB file, 1 GB of memory and an endless loop are cut off with the reason; no container is left")
+    func limits() throws {
+        let server = try TestServer(config: ContainerTestImage.config + """
+            max_processes: 64
+            max_file_bytes: 50000000
+            max_memory_bytes: 268435456
+            """)
+        let work = try server.makeWorkTree("work", repo: "lim", commits: 1)
+        let cases: [(branch: String, script: String, timeout: String?, limit: String)] = [
+            ("forkbomb", "bomb() { bomb | bomb & }; bomb\nsleep 30", "20s", "processes"),
+            ("bigfile", "head -c 2000000000 /dev/zero > big.bin", nil, "file_size"),
+            ("memory", "python3 -c 'x = bytearray(1 << 30); print(len(x))'", "30s", "memory"),
+            ("loop", "while true; do :; done", "3s", "timeout"),
+        ]
+        for (index, c) in cases.enumerated() {
+            try server.write(work, ".patchd/task.md", TestServer.commandTask(c.script, timeout: c.timeout))
+            try server.commitAll(work, c.branch)
+            let started = Date()
+            let push = try expectOK(server.git(["push", "-o", "wait", "origin", "HEAD:\(c.branch)"], in: work, timeout: 120))
+            #expect(push.stderr.contains("run \(index + 1) failed"), "\(c.branch): \(push.stderr)")
+            let json = try server.runJSON(index + 1)
+            #expect(json["status"] as? String == "failed")
+            #expect(json["limit"] as? String == c.limit, "\(c.branch): limit \(json["limit"] ?? "nil"), error \(json["error"] ?? "nil")")
+            #expect(Date().timeIntervalSince(started) < 60, "\(c.branch) was not cut off promptly")
+            #expect(try ContainerTestImage.leftovers().isEmpty, "\(c.branch): container left behind")
+        }
+        try expectOK(server.ssh(nil, ["whoami"]), "server still serving")
+    }
+
+    @Test("the builtin agent in a container: a file the editor created on the host side is writable by the agent's next bash command")
+    func builtinAgentEditsAcrossTheBoundary() throws {
+        let tmp = TempDir("fake-api")
+        let api = try FakeMessagesAPI(steps: """
+            [
+              {"reply": [{"type": "tool_use", "id": "toolu_01", "name": "str_replace_based_edit_tool",
+                          "input": {"command": "create", "path": "/workspace/src/notes.txt", "file_text": "from the editor\\n"}}],
+               "stop_reason": "tool_use", "usage": {"input_tokens": 100, "output_tokens": 10}},
+              {"reply": [{"type": "tool_use", "id": "toolu_02", "name": "bash",
+                          "input": {"command": "echo from-bash >> src/notes.txt && cat /etc/patchd-test-image && id -u"}}],
+               "stop_reason": "tool_use", "usage": {"input_tokens": 100, "output_tokens": 10}},
+              {"expect": ["patchd-sandbox-test", "1000"],
+               "reply": [{"type": "text", "text": "Appended a line."}],
+               "stop_reason": "end_turn", "usage": {"input_tokens": 100, "output_tokens": 10}}
+            ]
+            """, in: tmp.path)
+        let server = try TestServer.withAgent(api, config: ContainerTestImage.config)
+        let work = try server.makeWorkTree("work", repo: "edit", commits: 1)
+        try server.write(work, ".patchd/task.md", "---\nagent: builtin\nmodel: claude-sonnet-4-5\n---\nAppend to notes.\n")
+        try server.commitAll(work, "task")
+        try expectOK(server.git(["push", "-q", "-o", "wait", "origin", "main"], in: work, timeout: 120))
+        let json = try server.runJSON(1)
+        #expect(json["status"] as? String == "succeeded", "run: \(json)\nrequests: \(api.rawLog.suffix(2000))")
+        try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
+        let notes = try expectOK(server.git(["show", "FETCH_HEAD:src/notes.txt"], in: work)).stdout
+        #expect(notes == "from the editor\nfrom-bash\n")
+    }
+
+    @Test("doctor checks the container backend by starting the image, and names the fix for a missing image")
+    func doctor() throws {
+        let tmp = TempDir("doctor")
+        let good = try run(patchdBinary, ["doctor", "--data-dir", tmp.path + "/data", "--listen", "127.0.0.1:0",
+                                          "--sandbox", "container", "--container-image", ContainerTestImage.name])
+        #expect(good.stdout.contains("ok   container:"), "\(good.output)")
+        let missing = try run(patchdBinary, ["doctor", "--data-dir", tmp.path + "/data", "--listen", "127.0.0.1:0",
+                                             "--sandbox", "container", "--container-image", "localhost/patchd-no-such-image"])
+        #expect(missing.status == 1)
+        #expect(missing.stdout.contains("fail container:") && missing.stdout.contains("podman build"), "\(missing.output)")
+    }
+}
