@@ -8,13 +8,16 @@
 # result) from the run's own timestamps.
 #
 # Usage: bench/push-to-result.sh   (env: PATCHD_BIN=.build/release/patchd RUNS=5)
+#        SERVE_ARGS="--sandbox container --container-image localhost/patchd-sandbox-test" bench/push-to-result.sh
+#        (SERVE_ARGS: extra `patchd serve` flags, split on spaces)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 . bench/runs-lib.sh
 
 DATA=$BENCH_TMP/data
-start_server "$DATA"
+# shellcheck disable=SC2086 # SERVE_ARGS is a list of flags
+start_server "$DATA" ${SERVE_ARGS:-}
 REPO=ptr
 
 # Two clones: one pushes the task branch, the other a branch that never has a task file.
