@@ -6,14 +6,15 @@
 #     beforehand, not timed), the time of `git checkout --quiet -B main SHA`.
 #   - patchd's steps, as Sources/Runs/Workspace/Workspace.swift runs them against the bare
 #     repository in patchd's data dir (DATA/repos/NAME.git), with patchd's git environment:
-#     `git clone --quiet --shared --no-checkout --no-tags --single-branch --branch main BARE WS`,
-#     `git -C WS checkout --quiet -B main SHA`, `git -C WS remote remove origin`.
+#     `git init --quiet --initial-branch main WS`, an alternates file naming BARE/objects,
+#     `git -C WS update-ref refs/heads/main SHA`, `git -C WS reset --quiet --hard`.
 #   - end to end through patchd: a trivial command task pushed on a branch of that repo
 #     (`push -o wait`); from the run's own timestamps, the workspace phase (claimed ->
 #     "$ run" event), the agent, the result snapshot, and the whole run.
 # Baseline and patchd steps alternate, RUNS of each after one warm-up; medians are printed.
 #
-# Usage: bench/workspace.sh   (env: PATCHD_BIN=.build/release/patchd RUNS=5 FILES=20000 DIRS=200)
+# Usage: bench/workspace.sh   (env: PATCHD_BIN=.build/release/patchd RUNS=5 FILES=20000 DIRS=200,
+#        SERVE_ARGS: extra `patchd serve` flags, e.g. "--sandbox container --container-image IMAGE")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
@@ -22,7 +23,8 @@ DIRS=${DIRS:-200}
 . bench/runs-lib.sh
 
 DATA=$BENCH_TMP/data
-start_server "$DATA"
+# shellcheck disable=SC2086 # SERVE_ARGS is a list of flags
+start_server "$DATA" ${SERVE_ARGS:-}
 REPO=big
 
 echo "workspace: generating $FILES files in $DIRS directories, one commit"
@@ -53,7 +55,7 @@ pgit() { env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$DATA/home" GIT_CONFIG_N
 
 W=$BENCH_TMP/ws
 mkdir -p "$W"
-BASE_MS=0 CLONE_MS=0 CHECKOUT_MS=0 REMOTE_MS=0
+BASE_MS=0 INIT_MS=0 REF_MS=0 RESET_MS=0
 baseline() {
     local dir=$W/base t0 t1
     rm -rf "$dir"
@@ -71,14 +73,15 @@ patchd_steps() {
     rm -rf "$W/run"; mkdir -p "$W/run"
     sync
     t0=$(now_ms)
-    pgit clone --quiet --shared --no-checkout --no-tags --single-branch --branch main "$BARE" "$dir"
+    pgit init --quiet --initial-branch main "$dir"
+    echo "$BARE/objects" >"$dir/.git/objects/info/alternates"
     t1=$(now_ms)
-    pgit -C "$dir" -c advice.detachedHead=false checkout --quiet -B main "$SHA"
+    pgit -C "$dir" update-ref refs/heads/main "$SHA"
     t2=$(now_ms)
-    pgit -C "$dir" remote remove origin
+    pgit -C "$dir" reset --quiet --hard
     t3=$(now_ms)
     [ -f "$dir/pkg000/file00000.txt" ] || { echo "error: patchd-style checkout is empty" >&2; exit 1; }
-    CLONE_MS=$((t1 - t0)) CHECKOUT_MS=$((t2 - t1)) REMOTE_MS=$((t3 - t2))
+    INIT_MS=$((t1 - t0)) REF_MS=$((t2 - t1)) RESET_MS=$((t3 - t2))
     rm -rf "$W/run"
 }
 
@@ -89,9 +92,9 @@ for i in $(seq 1 "$RUNS"); do
     baseline
     patchd_steps
     echo "$BASE_MS" >>"$BENCH_TMP/base"
-    echo "$CLONE_MS $CHECKOUT_MS $REMOTE_MS $((CLONE_MS + CHECKOUT_MS)) $((CLONE_MS + CHECKOUT_MS + REMOTE_MS))" >>"$BENCH_TMP/steps"
-    printf '  %2d  git checkout %5d ms   patchd: clone %4d + checkout %5d + remote remove %4d = %5d ms\n' \
-        "$i" "$BASE_MS" "$CLONE_MS" "$CHECKOUT_MS" "$REMOTE_MS" "$((CLONE_MS + CHECKOUT_MS + REMOTE_MS))"
+    echo "$INIT_MS $REF_MS $RESET_MS $((REF_MS + RESET_MS)) $((INIT_MS + REF_MS + RESET_MS))" >>"$BENCH_TMP/steps"
+    printf '  %2d  git checkout %5d ms   patchd: init+alternates %4d + update-ref %4d + reset --hard %5d = %5d ms\n' \
+        "$i" "$BASE_MS" "$INIT_MS" "$REF_MS" "$RESET_MS" "$((INIT_MS + REF_MS + RESET_MS))"
 done
 col() { awk -v c="$1" '{ print $c }' "$BENCH_TMP/steps" | median; }
 B=$(median <"$BENCH_TMP/base")
@@ -125,9 +128,9 @@ run_timeline "$DATA" "$id"
 
 echo "medians:"
 echo "  git checkout (baseline):                 $B ms"
-echo "  patchd steps: clone $(col 1) + checkout $(col 2) + remote remove $(col 3) = $ALL ms (clone+checkout $CC ms)"
+echo "  patchd steps: init+alternates $(col 1) + update-ref $(col 2) + reset --hard $(col 3) = $ALL ms (update-ref+reset $CC ms)"
 echo "  end to end, workspace phase of a run:    $EW ms  (agent $(ecol 3), result snapshot $(ecol 4), whole run $(ecol 5), push -o wait $(ecol 6) ms)"
 ratio() { python3 -c 'import sys; print("%.2f" % (int(sys.argv[1]) / max(1, int(sys.argv[2]))))' "$1" "$B"; }
 R=$(ratio "$ALL") RCC=$(ratio "$CC") RE=$(ratio "$EW")
 verdict() { python3 -c 'import sys; print("meets the goal (<= 1.2x)" if float(sys.argv[1]) <= 1.2 else "MISSES the goal (<= 1.2x)")' "$1"; }
-echo "ratio patchd workspace / git checkout: ${R}x (all three steps; clone+checkout ${RCC}x; end to end ${RE}x) -- $(verdict "$R")"
+echo "ratio patchd workspace / git checkout: ${R}x (all three steps; update-ref+reset ${RCC}x; end to end ${RE}x) -- $(verdict "$R")"

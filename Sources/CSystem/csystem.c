@@ -24,3 +24,21 @@ int patchd_set_pdeathsig_kill(void) { return prctl(PR_SET_PDEATHSIG, SIGKILL); }
 
 #include <pthread.h>
 void patchd_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }
+
+#include <ftw.h>
+#include <sys/stat.h>
+// nftw's callback has no context argument: the owner travels in thread-locals.
+static __thread uid_t chown_tree_uid;
+static __thread gid_t chown_tree_gid;
+
+static int chown_tree_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)ftw;
+    if (flag != FTW_NS && sb->st_uid == chown_tree_uid && sb->st_gid == chown_tree_gid) return 0;
+    return lchown(path, chown_tree_uid, chown_tree_gid) == 0 ? 0 : -1;
+}
+
+int patchd_chown_tree(const char *path, uid_t uid, gid_t gid) {
+    chown_tree_uid = uid;
+    chown_tree_gid = gid;
+    return nftw(path, chown_tree_entry, 32, FTW_PHYS);
+}

@@ -57,25 +57,30 @@ struct SandboxTests {
         #expect(!FileManager.default.fileExists(atPath: server.repoRoot + "/iso.git/objects/planted"))
     }
 
-    @Test("a fork bomb, a 2 GB file, an endless loop and 100 MB of output are cut off with the reason, and the server keeps serving")
+    @Test("a fork bomb, a 2 GB file, 1 GB of memory, an endless loop and 100 MB of output are cut off with the reason, and the server keeps serving")
     func limits() throws {
         let server = try TestServer(config: """
             max_processes: 64
             max_file_bytes: 50000000
             max_output_bytes: 5000000
+            max_memory_bytes: 268435456
             """)
         let work = try server.makeWorkTree("work", repo: "lim", commits: 1)
         let doctor = try run(patchdBinary, ["doctor", "--data-dir", server.dataDir, "--listen", "127.0.0.1:0"])
         let processCapAvailable = doctor.stdout.contains("ok   process limit:")
+        let memoryCgroupAvailable = doctor.stdout.contains("ok   memory limit: memory cgroup at")
         let cases: [(branch: String, script: String, timeout: String?, limit: String)] = [
             ("forkbomb", "bomb() { bomb | bomb & }; bomb\nsleep 30", "20s", "processes"),
             ("bigfile", "head -c 2000000000 /dev/zero > big.bin", nil, "file_size"),
+            // Held in /tmp (a tmpfs, charged to the command's memory cgroup) and in a process.
+            ("memory", "head -c 40000000 /dev/zero > /tmp/fill && python3 -c 'x = bytearray(1 << 30); print(len(x))'", "30s", "memory"),
             ("loop", "while true; do :; done", "2s", "timeout"),
             ("output", "yes 'a line of output' | head -c 100000000", nil, "output"),
         ]
         // Without a pids cgroup a root daemon has no process cap (RLIMIT_NPROC does not bind
         // uid 0; doctor warns): a fork bomb there would hurt the machine, so it is left out.
-        let runnable = cases.filter { $0.limit != "processes" || processCapAvailable }
+        // Without a memory cgroup, RLIMIT_AS makes the allocation fail instead: no limit to report.
+        let runnable = cases.filter { ($0.limit != "processes" || processCapAvailable) && ($0.limit != "memory" || memoryCgroupAvailable) }
         for (index, c) in runnable.enumerated() {
             try server.write(work, ".patchd/task.md", TestServer.commandTask(c.script, timeout: c.timeout))
             try server.commitAll(work, c.branch)

@@ -38,6 +38,13 @@ public struct Doctor {
                                 detail: getuid() == 0 ? "no writable pids cgroup and running as root: RLIMIT_NPROC does not bind root, so a fork bomb is stopped only by the time limit; delegate a cgroup or run as a normal user"
                                                       : "RLIMIT_NPROC only (no writable pids cgroup): it counts every process of this user, daemon threads and all runs together, so set max_processes with room for them"))
         }
+        if let memory = ProcessCgroup.memoryRoot {
+            checks.append(Check(name: "memory limit", status: .ok,
+                                detail: "memory cgroup at \(memory): max_memory_bytes caps each command's processes together, and an OOM kill is reported as limit memory"))
+        } else {
+            checks.append(Check(name: "memory limit", status: .ok,
+                                detail: "RLIMIT_AS per process (no writable memory cgroup): an allocation past max_memory_bytes fails, and is not reported as a limit"))
+        }
         checks.append(executableCheck("prlimit", arguments: ["--version"]))
         checks.append(diskSpaceCheck())
         checks.append(hostKeyCheck())

@@ -91,7 +91,9 @@ public struct ContainerSandbox: Sandbox {
     func arguments(script: String, environment: [String: String], mounts: SandboxMounts, limits: SandboxLimits,
                    containerName: String, cidFile: String) throws(SandboxSetupError) -> [String] {
         // --pull never: a run never downloads anything; the operator builds or pulls the image.
-        var args = [engine.executable, "run", "--pull", "never", "--name", containerName, "--cidfile", cidFile,
+        // --rm: the engine removes the container when it ends; patchd removes it itself only
+        // when it killed the client (timeout, cancel, output cap).
+        var args = [engine.executable, "run", "--rm", "--pull", "never", "--name", containerName, "--cidfile", cidFile,
                     "--label", "\(Self.label)=\(getpid())",
                     "--network", "none", "--hostname", "patchd",
                     "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
@@ -155,17 +157,18 @@ public struct ContainerSandbox: Sandbox {
         let cidFile = "\(mounts.scratch)/\(containerName).cid"
         let argv = try arguments(script: script, environment: SandboxEnvironment.base(home: "/tmp").merging(environment) { _, n in n },
                                  mounts: mounts, limits: limits, containerName: containerName, cidFile: cidFile)
-        defer {
-            // Also after a timeout or cancel, when the client was killed but the container may still run.
-            remove(containerName)
-            try? FileManager.default.removeItem(atPath: cidFile)
-        }
+        defer { try? FileManager.default.removeItem(atPath: cidFile) }
         let probe = ContainerCgroupProbe(cidFile: cidFile)
-        var result = try LimitedProcess.run(argv: argv, environment: engineEnvironment(), workingDirectory: nil,
+        let result: SandboxResult
+        do {
+            result = try LimitedProcess.run(argv: argv, environment: engineEnvironment(), workingDirectory: nil,
                                             limits: limits, cancel: cancel, confinement: .engine(probe), onLine: onLine)
-        if result.limit == nil && result.exitStatus != 0 && oomKilled(containerName) {
-            result.limit = .memory
+        } catch {
+            remove(containerName)
+            throw error
         }
+        // A limit or cancel killed the client, not the container, which may still run.
+        if result.limit != nil { remove(containerName) }
         return result
     }
 
@@ -178,13 +181,6 @@ public struct ContainerSandbox: Sandbox {
             if let value = own[key] { env[key] = value }
         }
         return env
-    }
-
-    /// Whether the kernel's OOM killer ended something in the container.
-    func oomKilled(_ containerName: String) -> Bool {
-        guard let r = try? runProcess(engine.executable, ["inspect", "--format", "{{.State.OOMKilled}}", containerName],
-                                      environment: engineEnvironment()) else { return false }
-        return r.status == 0 && String(decoding: r.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == "true"
     }
 
     /// Removes the container (killing it if it still runs). Errors are ignored: it may never have been created.
@@ -204,19 +200,13 @@ public struct ContainerSandbox: Sandbox {
     }
 
     /// Makes `path` and everything under it owned by the agent's uid, without following
-    /// symlinks (lchown): a link the agent planted cannot redirect this to a host file.
+    /// symlinks: a link the agent planted cannot redirect this to a host file. Entries already
+    /// owned cost only the walk's lstat (after the first command of a run, nearly all).
     static func handOver(_ path: String) throws {
-        func own(_ p: String) throws {
-            if lchown(p, agentID, agentID) != 0 {
-                throw SandboxSetupError("cannot hand \(p) to uid \(agentID) for the container: \(String(cString: strerror(errno)))")
-            }
-        }
-        try own(path)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else { return }
-        guard let walker = FileManager.default.enumerator(atPath: path) else { return }
-        while let relative = walker.nextObject() as? String {
-            try own(path + "/" + relative)
+        do {
+            try changeOwnerOfTree(path, uid: agentID, gid: agentID)
+        } catch {
+            throw SandboxSetupError("cannot hand the workspace to uid \(agentID) for the container: \(error)")
         }
     }
 }
@@ -250,18 +240,9 @@ final class ContainerCgroupProbe: ProcessLimitProbe {
 
     private func update() {
         locate()
-        if !forkRefused, let file = pidsEvents { forkRefused = Self.counter("max", in: file) > 0 }
+        if !forkRefused, let file = pidsEvents { forkRefused = ProcessCgroup.counter("max", in: file) > 0 }
         // v1: memory.oom_control "oom_kill N"; v2: memory.events "oom_kill N".
-        if !oomKilled, let file = memoryEvents { oomKilled = Self.counter("oom_kill", in: file) > 0 }
-    }
-
-    static func counter(_ name: String, in file: String) -> Int {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return 0 }
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: " ")
-            if parts.count == 2, parts[0] == name { return Int(parts[1]) ?? 0 }
-        }
-        return 0
+        if !oomKilled, let file = memoryEvents { oomKilled = ProcessCgroup.counter("oom_kill", in: file) > 0 }
     }
 
     private func locate() {

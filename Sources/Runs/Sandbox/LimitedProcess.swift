@@ -15,14 +15,11 @@ protocol ProcessLimitProbe: AnyObject {
     func killAll()
 }
 
-extension ProcessCgroup: ProcessLimitProbe {
-    /// Memory is capped by RLIMIT_AS here: an allocation fails, nothing is killed or counted.
-    var memoryLimitReached: Bool { false }
-}
+extension ProcessCgroup: ProcessLimitProbe {}
 
 /// Who applies the process, file-size and memory limits to a command.
 enum ProcessConfinement {
-    /// patchd itself: prlimit plus a pids cgroup of its own, named so (bwrap, none).
+    /// patchd itself: prlimit plus a cgroup of its own (pids, and memory where writable), named so (bwrap, none).
     case local(cgroupName: String)
     /// A container engine applies them (it was given the limits as flags); the probe, if
     /// any, watches the container's pids cgroup.
@@ -45,16 +42,22 @@ enum LimitedProcess {
         var pollMilliseconds: Int32 = 100
         switch confinement {
         case .local(let cgroupName):
-            let own = ProcessCgroup(name: cgroupName, maxProcesses: limits.maxProcesses)
+            let own = ProcessCgroup(name: cgroupName, maxProcesses: limits.maxProcesses, maxMemoryBytes: limits.maxMemoryBytes)
             cgroup = own
             // rlimits bind every process the command starts; --nproc only where the uid is not
-            // root (for root the cgroup above is the cap).
-            wrapped = ["/usr/bin/prlimit", "--fsize=\(limits.maxFileBytes)", "--as=\(limits.maxMemoryBytes)", "--core=0"]
+            // root (for root the cgroup above is the cap); --as only where no memory cgroup caps
+            // the command (address space is not memory: runtimes that reserve much of it fail).
+            wrapped = ["/usr/bin/prlimit", "--fsize=\(limits.maxFileBytes)", "--core=0"]
+            if own?.capsMemory != true { wrapped.append("--as=\(limits.maxMemoryBytes)") }
             if getuid() != 0 { wrapped.append("--nproc=\(limits.maxProcesses)") }
             wrapped += ["--"] + argv
             if let own {
-                // The shell joins the cgroup before exec, so nothing escapes it by forking early.
-                wrapped = ["/bin/sh", "-c", "echo $$ > \"$0\" && exec \"$@\"", own.procsFile] + wrapped
+                // The shell joins the cgroups before exec, so nothing escapes them by forking early.
+                // sh -c 'echo $$ > "$0" && echo $$ > "$1" && shift 1 && exec "$@"' PROCS0 PROCS1 prlimit ...
+                let files = own.procsFiles
+                var code = files.indices.map { "echo $$ > \"$\($0)\"" }.joined(separator: " && ")
+                if files.count > 1 { code += " && shift \(files.count - 1)" }
+                wrapped = ["/bin/sh", "-c", code + " && exec \"$@\""] + files + wrapped
             }
         case .engine(let probe):
             cgroup = probe

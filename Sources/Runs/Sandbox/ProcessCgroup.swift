@@ -1,65 +1,135 @@
-// Runs: a pids cgroup per sandboxed command (v2 or v1), the one process cap that also binds root.
+// Runs: a cgroup per sandboxed command (v2 or v1): the process cap that also binds root, and a memory cap that reports.
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A cgroup with `pids.max` for one command. RLIMIT_NPROC is not enforced when the real
-/// uid is root (as for a root daemon's bwrap), so the pids controller is what stops a fork
-/// bomb there. Absent (nil) when no writable pids hierarchy exists: `patchd doctor` says so.
+/// A cgroup with `pids.max` for one command, and where the memory controller is writable too,
+/// a memory cap without swap. RLIMIT_NPROC is not enforced when the real uid is root (as for a
+/// root daemon's bwrap), so the pids controller is what stops a fork bomb there. The memory
+/// cgroup caps the sum of the command's processes (tmpfs `/tmp` included) and counts OOM
+/// kills, so a run can report `limit: memory`; without it each process gets RLIMIT_AS, which
+/// only makes an allocation fail. Absent (nil) when no writable pids hierarchy exists:
+/// `patchd doctor` says so.
 public final class ProcessCgroup {
+    /// The pids cgroup (on v2 also the memory one).
     public let path: String
+    /// The memory cgroup, when a memory cap is in force: `path` on v2, under the v1 memory hierarchy otherwise.
+    public let memoryPath: String?
 
-    /// Where patchd's cgroups live, if this machine lets us create them.
+    /// Where patchd's pids cgroups live, if this machine lets us create them.
     public static let root: String? = {
-        let fm = FileManager.default
-        var candidates: [String] = []
-        if let controllers = try? String(contentsOfFile: "/sys/fs/cgroup/cgroup.controllers", encoding: .utf8),
-           controllers.split(separator: " ").contains(where: { $0.trimmingCharacters(in: .whitespacesAndNewlines) == "pids" }) {
-            candidates.append("/sys/fs/cgroup/patchd")
-        }
-        candidates.append("/sys/fs/cgroup/pids/patchd")
-        for dir in candidates {
-            let parent = (dir as NSString).deletingLastPathComponent
-            guard fm.fileExists(atPath: parent + "/cgroup.procs") else { continue }
-            if (fm.fileExists(atPath: dir) || mkdir(dir, 0o755) == 0) && access(dir, W_OK) == 0 {
-                if dir == "/sys/fs/cgroup/patchd" {
-                    // v2: children get the pids controller only if the parent delegates it.
-                    try? "+pids".write(toFile: dir + "/cgroup.subtree_control", atomically: false, encoding: .utf8)
-                }
-                return dir
-            }
-        }
-        return nil
+        if let v2 = unifiedRoot { return v2 }
+        return writableDirectory("/sys/fs/cgroup/pids/patchd")
     }()
 
-    public init?(name: String, maxProcesses: Int) {
+    /// Where patchd's memory cgroups live, if this machine lets us create them.
+    public static let memoryRoot: String? = {
+        if let v2 = unifiedRoot {
+            return controllers(of: v2 + "/cgroup.subtree_control").contains("memory") ? v2 : nil
+        }
+        guard root != nil else { return nil }
+        return writableDirectory("/sys/fs/cgroup/memory/patchd")
+    }()
+
+    /// cgroup v2 with the pids controller: /sys/fs/cgroup/patchd, delegating pids (and memory when available).
+    private static let unifiedRoot: String? = {
+        let available = controllers(of: "/sys/fs/cgroup/cgroup.controllers")
+        guard available.contains("pids"), let dir = writableDirectory("/sys/fs/cgroup/patchd") else { return nil }
+        // Children get a controller only if the parent delegates it; each is asked for alone,
+        // so a refused memory controller does not cost the pids one.
+        for controller in ["pids", "memory"] where available.contains(controller) {
+            try? "+\(controller)".write(toFile: dir + "/cgroup.subtree_control", atomically: false, encoding: .utf8)
+        }
+        return controllers(of: dir + "/cgroup.subtree_control").contains("pids") ? dir : nil
+    }()
+
+    private static func controllers(of file: String) -> [String] {
+        ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(whereSeparator: \.isWhitespace).map(String.init)
+    }
+
+    private static func writableDirectory(_ dir: String) -> String? {
+        let parent = (dir as NSString).deletingLastPathComponent
+        guard FileManager.default.fileExists(atPath: parent + "/cgroup.procs") else { return nil }
+        guard FileManager.default.fileExists(atPath: dir) || mkdir(dir, 0o755) == 0 else { return nil }
+        return access(dir, W_OK) == 0 ? dir : nil
+    }
+
+    /// `maxMemoryBytes` nil: no memory cgroup (the caller keeps RLIMIT_AS).
+    public init?(name: String, maxProcesses: Int, maxMemoryBytes: Int64? = nil) {
         guard let root = Self.root else { return nil }
         path = "\(root)/\(name)"
         _ = rmdir(path)
         guard mkdir(path, 0o755) == 0 || errno == EEXIST else { return nil }
-        guard (try? String(maxProcesses).write(toFile: path + "/pids.max", atomically: false, encoding: .utf8)) != nil else {
+        guard Self.write(String(maxProcesses), to: path + "/pids.max") else {
             _ = rmdir(path)
             return nil
         }
+        let pidsPath = path
+        memoryPath = maxMemoryBytes.flatMap { Self.makeMemoryCgroup(name: name, pidsPath: pidsPath, bytes: $0) }
     }
 
-    public var procsFile: String { path + "/cgroup.procs" }
+    private static func makeMemoryCgroup(name: String, pidsPath: String, bytes: Int64) -> String? {
+        guard let memoryRoot = Self.memoryRoot else { return nil }
+        if memoryRoot == Self.unifiedRoot {
+            // v2: the same directory; swap is capped at 0 where swap accounting exists.
+            guard write(String(bytes), to: pidsPath + "/memory.max") else { return nil }
+            if FileManager.default.fileExists(atPath: pidsPath + "/memory.swap.max") { _ = write("0", to: pidsPath + "/memory.swap.max") }
+            return pidsPath
+        }
+        let dir = "\(memoryRoot)/\(name)"
+        _ = rmdir(dir)
+        guard mkdir(dir, 0o755) == 0 || errno == EEXIST else { return nil }
+        // v1: memory+swap may only be set at or above the memory limit, so memory goes first.
+        guard write(String(bytes), to: dir + "/memory.limit_in_bytes") else {
+            _ = rmdir(dir)
+            return nil
+        }
+        if FileManager.default.fileExists(atPath: dir + "/memory.memsw.limit_in_bytes") {
+            _ = write(String(bytes), to: dir + "/memory.memsw.limit_in_bytes")
+        }
+        return dir
+    }
+
+    private static func write(_ value: String, to file: String) -> Bool {
+        (try? value.write(toFile: file, atomically: false, encoding: .utf8)) != nil
+    }
+
+    /// The cgroup.procs files a command joins before it execs (one per hierarchy).
+    public var procsFiles: [String] {
+        var files = [path + "/cgroup.procs"]
+        if let memoryPath, memoryPath != path { files.append(memoryPath + "/cgroup.procs") }
+        return files
+    }
+
+    /// Whether the memory cap is the cgroup's (else RLIMIT_AS applies).
+    public var capsMemory: Bool { memoryPath != nil }
 
     /// True once a fork was refused because of pids.max.
-    public var limitReached: Bool {
-        guard let events = try? String(contentsOfFile: path + "/pids.events", encoding: .utf8) else { return false }
-        for line in events.split(separator: "\n") {
+    public var limitReached: Bool { Self.counter("max", in: path + "/pids.events") > 0 }
+
+    /// True once the kernel's OOM killer ended a process of this group for the memory cap.
+    public var memoryLimitReached: Bool {
+        guard let memoryPath else { return false }
+        // v2: memory.events; v1: memory.oom_control (both "oom_kill N").
+        let file = memoryPath == path ? memoryPath + "/memory.events" : memoryPath + "/memory.oom_control"
+        return Self.counter("oom_kill", in: file) > 0
+    }
+
+    /// The value of `name` in a cgroup's "KEY VALUE" lines file (pids.events, memory.events, memory.oom_control).
+    static func counter(_ name: String, in file: String) -> Int {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ")
-            if parts.count == 2, parts[0] == "max", let n = Int(parts[1]), n > 0 { return true }
+            if parts.count == 2, parts[0] == name { return Int(parts[1]) ?? 0 }
         }
-        return false
+        return 0
     }
 
     /// SIGKILLs everything still in the group (repeatedly, as a fork bomb keeps forking).
     public func killAll() {
         for _ in 0..<50 {
-            guard let text = try? String(contentsOfFile: procsFile, encoding: .utf8) else { return }
+            guard let text = try? String(contentsOfFile: path + "/cgroup.procs", encoding: .utf8) else { return }
             let pids = text.split(separator: "\n").compactMap { pid_t($0) }
             if pids.isEmpty { return }
             for pid in pids { kill(pid, SIGKILL) }
@@ -69,6 +139,8 @@ public final class ProcessCgroup {
 
     deinit {
         killAll()
-        for _ in 0..<100 where rmdir(path) != 0 && errno == EBUSY { usleep(5_000) }
+        for dir in [path] + (memoryPath.map { $0 == path ? [] : [$0] } ?? []) {
+            for _ in 0..<100 where rmdir(dir) != 0 && errno == EBUSY { usleep(5_000) }
+        }
     }
 }
