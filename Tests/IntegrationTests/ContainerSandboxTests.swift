@@ -114,6 +114,12 @@ struct ContainerSandboxTests {
         try expectOK(server.ssh(nil, ["whoami"]), "server still serving")
     }
 
+    @Test("max_cpus in a container: four busy loops for 4 s under a 0.25-core cap use about 1 s of CPU")
+    func cpuCap() throws {
+        let server = try TestServer(config: ContainerTestImage.config + "max_cpus: 0.25\n")
+        try CPUCapProbe.check(server)
+    }
+
     @Test("the builtin agent in a container: a file the editor created on the host side is writable by the agent's next bash command")
     func builtinAgentEditsAcrossTheBoundary() throws {
         let tmp = TempDir("fake-api")

@@ -104,6 +104,19 @@ struct SandboxTests {
         #expect(!server.log.contains("Fatal error"))
     }
 
+    @Test("max_cpus: four busy loops for 4 s under a 0.25-core cap use about 1 s of CPU, not 4-8 s")
+    func cpuCap() throws {
+        let server = try TestServer(config: "max_cpus: 0.25\n")
+        let doctor = try run(patchdBinary, ["doctor", "--config", server.tmp.path + "/patchd.yaml", "--data-dir", server.dataDir,
+                                            "--listen", "127.0.0.1:0"])
+        guard doctor.stdout.contains("ok   cpu limit:") else {
+            // No writable cpu cgroup (not root): doctor must say the cap is not applied.
+            #expect(doctor.stdout.contains("warn cpu limit:"), "\(doctor.stdout)")
+            return
+        }
+        try CPUCapProbe.check(server)
+    }
+
     @Test("kill -9 during a run: after restart the run is re-queued and finishes; repos stay fsck-clean")
     func crashDuringRun() throws {
         let server = try TestServer()
@@ -149,5 +162,30 @@ struct SandboxTests {
         #expect(r2["status"] as? String == "succeeded")
         let iso = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
         #expect(try iso.parse(r2["started_at"] as! String) >= iso.parse(r1["finished_at"] as! String))
+    }
+}
+
+/// Runs busy loops in a run and reads back the CPU time they got (bash `times`: the reaped
+/// children's user and system time).
+enum CPUCapProbe {
+    static func check(_ server: TestServer, timeout: Int = 120) throws {
+        let work = try server.makeWorkTree("work", repo: "cpu", commits: 1)
+        let script = """
+            for i in 1 2 3 4; do timeout 4 sh -c 'while :; do :; done' & done; wait
+            times > times.txt   # not in a pipeline: a subshell's `times` has no children
+            tail -1 times.txt > cpu.txt
+            """
+        try server.write(work, ".patchd/task.md", TestServer.commandTask(script, timeout: "60s"))
+        try server.commitAll(work, "busy loops")
+        try expectOK(server.git(["push", "-q", "-o", "wait", "origin", "main"], in: work, timeout: timeout))
+        try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
+        let line = try expectOK(server.git(["show", "FETCH_HEAD:cpu.txt"], in: work)).stdout
+        // "0m1.234s 0m0.010s": minutes and seconds of user, then system time.
+        let seconds = line.split(separator: " ").compactMap { field -> Double? in
+            let parts = field.trimmingCharacters(in: .whitespacesAndNewlines).dropLast().split(separator: "m")
+            guard parts.count == 2, let m = Double(parts[0]), let s = Double(parts[1]) else { return nil }
+            return m * 60 + s
+        }.reduce(0, +)
+        #expect(seconds > 0.3 && seconds < 1.8, "CPU time of 4 busy loops for 4 s under a 0.25-core cap: \(seconds) s (\(line))")
     }
 }

@@ -45,6 +45,12 @@ public struct Doctor {
             checks.append(Check(name: "memory limit", status: .ok,
                                 detail: "RLIMIT_AS per process (no writable memory cgroup): an allocation past max_memory_bytes fails, and is not reported as a limit"))
         }
+        if let cpus = configuration.maxCPUs {
+            let capped = ProcessCgroup.cpuRoot != nil || configuration.sandbox == "container"
+            checks.append(Check(name: "cpu limit", status: capped ? .ok : .warn,
+                                detail: capped ? "max_cpus \(cpus): " + (configuration.sandbox == "container" ? "the engine's --cpus" : "cpu cgroup at \(ProcessCgroup.cpuRoot ?? "")")
+                                               : "max_cpus \(cpus) is set but no writable cpu cgroup exists: commands are not capped (run as root with a writable /sys/fs/cgroup, or use --sandbox container)"))
+        }
         checks.append(executableCheck("prlimit", arguments: ["--version"]))
         checks.append(diskSpaceCheck())
         checks.append(hostKeyCheck())

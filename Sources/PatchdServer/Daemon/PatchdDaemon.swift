@@ -77,6 +77,7 @@ public final class PatchdDaemon: Sendable {
         limits.maxProcesses = configuration.maxProcesses
         limits.maxFileBytes = configuration.maxFileBytes
         limits.maxMemoryBytes = configuration.maxMemoryBytes
+        limits.maxCPUs = configuration.maxCPUs
         limits.maxOutputBytes = configuration.maxOutputBytes
         let runEnvironment = RunEnvironment(runs: runStore, repositories: repositories, layout: layout, sandbox: sandbox,
                                             agents: Self.agents(configuration, logger: logger), defaultLimits: limits,

@@ -101,6 +101,7 @@ public struct ContainerSandbox: Sandbox {
                     "--pids-limit", String(limits.maxProcesses),
                     "--memory", String(limits.maxMemoryBytes), "--memory-swap", String(limits.maxMemoryBytes),
                     "--ulimit", "fsize=\(limits.maxFileBytes):\(limits.maxFileBytes)", "--ulimit", "core=0:0"]
+        if let cpus = limits.maxCPUs { args += ["--cpus", String(format: "%.3f", cpus)] }
         // The engines' default nofile/nproc limits can exceed what the daemon may grant (then
         // the OCI runtime fails to start the container): pass the daemon's own hard limits.
         // RLIMIT_NPROC is not the process cap here (--pids-limit is), so it is only bounded by

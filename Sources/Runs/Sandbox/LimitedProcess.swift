@@ -42,7 +42,8 @@ enum LimitedProcess {
         var pollMilliseconds: Int32 = 100
         switch confinement {
         case .local(let cgroupName):
-            let own = ProcessCgroup(name: cgroupName, maxProcesses: limits.maxProcesses, maxMemoryBytes: limits.maxMemoryBytes)
+            let own = ProcessCgroup(name: cgroupName, maxProcesses: limits.maxProcesses, maxMemoryBytes: limits.maxMemoryBytes,
+                                    maxCPUs: limits.maxCPUs)
             cgroup = own
             // rlimits bind every process the command starts; --nproc only where the uid is not
             // root (for root the cgroup above is the cap); --as only where no memory cgroup caps

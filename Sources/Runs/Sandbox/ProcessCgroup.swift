@@ -1,4 +1,4 @@
-// Runs: a cgroup per sandboxed command (v2 or v1): the process cap that also binds root, and a memory cap that reports.
+// Runs: a cgroup per sandboxed command (v2 or v1): the process cap that also binds root, memory and CPU caps.
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -9,13 +9,16 @@ import Glibc
 /// root daemon's bwrap), so the pids controller is what stops a fork bomb there. The memory
 /// cgroup caps the sum of the command's processes (tmpfs `/tmp` included) and counts OOM
 /// kills, so a run can report `limit: memory`; without it each process gets RLIMIT_AS, which
-/// only makes an allocation fail. Absent (nil) when no writable pids hierarchy exists:
+/// only makes an allocation fail. The cpu controller, where writable, caps the command's CPU
+/// time (`max_cpus`). Absent (nil) when no writable pids hierarchy exists:
 /// `patchd doctor` says so.
 public final class ProcessCgroup {
     /// The pids cgroup (on v2 also the memory one).
     public let path: String
     /// The memory cgroup, when a memory cap is in force: `path` on v2, under the v1 memory hierarchy otherwise.
     public let memoryPath: String?
+    /// The cpu cgroup, when a CPU cap is in force: `path` on v2, under the v1 cpu hierarchy otherwise.
+    public let cpuPath: String?
 
     /// Where patchd's pids cgroups live, if this machine lets us create them.
     public static let root: String? = {
@@ -32,13 +35,22 @@ public final class ProcessCgroup {
         return writableDirectory("/sys/fs/cgroup/memory/patchd")
     }()
 
-    /// cgroup v2 with the pids controller: /sys/fs/cgroup/patchd, delegating pids (and memory when available).
+    /// Where patchd's cpu cgroups live, if this machine lets us create them.
+    public static let cpuRoot: String? = {
+        if let v2 = unifiedRoot {
+            return controllers(of: v2 + "/cgroup.subtree_control").contains("cpu") ? v2 : nil
+        }
+        guard root != nil else { return nil }
+        return writableDirectory("/sys/fs/cgroup/cpu/patchd")
+    }()
+
+    /// cgroup v2 with the pids controller: /sys/fs/cgroup/patchd, delegating pids (and memory and cpu when available).
     private static let unifiedRoot: String? = {
         let available = controllers(of: "/sys/fs/cgroup/cgroup.controllers")
         guard available.contains("pids"), let dir = writableDirectory("/sys/fs/cgroup/patchd") else { return nil }
         // Children get a controller only if the parent delegates it; each is asked for alone,
         // so a refused memory controller does not cost the pids one.
-        for controller in ["pids", "memory"] where available.contains(controller) {
+        for controller in ["pids", "memory", "cpu"] where available.contains(controller) {
             try? "+\(controller)".write(toFile: dir + "/cgroup.subtree_control", atomically: false, encoding: .utf8)
         }
         return controllers(of: dir + "/cgroup.subtree_control").contains("pids") ? dir : nil
@@ -55,8 +67,8 @@ public final class ProcessCgroup {
         return access(dir, W_OK) == 0 ? dir : nil
     }
 
-    /// `maxMemoryBytes` nil: no memory cgroup (the caller keeps RLIMIT_AS).
-    public init?(name: String, maxProcesses: Int, maxMemoryBytes: Int64? = nil) {
+    /// `maxMemoryBytes` nil: no memory cgroup (the caller keeps RLIMIT_AS). `maxCPUs` nil: no CPU cap.
+    public init?(name: String, maxProcesses: Int, maxMemoryBytes: Int64? = nil, maxCPUs: Double? = nil) {
         guard let root = Self.root else { return nil }
         path = "\(root)/\(name)"
         _ = rmdir(path)
@@ -67,6 +79,25 @@ public final class ProcessCgroup {
         }
         let pidsPath = path
         memoryPath = maxMemoryBytes.flatMap { Self.makeMemoryCgroup(name: name, pidsPath: pidsPath, bytes: $0) }
+        cpuPath = maxCPUs.flatMap { Self.makeCPUCgroup(name: name, pidsPath: pidsPath, cpus: $0) }
+    }
+
+    /// The CFS bandwidth cap: `quota` microseconds of CPU per 100 ms period.
+    private static func makeCPUCgroup(name: String, pidsPath: String, cpus: Double) -> String? {
+        guard let cpuRoot = Self.cpuRoot, cpus > 0 else { return nil }
+        let period = 100_000
+        let quota = max(1_000, Int(cpus * Double(period)))
+        if cpuRoot == Self.unifiedRoot {
+            return write("\(quota) \(period)", to: pidsPath + "/cpu.max") ? pidsPath : nil
+        }
+        let dir = "\(cpuRoot)/\(name)"
+        _ = rmdir(dir)
+        guard mkdir(dir, 0o755) == 0 || errno == EEXIST else { return nil }
+        guard write(String(period), to: dir + "/cpu.cfs_period_us"), write(String(quota), to: dir + "/cpu.cfs_quota_us") else {
+            _ = rmdir(dir)
+            return nil
+        }
+        return dir
     }
 
     private static func makeMemoryCgroup(name: String, pidsPath: String, bytes: Int64) -> String? {
@@ -97,9 +128,14 @@ public final class ProcessCgroup {
 
     /// The cgroup.procs files a command joins before it execs (one per hierarchy).
     public var procsFiles: [String] {
-        var files = [path + "/cgroup.procs"]
-        if let memoryPath, memoryPath != path { files.append(memoryPath + "/cgroup.procs") }
-        return files
+        directories.map { $0 + "/cgroup.procs" }
+    }
+
+    /// The distinct cgroup directories of this command: one on v2, one per controller on v1.
+    private var directories: [String] {
+        var dirs = [path]
+        for dir in [memoryPath, cpuPath].compactMap({ $0 }) where !dirs.contains(dir) { dirs.append(dir) }
+        return dirs
     }
 
     /// Whether the memory cap is the cgroup's (else RLIMIT_AS applies).
@@ -139,7 +175,7 @@ public final class ProcessCgroup {
 
     deinit {
         killAll()
-        for dir in [path] + (memoryPath.map { $0 == path ? [] : [$0] } ?? []) {
+        for dir in directories {
             for _ in 0..<100 where rmdir(dir) != 0 && errno == EBUSY { usleep(5_000) }
         }
     }

@@ -10,6 +10,9 @@ public struct SandboxLimits: Sendable, Equatable {
     public var maxFileBytes: Int64 = 1 << 30
     public var maxMemoryBytes: Int64 = 8 << 30
     public var maxOutputBytes: Int = 10 << 20
+    /// CPU time per second of wall clock, in cores (1.5: one and a half); nil for no cap.
+    /// Exceeding it slows the command down, it does not end it.
+    public var maxCPUs: Double?
     public init() {}
 }
 
