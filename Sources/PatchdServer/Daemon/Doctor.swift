@@ -215,6 +215,9 @@ public struct Doctor {
             || text.contains("manifest unknown") || text.contains("initializing source") {
             return "; build the image first: podman build -t localhost/patchd-sandbox -f container/Containerfile.sandbox container/ (or set container_image)"
         }
+        if text.contains("Resource limits are not supported and ignored") {
+            return "; rootless podman on cgroup v1 cannot apply --pids-limit, --memory or --cpus, so runs would have no process, memory or CPU cap: use cgroup v2 with delegation (systemd.unified_cgroup_hierarchy=1), or run patchd as root"
+        }
         if text.contains("setrlimit") || text.contains("rlimit") {
             return "; the engine's default ulimits exceed this host's: lower default_ulimits in containers.conf"
         }
