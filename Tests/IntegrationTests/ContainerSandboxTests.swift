@@ -114,6 +114,41 @@ struct ContainerSandboxTests {
         try expectOK(server.ssh(nil, ["whoami"]), "server still serving")
     }
 
+    @Test("kill -9 during a container command: the restarted daemon removes its leftover container, not another daemon's, and the run is re-queued and finishes")
+    func crashLeavesNoContainer() throws {
+        guard let podman = ContainerTestImage.podman else { throw TestFailure("podman is not installed") }
+        // A container of "another daemon" (another data dir) that must survive this one's cleanup.
+        let foreign = "patchd-test-foreign-\(UInt32.random(in: 0...UInt32.max))"
+        try expectOK(run(podman, ["run", "-d", "--rm", "--name", foreign, "--label", "io.patchd.sandbox=/elsewhere/data",
+                                  "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096",
+                                  ContainerTestImage.name, "sleep", "120"]), "foreign container")
+        defer { _ = try? run(podman, ["rm", "--force", foreign]) }
+        let server = try TestServer(config: ContainerTestImage.config)
+        let work = try server.makeWorkTree("work", repo: "crash", commits: 1)
+        try server.write(work, ".patchd/task.md", TestServer.commandTask("sleep 3\necho survived > DONE.txt"))
+        try server.commitAll(work, "slow task")
+        try expectOK(server.git(["push", "-q", "origin", "main"], in: work))
+        let ownLabel = "label=io.patchd.sandbox=\(URL(fileURLWithPath: server.dataDir).standardizedFileURL.path)"
+        let deadline = Date().addingTimeInterval(30)
+        var running: [String] = []
+        while Date() < deadline && running.isEmpty {
+            running = try run(podman, ["ps", "--quiet", "--filter", ownLabel]).stdout.split(separator: "\n").map(String.init)
+            usleep(50_000)
+        }
+        #expect(!running.isEmpty, "no container of this daemon was seen running")
+        server.stop(signal: SIGKILL)
+        try server.start()
+        #expect(server.log.contains("leftover sandbox container"), "\(server.log.suffix(2000))")
+        let json = try server.waitForRun(1, timeout: 90)
+        #expect(json["status"] as? String == "succeeded", "\(json)")
+        try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
+        #expect(try server.git(["show", "FETCH_HEAD:DONE.txt"], in: work).stdout == "survived\n")
+        let left = try run(podman, ["ps", "--all", "--quiet", "--filter", ownLabel]).stdout
+        #expect(left.isEmpty, "containers of this daemon left: \(left)")
+        let others = try run(podman, ["ps", "--quiet", "--filter", "name=\(foreign)"]).stdout
+        #expect(!others.isEmpty, "another daemon's container was removed")
+    }
+
     @Test("max_cpus in a container: four busy loops for 4 s under a 0.25-core cap use about 1 s of CPU")
     func cpuCap() throws {
         let server = try TestServer(config: ContainerTestImage.config + "max_cpus: 0.25\n")

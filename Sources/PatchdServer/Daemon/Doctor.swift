@@ -178,7 +178,8 @@ public struct Doctor {
         let sandbox: ContainerSandbox
         do {
             sandbox = try ContainerSandbox(engine: ContainerEngine.find(configuration.containerEngine),
-                                           image: configuration.containerImage, extraOptions: configuration.containerOptions)
+                                           image: configuration.containerImage, extraOptions: configuration.containerOptions,
+                                           owner: "patchd-doctor")
         } catch {
             return Check(name: "container", status: .fail, detail: "\(error)")
         }

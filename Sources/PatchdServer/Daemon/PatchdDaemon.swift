@@ -66,7 +66,7 @@ public final class PatchdDaemon: Sendable {
             "PATCHD_DEFAULT_AGENT": configuration.defaultAgent,
         ])
 
-        let sandbox = try Self.makeSandbox(configuration)
+        let sandbox = try Self.makeSandbox(configuration, owner: layout.root)
         if let container = sandbox as? ContainerSandbox {
             // Containers a crashed daemon left running would hold workspaces and CPU.
             let removed = container.removeLeftovers()
@@ -146,13 +146,15 @@ public final class PatchdDaemon: Sendable {
         scheduler.stop()
     }
 
-    /// The sandbox backend the configuration names.
-    static func makeSandbox(_ configuration: PatchdConfiguration) throws -> Sandbox {
+    /// The sandbox backend the configuration names; `owner` (the data directory) tells this
+    /// daemon's containers from another's.
+    static func makeSandbox(_ configuration: PatchdConfiguration, owner: String) throws -> Sandbox {
         switch configuration.sandbox {
         case "none": return UnsandboxedSandbox()
         case "container":
             return try ContainerSandbox(engine: ContainerEngine.find(configuration.containerEngine),
-                                        image: configuration.containerImage, extraOptions: configuration.containerOptions)
+                                        image: configuration.containerImage, extraOptions: configuration.containerOptions,
+                                        owner: owner)
         default: return BubblewrapSandbox()
         }
     }

@@ -68,23 +68,27 @@ public struct ContainerSandbox: Sandbox {
     public let image: String
     /// Extra `run` flags from the operator (e.g. `--runtime runc`), placed before the image.
     public let extraOptions: [String]
+    /// Whose containers these are (the daemon's data directory): the value of the label, so a
+    /// daemon cleaning up after a crash touches only its own, not another daemon's on the host.
+    public let owner: String
     /// The uid/gid commands run as when the daemon is root.
     static let agentID: uid_t = 1000
 
-    public init(engine: ContainerEngine, image: String, extraOptions: [String] = []) throws(SandboxSetupError) {
+    public init(engine: ContainerEngine, image: String, extraOptions: [String] = [], owner: String) throws(SandboxSetupError) {
         guard !image.isEmpty, !image.hasPrefix("-"), !image.contains(where: { $0.isWhitespace }) else {
             throw SandboxSetupError("container_image '\(image)' is not an image reference; build one with container/Containerfile.sandbox and name it, e.g. localhost/patchd-sandbox")
         }
         self.engine = engine
         self.image = image
         self.extraOptions = extraOptions
+        self.owner = owner
     }
 
     public func objectsPath(_ mounts: SandboxMounts) -> String { "/patchd/objects" }
     public func path(of bind: SandboxBind) -> String { bind.inside }
     public var hasPrivateNetwork: Bool { true }
 
-    /// Labels every container patchd starts, so leftovers of a crashed daemon can be found.
+    /// Labels every container patchd starts (with `owner` as the value), so leftovers of a crashed daemon can be found.
     public static let label = "io.patchd.sandbox"
 
     /// The full `ENGINE run ...` argv for one command.
@@ -94,7 +98,7 @@ public struct ContainerSandbox: Sandbox {
         // --rm: the engine removes the container when it ends; patchd removes it itself only
         // when it killed the client (timeout, cancel, output cap).
         var args = [engine.executable, "run", "--rm", "--pull", "never", "--name", containerName, "--cidfile", cidFile,
-                    "--label", "\(Self.label)=\(getpid())",
+                    "--label", "\(Self.label)=\(owner)",
                     "--network", "none", "--hostname", "patchd",
                     "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
                     "--read-only", "--tmpfs", "/tmp:rw,exec,nosuid,nodev,mode=1777",
@@ -189,10 +193,10 @@ public struct ContainerSandbox: Sandbox {
         _ = try? runProcess(engine.executable, ["rm", "--force", containerName], environment: engineEnvironment())
     }
 
-    /// Removes containers a daemon of this machine left behind (crashed while a command ran).
-    /// Only containers carrying patchd's label are touched.
+    /// Removes containers an earlier daemon with the same `owner` left behind (it crashed
+    /// while a command ran). Only containers carrying patchd's label with that value are touched.
     public func removeLeftovers() -> Int {
-        guard let r = try? runProcess(engine.executable, ["ps", "--all", "--quiet", "--filter", "label=\(Self.label)"],
+        guard let r = try? runProcess(engine.executable, ["ps", "--all", "--quiet", "--filter", "label=\(Self.label)=\(owner)"],
                                       environment: engineEnvironment()), r.status == 0 else { return 0 }
         let ids = String(decoding: r.stdout, as: UTF8.self).split(whereSeparator: \.isNewline).map(String.init)
         guard !ids.isEmpty else { return 0 }
