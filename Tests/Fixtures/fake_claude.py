@@ -6,7 +6,10 @@ inside patchd's sandbox. It makes one streaming Messages API call to $ANTHROPIC_
 with $ANTHROPIC_API_KEY (patchd's placeholder; patchd's proxy swaps in the real key),
 writes the reply to CLAUDE.txt and its environment to env-claude.txt, and prints
 stream-json events (system, assistant, result) like the real CLI.
+A prompt containing "[calls=N]" makes N calls in a row (one per turn), as a longer session would;
+an answer other than 200 ends it with an error result, as the CLI does for a fatal API error.
 """
+import re
 import json
 import os
 import sys
@@ -28,18 +31,24 @@ def main():
         "content-type": "application/json", "anthropic-version": "2023-06-01",
         "x-api-key": os.environ.get("ANTHROPIC_API_KEY", ""),
     })
+    asked = re.search(r"\[calls=(\d+)\]", prompt)
+    calls = int(asked.group(1)) if asked else 1
     text = ""
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            for raw in response:
-                line = raw.decode().strip()
-                if line.startswith("data:"):
-                    data = json.loads(line[5:])
-                    if data.get("type") == "content_block_delta" and data["delta"].get("type") == "text_delta":
-                        text += data["delta"]["text"]
-    except Exception as error:  # noqa: BLE001 - report any failure as the CLI would
-        emit({"type": "result", "subtype": "error_during_execution", "is_error": True, "result": str(error), "num_turns": 1})
-        return 1
+    for turn in range(1, calls + 1):
+        text = ""
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                for raw in response:
+                    line = raw.decode().strip()
+                    if line.startswith("data:"):
+                        data = json.loads(line[5:])
+                        if data.get("type") == "content_block_delta" and data["delta"].get("type") == "text_delta":
+                            text += data["delta"]["text"]
+        except Exception as error:  # noqa: BLE001 - report any failure as the CLI would
+            detail = error.read().decode(errors="replace") if hasattr(error, "read") else ""
+            emit({"type": "result", "subtype": "error_during_execution", "is_error": True,
+                  "result": f"{error} {detail}".strip(), "num_turns": turn})
+            return 1
     with open("CLAUDE.txt", "w") as f:
         f.write(text + "\n")
     with open("env-claude.txt", "w") as f:

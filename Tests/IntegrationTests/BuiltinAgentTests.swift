@@ -230,6 +230,15 @@ struct BuiltinAgentTests {
 
 @Suite("claude-code agent", .serialized)
 struct ClaudeCodeAgentTests {
+    /// A server whose claude-code agent is Tests/Fixtures/fake_claude.py talking to `api`, and a work tree for repo "cc".
+    static func serverWithFakeClaude(_ api: FakeMessagesAPI) throws -> (TestServer, String) {
+        let fakeClaude = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/fake_claude.py").path
+        let server = try TestServer(env: ["ANTHROPIC_API_KEY": FakeMessagesAPI.key, "ANTHROPIC_BASE_URL": api.baseURL],
+                                    config: "claude_path: \(fakeClaude)\n")
+        return (server, try server.makeWorkTree("w", repo: "cc", commits: 1))
+    }
+
     @Test("claude runs in the sandbox with a placeholder key; its API calls go through patchd, which adds the real key")
     func claudeThroughProxy() throws {
         let tmp = TempDir("fake-api")
@@ -237,11 +246,7 @@ struct ClaudeCodeAgentTests {
             [{"reply": [{"type": "text", "text": "hello from claude"}], "stop_reason": "end_turn",
               "usage": {"input_tokens": 5, "output_tokens": 3}}]
             """, in: tmp.path)
-        let fakeClaude = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/fake_claude.py").path
-        let server = try TestServer(env: ["ANTHROPIC_API_KEY": FakeMessagesAPI.key, "ANTHROPIC_BASE_URL": api.baseURL],
-                                    config: "claude_path: \(fakeClaude)\n")
-        let work = try server.makeWorkTree("w", repo: "cc", commits: 1)
+        let (server, work) = try Self.serverWithFakeClaude(api)
         try server.write(work, ".patchd/task.md", "---\nagent: claude-code\n---\nSay hello.\n")
         try server.commitAll(work, "task")
         let push = try expectOK(server.git(["push", "-o", "wait", "origin", "main"], in: work, timeout: 120))
@@ -259,10 +264,35 @@ struct ClaudeCodeAgentTests {
         let requests = api.requests
         #expect(requests.count == 1)
         #expect((requests.first?["headers"] as? [String: Any])?["x-api-key"] as? String == FakeMessagesAPI.key)
+        // Usage is what patchd's proxy counted on the wire (5 in, 3 out at Sonnet 4.5's $3/$15 per
+        // million), not what the CLI claims (fake_claude.py reports 321 tokens and $0.0123).
         let json = try server.runJSON(1)
         let usage = json["usage"] as! [String: Any]
-        #expect(usage["input_tokens"] as? Int == 321)
-        #expect(abs((usage["cost_usd"] as? Double ?? 0) - 0.0123) < 1e-9)
+        #expect(usage["input_tokens"] as? Int == 5)
+        #expect(usage["output_tokens"] as? Int == 3)
+        #expect(abs((usage["cost_usd"] as? Double ?? 0) - 0.00006) < 1e-9, "\(usage)")
         #expect(!server.log.contains(FakeMessagesAPI.key))
+    }
+
+    @Test("max_cost_usd binds claude-code: the proxy counts each answer's cost, stops the run once the budget is spent, and refuses further requests")
+    func costBudget() throws {
+        let tmp = TempDir("fake-api")
+        // Each answer: 100k input and 10k output tokens = $0.45 at Sonnet 4.5 prices; budget $1.
+        let step = """
+            {"reply": [{"type": "text", "text": "turn"}], "stop_reason": "end_turn",
+             "usage": {"input_tokens": 100000, "output_tokens": 10000}}
+            """
+        let api = try FakeMessagesAPI(steps: "[" + Array(repeating: step, count: 6).joined(separator: ",") + "]", in: tmp.path)
+        let (server, work) = try Self.serverWithFakeClaude(api)
+        try server.write(work, ".patchd/task.md", "---\nagent: claude-code\nmax_cost_usd: 1.0\n---\nWork for a while. [calls=6]\n")
+        try server.commitAll(work, "task")
+        let push = try expectOK(server.git(["push", "-o", "wait", "origin", "main"], in: work, timeout: 120))
+        #expect(push.stderr.contains("run 1 failed"), "\(push.stderr)")
+        let json = try server.runJSON(1)
+        #expect(json["limit"] as? String == "cost", "\(json)")
+        #expect((json["error"] as? String ?? "").contains("max_cost_usd 1.00"), "\(json)")
+        let usage = json["usage"] as! [String: Any]
+        #expect(abs((usage["cost_usd"] as? Double ?? 0) - 1.35) < 1e-6, "\(usage)")
+        #expect(api.requests.count == 3, "requests that reached the API: \(api.requests.count)")
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import HTTPClient
 import Logging
 import PatchdSystem
+import Runs
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -13,6 +14,8 @@ import Glibc
 /// connection carries one HTTP/1.1 request; only `/v1/...` paths pass. The client's
 /// `x-api-key`/`authorization` (a placeholder) are dropped and the real key is added, so
 /// the key never enters the sandbox. The response is streamed back and the connection closed.
+/// With a `UsageMeter`, the usage in every Messages answer is counted on the way through, and
+/// once the run's budget is spent further Messages requests are refused (400).
 final class APIProxy: Sendable {
     let socketPath: String
     private let upstream: String
@@ -20,15 +23,17 @@ final class APIProxy: Sendable {
     private let listenFD: Int32
     private let state = Mutex<(stopping: Bool, thread: OSThread?)>((false, nil))
     private let logger: Logger
+    private let meter: UsageMeter?
 
     static let maxHeaderBytes = 64 * 1024
     static let maxBodyBytes = 32 << 20
 
-    init(socketPath: String, upstream: String, apiKey: String, logger: Logger) throws {
+    init(socketPath: String, upstream: String, apiKey: String, meter: UsageMeter? = nil, logger: Logger) throws {
         self.socketPath = socketPath
         self.upstream = upstream.hasSuffix("/") ? String(upstream.dropLast()) : upstream
         self.apiKey = apiKey
         self.logger = logger
+        self.meter = meter
         unlink(socketPath)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket", errno: errno) }
@@ -132,6 +137,14 @@ final class APIProxy: Sendable {
             body = Array(body.prefix(contentLength))
         }
         headers.append(HTTPHeader("x-api-key", apiKey))
+        // Messages requests cost money (count_tokens does not): metered, and refused once the budget is spent.
+        let metered = meter != nil && path.hasPrefix("/v1/messages") && !path.hasPrefix("/v1/messages/count_tokens")
+        if metered, let meter, meter.exhausted {
+            let budget = String(format: "%.2f", meter.budgetUSD ?? 0)
+            return reply(fd, 400, "this run's budget (max_cost_usd \(budget)) is spent", type: "invalid_request_error")
+        }
+        let requestModel = JSONValue.parse(String(decoding: body, as: UTF8.self))?["model"]?.string ?? ""
+        var usageReader: ResponseUsageReader?
 
         // Forward and stream the answer back.
         guard let client = try? HTTPClient() else { return reply(fd, 502, "proxy cannot create an HTTP client") }
@@ -146,8 +159,12 @@ final class APIProxy: Sendable {
                     text += "\(name): \(value)\r\n"
                 }
                 text += "connection: close\r\n\r\n"
+                if metered, (200..<300).contains(head.status) {
+                    usageReader = ResponseUsageReader(contentType: head.headers["content-type"] ?? "", requestModel: requestModel)
+                }
                 clientGone = (try? writeAll(fd, text)) == nil
             }, onData: { data in
+                usageReader?.feed(data)
                 guard !clientGone else { return false }
                 clientGone = (try? writeAll(fd, data)) == nil
                 return !clientGone
@@ -156,10 +173,15 @@ final class APIProxy: Sendable {
             if !clientGone { reply(fd, 502, "upstream: \(error)") }
             logger.info("API proxy: \(method) \(path) failed: \(error)")
         }
+        // Also for a cut stream: the tokens it reported were used.
+        if var reader = usageReader, let meter {
+            reader.finish()
+            if reader.sawUsage { meter.record(model: reader.model, usage: reader.usage) }
+        }
     }
 
-    private func reply(_ fd: Int32, _ status: Int, _ message: String) {
-        let body = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"patchd proxy: \(message)\"}}"
+    private func reply(_ fd: Int32, _ status: Int, _ message: String, type: String = "api_error") {
+        let body = "{\"type\":\"error\",\"error\":{\"type\":\"\(type)\",\"message\":\"patchd proxy: \(message)\"}}"
         _ = try? writeAll(fd, "HTTP/1.1 \(status) \(Self.reason(status))\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)")
     }
 

@@ -7,6 +7,8 @@ import Runs
 /// still has no network: socat, started in the sandbox, bridges 127.0.0.1:8765 (in the
 /// sandbox's own network namespace) to a unix socket bound in from the run's scratch
 /// dir, where `APIProxy` adds the real key. The sandbox holds only a placeholder key.
+/// Tokens and cost are what the proxy saw (`UsageMeter`), not what the CLI reports, and the
+/// run's `max_cost_usd` is enforced there.
 struct ClaudeCodeAgent: Agent {
     let kind = AgentKind.claudeCode
     let claudePath: String
@@ -14,6 +16,8 @@ struct ClaudeCodeAgent: Agent {
     let apiKey: String
     let defaultModel: String
     let maxTurns: Int
+    /// The server's cap on a task's max_cost_usd, and the price table (shared with builtin).
+    let pricing: BuiltinAgentConfiguration
     let logger: Logger
 
     static let placeholderKey = "sk-ant-patchd-placeholder"
@@ -24,7 +28,9 @@ struct ClaudeCodeAgent: Agent {
             return AgentOutcome(succeeded: false, summary: "", error: "the claude-code agent needs the bwrap sandbox (its API bridge relies on a private network namespace)")
         }
         let socketPath = context.mounts.scratch + "/api.sock"
-        let proxy = try APIProxy(socketPath: socketPath, upstream: upstream, apiKey: apiKey, logger: logger)
+        let budget = [context.task.maxCostUSD, pricing.maxCostUSD].compactMap { $0 }.min()
+        let meter = UsageMeter(budgetUSD: budget, prices: pricing, cancel: context.cancel)
+        let proxy = try APIProxy(socketPath: socketPath, upstream: upstream, apiKey: apiKey, meter: meter, logger: logger)
         defer { proxy.stop() }
         let socketBind = SandboxBind(host: socketPath, inside: "/patchd/api.sock", writable: true)
         let claudeBind = SandboxBind(host: claudePath, inside: "/patchd/bin/claude", writable: false)
@@ -72,16 +78,19 @@ struct ClaudeCodeAgent: Agent {
             default: break
             }
         }
-        var usage = AgentUsage()
-        if let result {
-            usage.turns = result["num_turns"]?.int ?? 0
-            usage.costUSD = { if case .number(let n)? = result["total_cost_usd"] { return n } else { return 0 } }()
-            usage.inputTokens = result["usage"]?["input_tokens"]?.int ?? 0
-            usage.outputTokens = result["usage"]?["output_tokens"]?.int ?? 0
-            usage.cacheReadTokens = result["usage"]?["cache_read_input_tokens"]?.int ?? 0
-            usage.cacheWriteTokens = result["usage"]?["cache_creation_input_tokens"]?.int ?? 0
+        // Tokens and cost as patchd's proxy counted them; only the turn count is the CLI's.
+        var usage = meter.usage
+        usage.turns = result?["num_turns"]?.int ?? 0
+        if case .number(let reported)? = result?["total_cost_usd"], abs(reported - usage.costUSD) > 0.01 {
+            context.log(RunEvent(.info, String(format: "claude reports $%.4f; patchd counted $%.4f over %d requests (the run records patchd's)",
+                                               reported, usage.costUSD, meter.requests)))
         }
         let summary = result?["result"]?.string ?? ""
+        if run.limit == .cost, let budget {
+            return AgentOutcome(succeeded: false, summary: summary,
+                                error: String(format: "stopped at $%.4f (max_cost_usd %.2f)", usage.costUSD, budget),
+                                limit: .cost, usage: usage, model: model)
+        }
         if let limit = run.limit {
             return AgentOutcome(succeeded: false, summary: summary, error: "claude: \(limit.explanation)", limit: limit, usage: usage, model: model)
         }

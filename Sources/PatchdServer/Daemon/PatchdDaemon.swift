@@ -118,7 +118,7 @@ public final class PatchdDaemon: Sendable {
         logger.info("builtin agent: model \(configuration.model), Messages API at \(baseURL)")
         if let claude = try? findExecutable(configuration.claudePath) {
             agents[.claudeCode] = ClaudeCodeAgent(claudePath: claude, upstream: baseURL, apiKey: key, defaultModel: configuration.model,
-                                                  maxTurns: configuration.maxTurns, logger: logger)
+                                                  maxTurns: configuration.maxTurns, pricing: builtin, logger: logger)
             logger.info("claude-code agent: \(claude)")
         }
         return agents

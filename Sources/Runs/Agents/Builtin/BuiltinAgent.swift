@@ -30,7 +30,7 @@ public struct ModelPrice: Sendable, Codable, Equatable {
         self.input = input; self.output = output; self.cacheRead = cacheRead; self.cacheWrite = cacheWrite
     }
 
-    func cost(_ u: MessageUsage) -> Double {
+    public func cost(_ u: MessageUsage) -> Double {
         (Double(u.inputTokens) * input + Double(u.outputTokens) * output
          + Double(u.cacheReadTokens) * cacheRead + Double(u.cacheWriteTokens) * cacheWrite) / 1_000_000
     }
@@ -55,7 +55,8 @@ public struct BuiltinAgentConfiguration: Sendable {
     ]
     public init() {}
 
-    func price(_ model: String) -> ModelPrice {
+    /// The price of `model`: its exact name, else a configured prefix of it, else Sonnet 4.5's.
+    public func price(_ model: String) -> ModelPrice {
         prices[model] ?? prices.first { model.hasPrefix($0.key) }?.value ?? prices["claude-sonnet-4-5"]!
     }
 }

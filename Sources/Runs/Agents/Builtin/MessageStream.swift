@@ -20,6 +20,17 @@ public struct MessageUsage: Sendable, Equatable {
     public var outputTokens = 0
     public var cacheReadTokens = 0
     public var cacheWriteTokens = 0
+    public init() {}
+
+    /// Takes the counts a Messages API `usage` object carries (absent ones stay as they are:
+    /// `message_delta` repeats only some of them, cumulatively).
+    public mutating func read(_ u: JSONValue?) {
+        guard let u else { return }
+        if let v = u["input_tokens"]?.int { inputTokens = v }
+        if let v = u["output_tokens"]?.int { outputTokens = v }
+        if let v = u["cache_read_input_tokens"]?.int { cacheReadTokens = v }
+        if let v = u["cache_creation_input_tokens"]?.int { cacheWriteTokens = v }
+    }
 }
 
 /// A complete assistant message.
@@ -115,13 +126,7 @@ public struct MessageStreamAssembler {
         }
     }
 
-    private mutating func readUsage(_ u: JSONValue?) {
-        guard let u else { return }
-        if let v = u["input_tokens"]?.int { usage.inputTokens = v }
-        if let v = u["output_tokens"]?.int { usage.outputTokens = v }
-        if let v = u["cache_read_input_tokens"]?.int { usage.cacheReadTokens = v }
-        if let v = u["cache_creation_input_tokens"]?.int { usage.cacheWriteTokens = v }
-    }
+    private mutating func readUsage(_ u: JSONValue?) { usage.read(u) }
 
     public func finish() throws(StreamError) -> AssistantMessage {
         guard complete else { throw .truncated }
