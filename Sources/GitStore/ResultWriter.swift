@@ -14,7 +14,8 @@ public struct GitIdentity: Sendable {
 }
 
 /// Writes a run's result into a bare repository with libgit2 only: the workspace's `.git`
-/// is never read, and no git program runs on the workspace.
+/// is not read after the agent (only the `WorkspaceBaseline` taken before it), and no git
+/// program runs on the workspace.
 public final class ResultWriter {
     private let repo: GitRepository
 
@@ -23,7 +24,8 @@ public final class ResultWriter {
     }
 
     /// The tree of the workspace's files, and whether it differs from `baseCommit`'s tree.
-    public func snapshot(workspace: String, baseCommit: String, maxFileBytes: Int64 = .max) throws
+    /// With a `baseline` (read before the agent ran), files it shows unchanged are not read again.
+    public func snapshot(workspace: String, baseCommit: String, maxFileBytes: Int64 = .max, baseline: WorkspaceBaseline? = nil) throws
         -> (tree: String, changed: Bool, filesHashed: Int, skipped: [String]) {
         var baseOID = try Self.oid(baseCommit)
         var commit: OpaquePointer?
@@ -64,6 +66,7 @@ public final class ResultWriter {
         defer { close(rootFD) }
         let snapshotter = WorkspaceSnapshotter(repo: repo.raw, odb: odb!, tracked: collected.files, gitlinks: collected.gitlinks)
         snapshotter.maxFileBytes = maxFileBytes
+        snapshotter.baseline = baseline
         var tree = try snapshotter.snapshot(dirFD: rootFD, prefix: [])
         if tree == nil {
             var builder: OpaquePointer?

@@ -24,6 +24,8 @@ final class WorkspaceSnapshotter {
     /// Submodule entries of the base tree: kept as they were (patchd does not check them out).
     let gitlinks: [[UInt8]: git_oid]
     var filesHashed = 0
+    /// The files as checked out (nil: hash every file).
+    var baseline: WorkspaceBaseline?
     /// Files larger than this are left out of the result (and reported).
     var maxFileBytes: Int64 = .max
     var skipped: [String] = []
@@ -84,7 +86,11 @@ final class WorkspaceSnapshotter {
                     skipped.append("\(show(path)) (\(st.st_size) bytes)")
                     continue
                 }
-                oid = try hashFile(dirFD: dirFD, name: name, path: path)
+                if let unchanged = baseline?.unchangedBlob(path, st) {
+                    oid = unchanged
+                } else {
+                    oid = try hashFile(dirFD: dirFD, name: name, path: path)
+                }
                 mode = (st.st_mode & 0o100) != 0 ? GIT_FILEMODE_BLOB_EXECUTABLE : GIT_FILEMODE_BLOB
             case S_IFLNK:
                 if !trackedFiles.contains(path) && isIgnored(path) { continue }

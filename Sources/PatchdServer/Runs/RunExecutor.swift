@@ -63,6 +63,9 @@ struct RunExecutor {
             return
         }
         defer { workspace.remove() }
+        // Before any sandboxed command: the checkout as git recorded it, so the result snapshot
+        // re-reads only the files that changed since.
+        let baseline = WorkspaceBaseline.read(workspace: workspace.path)
         let mounts = SandboxMounts(workspace: workspace.path, repositoryObjects: barePath + "/objects", scratch: workspace.root)
         let context = AgentContext(runID: id, task: spec, sandbox: env.sandbox, mounts: mounts, limits: limits,
                                    cancel: cancel, deadline: started + Double(timeout), log: log)
@@ -75,7 +78,7 @@ struct RunExecutor {
                 if !result.succeeded {
                     let why = result.limit.map { "setup: \($0.explanation)" } ?? "setup: script exited \(result.exitStatus)"
                     outcome = AgentOutcome(succeeded: false, summary: "", error: why, limit: result.limit)
-                    return record(&run, outcome: outcome, checkStatus: nil, workspace: workspace, spec: spec, log: log)
+                    return record(&run, outcome: outcome, checkStatus: nil, workspace: workspace, baseline: baseline, spec: spec, log: log)
                 }
             }
             outcome = try agent.run(context)
@@ -96,13 +99,13 @@ struct RunExecutor {
         if let reason = cancel.reason, outcome.limit == nil { outcome.limit = reason }
         // Stopping: leave the run as it is; the scheduler puts it back in the queue.
         if cancel.reason == .shutdown { return }
-        record(&run, outcome: outcome, checkStatus: checkStatus, workspace: workspace, spec: spec, log: log)
+        record(&run, outcome: outcome, checkStatus: checkStatus, workspace: workspace, baseline: baseline, spec: spec, log: log)
     }
 
     /// Builds the result commit from the workspace files (whatever the outcome: partial
     /// work is kept on refs/patchd/runs/ID) and stores the record.
     private func record(_ run: inout RunRecord, outcome: AgentOutcome, checkStatus: String?, workspace: Workspace,
-                        spec: TaskSpec, log: @Sendable (RunEvent) -> Void) {
+                        baseline: WorkspaceBaseline?, spec: TaskSpec, log: @Sendable (RunEvent) -> Void) {
         let id = run.id!
         // A non-output event also flushes the buffered output, so the note below sees all of it.
         log(RunEvent(.info, "collecting the result from the workspace"))
@@ -123,7 +126,7 @@ struct RunExecutor {
             let writer = try ResultWriter(bareRepository: env.repositories.path(for: name))
             // A file at the size cap was cut short by RLIMIT_FSIZE: it is not a result.
             let snapshot = try writer.snapshot(workspace: workspace.path, baseCommit: run.base,
-                                               maxFileBytes: env.defaultLimits.maxFileBytes - 1)
+                                               maxFileBytes: env.defaultLimits.maxFileBytes - 1, baseline: baseline)
             for file in snapshot.skipped { log(RunEvent(.info, "left out of the result: \(file), over the file size limit")) }
             run.changed = snapshot.changed
             if snapshot.changed {
