@@ -64,6 +64,54 @@ public final class GitRepository {
         return String(cString: git_oid_tostr_s(&oid))
     }
 
+    /// Also reads objects from `directory`: a push's quarantine, which git shows pre-receive
+    /// hooks in GIT_OBJECT_DIRECTORY (the pushed objects are there until the hook accepts them).
+    public func addObjectDirectory(_ directory: String) throws(GitError) {
+        var odb: OpaquePointer?
+        try git("open object database") { git_repository_odb(&odb, raw) }
+        defer { git_odb_free(odb) }
+        try git("add object directory \(directory)") { git_odb_add_disk_alternate(odb, directory) }
+    }
+
+    /// The blob at `path` in `commit` (hex): its id and size, read from the object header only;
+    /// nil when the commit has no such path or it is not a file.
+    public func blob(at path: String, in commit: String) throws(GitError) -> (id: String, size: Int)? {
+        var oid = git_oid()
+        try git("parse \(commit)") { git_oid_fromstr(&oid, commit) }
+        var commitObject: OpaquePointer?
+        try git("look up commit \(commit)") { git_commit_lookup(&commitObject, raw, &oid) }
+        defer { git_commit_free(commitObject) }
+        var tree: OpaquePointer?
+        try git("look up the tree of \(commit)") { git_commit_tree(&tree, commitObject) }
+        defer { git_tree_free(tree) }
+        var entry: OpaquePointer?
+        let found = git_tree_entry_bypath(&entry, tree, path)
+        if found == GIT_ENOTFOUND.rawValue { return nil }
+        try git("look up \(path) in \(commit)") { found }
+        defer { git_tree_entry_free(entry) }
+        guard git_tree_entry_type(entry) == GIT_OBJECT_BLOB else { return nil }
+        var blobID = git_tree_entry_id(entry).pointee
+        var odb: OpaquePointer?
+        try git("open object database") { git_repository_odb(&odb, raw) }
+        defer { git_odb_free(odb) }
+        var size = 0
+        var type = GIT_OBJECT_ANY
+        try git("read the header of \(path)") { git_odb_read_header(&size, &type, odb, &blobID) }
+        return (String(cString: git_oid_tostr_s(&blobID)), size)
+    }
+
+    /// The bytes of blob `id` (hex).
+    public func blobContent(_ id: String) throws(GitError) -> [UInt8] {
+        var oid = git_oid()
+        try git("parse \(id)") { git_oid_fromstr(&oid, id) }
+        var blob: OpaquePointer?
+        try git("look up blob \(id)") { git_blob_lookup(&blob, raw, &oid) }
+        defer { git_blob_free(blob) }
+        let size = Int(git_blob_rawsize(blob))
+        guard size > 0, let data = git_blob_rawcontent(blob) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: data, count: size))
+    }
+
     public var headTarget: String? {
         var ref: OpaquePointer?
         guard git_reference_lookup(&ref, raw, "HEAD") == 0 else { return nil }

@@ -58,6 +58,11 @@ public struct HookRunner {
             }
         }
         let branches = updates.filter { $0.isBranch && !$0.isDeletion }
+        let repo: GitRepository
+        do { repo = try openRepository() } catch {
+            say("error: cannot read the pushed objects: \(error)")
+            return 1
+        }
         if let text = options.task {
             guard branches.count == 1 else {
                 say("error: -o task=... needs exactly one branch in the push (this push updates \(branches.count)); push one branch at a time")
@@ -70,7 +75,7 @@ public struct HookRunner {
         }
         for update in branches {
             do {
-                _ = try taskFile(at: update.new)
+                _ = try taskFile(at: update.new, in: repo)
             } catch {
                 say("error: branch \(Terminal.sanitize(update.branch)): \(error)")
                 say("fix the file and push again; nothing from this push was stored")
@@ -80,30 +85,29 @@ public struct HookRunner {
         return 0
     }
 
-    /// The parsed task file at `commit`, nil when it has none. Blob size is checked before reading.
-    func taskFile(at commit: String) throws -> TaskSpec? {
-        guard let blob = blobID(commit, TaskFile.path) else { return nil }
-        let sizeText = git(["cat-file", "-s", blob]).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let size = Int(sizeText) else { throw HookError("\(TaskFile.path): cannot read the file") }
-        guard size <= TaskFile.maxBytes else {
-            throw HookError("\(TaskFile.path): the file is \(size) bytes; the limit is \(TaskFile.maxBytes) (64 KiB): shorten it")
+    /// The repository being pushed to, read with libgit2 in this process (no git programs):
+    /// GIT_DIR (the hook's working directory), plus the push's quarantine in pre-receive.
+    func openRepository() throws -> GitRepository {
+        let repo = try GitRepository(openBare: env["GIT_DIR"] ?? ".")
+        if env["GIT_QUARANTINE_PATH"] != nil, let objects = env["GIT_OBJECT_DIRECTORY"] {
+            try repo.addObjectDirectory(objects)
         }
-        let bytes = gitBytes(["cat-file", "blob", blob])
-        return try TaskFile.parse(bytes, defaultAgent: defaultAgent)
+        return repo
     }
 
-    func blobID(_ commit: String, _ path: String) -> String? {
+    /// The parsed task file at `commit`, nil when it has none. Blob size is checked before reading.
+    func taskFile(at commit: String, in repo: GitRepository) throws -> TaskSpec? {
+        guard commit != Self.zero, let blob = try repo.blob(at: TaskFile.path, in: commit) else { return nil }
+        guard blob.size <= TaskFile.maxBytes else {
+            throw HookError("\(TaskFile.path): the file is \(blob.size) bytes; the limit is \(TaskFile.maxBytes) (64 KiB): shorten it")
+        }
+        return try TaskFile.parse(try repo.blobContent(blob.id), defaultAgent: defaultAgent)
+    }
+
+    func blobID(_ commit: String, _ path: String, in repo: GitRepository) -> String? {
         guard commit != Self.zero else { return nil }
-        let out = git(["rev-parse", "--verify", "--quiet", "\(commit):\(path)"]).trimmingCharacters(in: .whitespacesAndNewlines)
-        return out.count >= 40 ? out : nil
+        return (try? repo.blob(at: path, in: commit))??.id
     }
-
-    private func gitBytes(_ args: [String]) -> [UInt8] {
-        let exe = env["PATCHD_GIT"] ?? "/usr/bin/git"
-        return (try? runProcess(exe, args, environment: env))?.stdout ?? []
-    }
-
-    private func git(_ args: [String]) -> String { String(decoding: gitBytes(args), as: UTF8.self) }
 
     // MARK: post-receive
 
@@ -125,6 +129,11 @@ public struct HookRunner {
             repositories(dataDir).pointHeadAtFirstBranch(name, pushedBranches: updates.filter { $0.isBranch && $0.old == Self.zero }.map(\.ref))
         }
         let runs = RunStore(db: database)
+        let repository: GitRepository
+        do { repository = try openRepository() } catch {
+            say("error: cannot read the pushed branches: \(error)")
+            return 1
+        }
         var queued: [RunRecord] = []
         for update in branches {
             do {
@@ -134,11 +143,11 @@ public struct HookRunner {
                     spec = try TaskFile.fromText(text, agent: nil, defaultAgent: defaultAgent)
                     source = "option"
                 } else {
-                    guard let fileSpec = try taskFile(at: update.new) else {
+                    guard let fileSpec = try taskFile(at: update.new, in: repository) else {
                         if options.run { say("branch \(update.branch) has no \(TaskFile.path); nothing to run (push it with -o task=\"...\")") }
                         continue
                     }
-                    let changed = blobID(update.new, TaskFile.path) != blobID(update.old, TaskFile.path)
+                    let changed = blobID(update.new, TaskFile.path, in: repository) != blobID(update.old, TaskFile.path, in: repository)
                     guard changed || options.run else { continue }
                     spec = fileSpec
                     source = "file"
