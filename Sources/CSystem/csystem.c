@@ -42,3 +42,19 @@ int patchd_chown_tree(const char *path, uid_t uid, gid_t gid) {
     chown_tree_gid = gid;
     return nftw(path, chown_tree_entry, 32, FTW_PHYS);
 }
+
+// nftw's callback has no context argument: the sum travels in a thread-local.
+static __thread unsigned long long tree_usage_bytes;
+
+static int tree_usage_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)path; (void)ftw;
+    if (flag != FTW_NS) tree_usage_bytes += (unsigned long long)sb->st_blocks * 512ULL;
+    return 0;
+}
+
+int patchd_tree_usage(const char *path, unsigned long long *bytes) {
+    tree_usage_bytes = 0;
+    int rc = nftw(path, tree_usage_entry, 32, FTW_PHYS | FTW_MOUNT);
+    *bytes = tree_usage_bytes;
+    return rc;
+}

@@ -154,7 +154,7 @@ struct FaultAndLoadTests {
         print("figure: kill -9 rounds: 20, pushes the client saw succeed: \(accepted.count), runs: \(runs.count), all repos fsck-clean")
     }
 
-    @Test("a full disk: the push fails with a clear error, nothing is corrupted, and the server recovers when space returns",
+    @Test("a full disk: a push fails with a clear error, a run filling it is stopped with limit disk, nothing is corrupted, and the server recovers when space returns",
           .enabled(if: getuid() == 0, "needs root to mount a small tmpfs"))
     func diskFull() throws {
         let mountPoint = TempDir("patchd-tmpfs")
@@ -175,6 +175,17 @@ struct FaultAndLoadTests {
                 "the client is told: \(push.stderr)")
         try expectOK(server.ssh(nil, ["whoami"]), "the server keeps serving")
         try expectOK(run("/usr/bin/git", ["fsck", "--no-progress"], cwd: mountPoint.path + "/data/repos/full.git"), "fsck after the failed push")
+        // A run that writes until the disk is full: stopped at the free-space floor (5% of 12 MB).
+        try expectOK(server.git(["reset", "-q", "--hard", "HEAD~1"], in: work))
+        try server.write(work, ".patchd/task.md", TestServer.commandTask(
+            "for i in $(seq 200); do head -c 200000 /dev/zero > fill-$i 2>/dev/null; sleep 0.05; done", timeout: "60s"))
+        try server.commitAll(work, "fill the disk")
+        let fill = try server.git(["push", "-o", "wait", "origin", "HEAD:fill"], in: work, timeout: 120)
+        #expect(fill.stderr.contains("failed"), "\(fill.stderr)")
+        let json = try server.runJSON(1)
+        #expect(json["limit"] as? String == "disk", "\(json)")
+        try expectOK(server.ssh(nil, ["whoami"]), "the server keeps serving after the run")
+        try expectOK(run("/usr/bin/git", ["fsck", "--no-progress"], cwd: mountPoint.path + "/data/repos/full.git"), "fsck after the run")
         // Space returns.
         try expectOK(run("/usr/bin/mount", ["-o", "remount,size=200m", mountPoint.path]), "grow tmpfs")
         try expectOK(server.git(["push", "-q", "origin", "main"], in: work), "push after space returned")

@@ -57,13 +57,14 @@ struct SandboxTests {
         #expect(!FileManager.default.fileExists(atPath: server.repoRoot + "/iso.git/objects/planted"))
     }
 
-    @Test("a fork bomb, a 2 GB file, 1 GB of memory, an endless loop and 100 MB of output are cut off with the reason, and the server keeps serving")
+    @Test("a fork bomb, a 2 GB file, 1 GB of memory, an endless loop, 400 MB of files and 100 MB of output are cut off with the reason, and the server keeps serving")
     func limits() throws {
         let server = try TestServer(config: """
             max_processes: 64
             max_file_bytes: 50000000
             max_output_bytes: 5000000
             max_memory_bytes: 268435456
+            max_workspace_bytes: 100000000
             """)
         let work = try server.makeWorkTree("work", repo: "lim", commits: 1)
         let doctor = try run(patchdBinary, ["doctor", "--data-dir", server.dataDir, "--listen", "127.0.0.1:0"])
@@ -75,6 +76,7 @@ struct SandboxTests {
             // Held in /tmp (a tmpfs, charged to the command's memory cgroup) and in a process.
             ("memory", "head -c 40000000 /dev/zero > /tmp/fill && python3 -c 'x = bytearray(1 << 30); print(len(x))'", "30s", "memory"),
             ("loop", "while true; do :; done", "2s", "timeout"),
+            ("disk", "for i in $(seq 40); do head -c 10000000 /dev/zero > fill-$i; done; sleep 20", "30s", "disk"),
             ("output", "yes 'a line of output' | head -c 100000000", nil, "output"),
         ]
         // Without a pids cgroup a root daemon has no process cap (RLIMIT_NPROC does not bind

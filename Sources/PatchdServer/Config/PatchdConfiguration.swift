@@ -44,6 +44,9 @@ public struct PatchdConfiguration: Sendable, Equatable {
     public var maxOutputBytes = SandboxLimits().maxOutputBytes
     /// CPU cap per command in cores (nil: none); needs a writable cpu cgroup, or the container sandbox.
     public var maxCPUs = SandboxLimits().maxCPUs
+    /// Disk caps: the workspace's size (nil: none), and the free space its filesystem keeps (nil: 5%, at most 1 GiB).
+    public var maxWorkspaceBytes = SandboxLimits().maxWorkspaceBytes
+    public var minFreeBytes = SandboxLimits().minFreeBytes
 
     public init() {}
 
@@ -51,7 +54,7 @@ public struct PatchdConfiguration: Sendable, Equatable {
     static let fileKeys: Set<String> = [
         "data_dir", "listen", "admin_keys", "sandbox", "workers", "auth_timeout", "idle_timeout",
         "max_unauthenticated", "max_sessions_per_connection", "max_push_bytes", "default_agent", "max_run_seconds", "model", "max_turns", "claude_path", "max_cost_usd", "prices",
-        "max_processes", "max_file_bytes", "max_memory_bytes", "max_output_bytes", "max_cpus",
+        "max_processes", "max_file_bytes", "max_memory_bytes", "max_output_bytes", "max_cpus", "max_workspace_bytes", "min_free_bytes",
         "container_engine", "container_image", "container_options",
     ]
 
@@ -146,6 +149,8 @@ public struct PatchdConfiguration: Sendable, Equatable {
             case "max_file_bytes": maxFileBytes = Int64(try number())
             case "max_memory_bytes": maxMemoryBytes = Int64(try number())
             case "max_output_bytes": maxOutputBytes = Int(try number())
+            case "max_workspace_bytes": maxWorkspaceBytes = Int64(try number())
+            case "min_free_bytes": minFreeBytes = Int64(try number())
             case "max_cpus":
                 let cpus = try number()
                 guard cpus >= 0.01 else { throw Invalid("\(at) must be at least 0.01 (cores), or left out for no cap") }

@@ -78,6 +78,8 @@ public final class PatchdDaemon: Sendable {
         limits.maxFileBytes = configuration.maxFileBytes
         limits.maxMemoryBytes = configuration.maxMemoryBytes
         limits.maxCPUs = configuration.maxCPUs
+        limits.maxWorkspaceBytes = configuration.maxWorkspaceBytes
+        limits.minFreeBytes = configuration.minFreeBytes
         limits.maxOutputBytes = configuration.maxOutputBytes
         let runEnvironment = RunEnvironment(runs: runStore, repositories: repositories, layout: layout, sandbox: sandbox,
                                             agents: Self.agents(configuration, logger: logger), defaultLimits: limits,

@@ -59,6 +59,8 @@ struct RunExecutor {
                                              objectsPathInSandbox: env.sandbox.objectsPath(SandboxMounts(
                                                 workspace: "", repositoryObjects: barePath + "/objects", scratch: "")))
         } catch {
+            // A half-made checkout (a full disk, say) would keep the space the record below needs.
+            try? FileManager.default.removeItem(atPath: "\(env.layout.work)/run-\(id)")
             finish(&run, status: .failed, error: "cannot create the workspace: \(error)", log: log)
             return
         }
@@ -148,6 +150,9 @@ struct RunExecutor {
             status = canceled ? .canceled : .failed
             failure = "cannot build the result: \(error)"
         }
+        // The workspace goes before the record: when a run filled the disk, its files are what
+        // keeps the database from recording the end.
+        workspace.remove()
         finish(&run, status: status, error: failure, log: log)
     }
 
@@ -157,8 +162,19 @@ struct RunExecutor {
         run.finishedAt = Date()
         if let error { log(RunEvent(.error, error)) }
         log(RunEvent(.info, "\(status.rawValue)"))
-        do { try env.runs.update(run) } catch {
-            env.logger.error("Cannot record the end of run \(run.id ?? 0): \(error)")
+        // A full disk or a busy database can pass: retry for about 15 s before giving
+        // up (then the next start's recovery re-queues or fails the run).
+        var delay = 0.25
+        while true {
+            do {
+                try env.runs.update(run)
+                return
+            } catch {
+                env.logger.error("Cannot record the end of run \(run.id ?? 0): \(error)\(delay > 8 ? "; giving up" : "; retrying in \(delay) s")")
+                if delay > 8 { return }
+                Thread.sleep(forTimeInterval: delay)
+                delay *= 2
+            }
         }
     }
 

@@ -68,7 +68,8 @@ public struct BubblewrapSandbox: Sandbox {
                         cancel: CancellationFlag, onLine: (String) -> Void) throws -> SandboxResult {
         let argv = [bwrap] + (try arguments(script: script, environment: SandboxEnvironment.base(home: "/tmp").merging(environment) { _, n in n }, mounts: mounts))
         return try LimitedProcess.run(argv: argv, environment: [:], workingDirectory: nil, limits: limits, cancel: cancel,
-                                      confinement: .local(cgroupName: "sandbox-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"), onLine: onLine)
+                                      confinement: .local(cgroupName: "sandbox-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"),
+                                      workspace: mounts.workspace, onLine: onLine)
     }
 }
 
@@ -88,7 +89,8 @@ public struct UnsandboxedSandbox: Sandbox {
         let env = SandboxEnvironment.base(home: mounts.scratch).merging(environment) { _, n in n }
         return try LimitedProcess.run(argv: ["/bin/bash", "--noprofile", "--norc", "-c", script], environment: env,
                                       workingDirectory: mounts.workspace, limits: limits, cancel: cancel,
-                                      confinement: .local(cgroupName: "none-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"), onLine: onLine)
+                                      confinement: .local(cgroupName: "none-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"),
+                                      workspace: mounts.workspace, onLine: onLine)
     }
 }
 

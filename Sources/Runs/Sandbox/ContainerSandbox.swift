@@ -167,7 +167,8 @@ public struct ContainerSandbox: Sandbox {
         let result: SandboxResult
         do {
             result = try LimitedProcess.run(argv: argv, environment: engineEnvironment(), workingDirectory: nil,
-                                            limits: limits, cancel: cancel, confinement: .engine(probe), onLine: onLine)
+                                            limits: limits, cancel: cancel, confinement: .engine(probe),
+                                            workspace: mounts.workspace, onLine: onLine)
         } catch {
             remove(containerName)
             throw error

@@ -32,8 +32,10 @@ enum LimitedProcess {
     static let tailBytes = 64 * 1024
     static let maxLineBytes = 4096
 
+    /// `workspace`: the directory whose disk use the limits bound (nil: not watched).
     static func run(argv: [String], environment: [String: String], workingDirectory: String?, limits: SandboxLimits,
-                    cancel: CancellationFlag, confinement: ProcessConfinement, onLine: (String) -> Void) throws -> SandboxResult {
+                    cancel: CancellationFlag, confinement: ProcessConfinement, workspace: String?,
+                    onLine: (String) -> Void) throws -> SandboxResult {
         let started = MonotonicClock.now
         var wrapped = argv
         let cgroup: ProcessLimitProbe?
@@ -78,6 +80,7 @@ enum LimitedProcess {
         var buffer = [UInt8](repeating: 0, count: 65536)
         let deadline = started + limits.wallClockSeconds
         var exitedAt: Double?
+        var disk = workspace.map { DiskWatch(workspace: $0, limits: limits, now: started) }
 
         func emit(_ bytes: ArraySlice<UInt8>) {
             onLine(String(decoding: bytes, as: UTF8.self))
@@ -119,6 +122,7 @@ enum LimitedProcess {
             if let reason = cancel.reason { limit = reason; break }
             if MonotonicClock.now > deadline { limit = .timeout; break }
             if cgroup?.limitReached == true { limit = .processes; break }
+            if disk?.exceeded(now: MonotonicClock.now) == true { limit = .disk; break }
         }
         if limit != nil || exitedAt != nil {
             child.signalGroup(SIGKILL)
@@ -136,5 +140,44 @@ enum LimitedProcess {
         if limit != nil && status == 0 { status = 137 }
         return SandboxResult(exitStatus: status, limit: limit, duration: MonotonicClock.now - started,
                              outputBytes: total, outputTail: tailText)
+    }
+}
+
+/// Watches how much disk a command's workspace takes: its own size (a walk every 2 s, when
+/// `maxWorkspaceBytes` is set) and the free space left on its filesystem (statvfs every 0.5 s).
+struct DiskWatch {
+    let workspace: String
+    let maxWorkspaceBytes: Int64?
+    let minFreeBytes: Int64
+    private var nextFreeCheck: Double
+    private var nextWalk: Double
+
+    init(workspace: String, limits: SandboxLimits, now: Double) {
+        self.workspace = workspace
+        maxWorkspaceBytes = limits.maxWorkspaceBytes
+        minFreeBytes = limits.minFreeBytes ?? Self.defaultMinFree(workspace)
+        nextFreeCheck = now + 0.5
+        nextWalk = now + 2
+    }
+
+    /// 5% of the filesystem, at most 1 GiB.
+    static func defaultMinFree(_ path: String) -> Int64 {
+        var fs = statvfs()
+        guard statvfs(path, &fs) == 0 else { return 0 }
+        return min(1 << 30, Int64(fs.f_blocks) * Int64(fs.f_frsize) / 20)
+    }
+
+    mutating func exceeded(now: Double) -> Bool {
+        if now >= nextFreeCheck {
+            nextFreeCheck = now + 0.5
+            var fs = statvfs()
+            if statvfs(workspace, &fs) == 0, Int64(fs.f_bavail) * Int64(fs.f_frsize) < minFreeBytes { return true }
+        }
+        if let maxWorkspaceBytes, now >= nextWalk {
+            nextWalk = now + 2
+            // An incomplete walk still counts what it saw; the free-space floor backs it up.
+            if diskUsage(ofTree: workspace).bytes > maxWorkspaceBytes { return true }
+        }
+        return false
     }
 }

@@ -13,12 +13,18 @@ public struct SandboxLimits: Sendable, Equatable {
     /// CPU time per second of wall clock, in cores (1.5: one and a half); nil for no cap.
     /// Exceeding it slows the command down, it does not end it.
     public var maxCPUs: Double?
+    /// Disk space the workspace may take, in bytes (nil: no cap). Checked every 2 s by
+    /// walking it, so a burst can overshoot by what is written in that time.
+    public var maxWorkspaceBytes: Int64?
+    /// Free space the workspace's filesystem must keep (nil: 5% of it, at most 1 GiB);
+    /// checked every 0.5 s. This one cannot be dodged by making the walk fail.
+    public var minFreeBytes: Int64?
     public init() {}
 }
 
 /// Which limit ended a command (or the run), as recorded in the run.
 public enum LimitHit: String, Sendable, Codable, Equatable {
-    case timeout, processes, fileSize = "file_size", memory, output, canceled
+    case timeout, processes, fileSize = "file_size", memory, output, disk, canceled
     /// The server is stopping: the run is put back in the queue, not recorded as ended.
     case shutdown
     /// An LLM agent's budgets: max_turns, max_cost_usd.
@@ -31,6 +37,7 @@ public enum LimitHit: String, Sendable, Codable, Equatable {
         case .fileSize: return "file size limit reached"
         case .memory: return "memory limit reached"
         case .output: return "output limit reached"
+        case .disk: return "disk limit reached (the workspace over max_workspace_bytes, or its filesystem down to min_free_bytes)"
         case .canceled: return "canceled"
         case .shutdown: return "the server is stopping"
         case .turns: return "turn limit (max_turns) reached"
