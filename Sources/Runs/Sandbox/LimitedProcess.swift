@@ -5,7 +5,7 @@ import PatchdSystem
 import Glibc
 #endif
 
-/// Tells whether a command hit its process cap, and stops what is left of it.
+/// Tells whether a command hit its process or memory cap, and stops what is left of it.
 protocol ProcessLimitProbe: AnyObject {
     /// True once a fork was refused because of the cap.
     var limitReached: Bool { get }
@@ -17,12 +17,13 @@ protocol ProcessLimitProbe: AnyObject {
 
 extension ProcessCgroup: ProcessLimitProbe {}
 
-/// Who applies the process, file-size and memory limits to a command.
+/// Who applies the process, memory, CPU and file-size limits to a command.
 enum ProcessConfinement {
-    /// patchd itself: prlimit plus a cgroup of its own (pids, and memory where writable), named so (bwrap, none).
+    /// patchd itself: prlimit plus a cgroup of its own (pids, and memory and cpu where
+    /// writable), named so (bwrap, none).
     case local(cgroupName: String)
     /// A container engine applies them (it was given the limits as flags); the probe, if
-    /// any, watches the container's pids cgroup.
+    /// any, watches the container's pids and memory cgroups.
     case engine(ProcessLimitProbe?)
 }
 
