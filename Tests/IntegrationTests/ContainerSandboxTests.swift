@@ -1,4 +1,4 @@
-// IntegrationTests: `--sandbox container` against real podman: isolation, limits, ownership, the builtin agent.
+// IntegrationTests: `--sandbox container` against real podman (or docker): isolation, limits, ownership, the builtin agent.
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -6,34 +6,41 @@ import Glibc
 #endif
 
 /// The image scripts/setup-container-sandbox.sh builds (Debian minbase + git, python3, socat,
-/// and /etc/patchd-test-image). Where podman or the image is missing the suite is skipped,
+/// and /etc/patchd-test-image). Where the engine or the image is missing the suite is skipped,
 /// unless PATCHD_REQUIRE_CONTAINER_TESTS=1 (set by .ci/run after building the image): then a
-/// missing one fails the suite instead of hiding it.
+/// missing one fails the suite instead of hiding it. The engine is podman, or the one
+/// PATCHD_TEST_CONTAINER_ENGINE names (docker: load the image with `docker load` first).
 enum ContainerTestImage {
     static let name = ProcessInfo.processInfo.environment["PATCHD_TEST_IMAGE"] ?? "localhost/patchd-sandbox-test"
+    static let engineName = ProcessInfo.processInfo.environment["PATCHD_TEST_CONTAINER_ENGINE"] ?? "podman"
 
-    static let podman: String? = ["/usr/bin/podman", "/usr/local/bin/podman"].first { access($0, X_OK) == 0 }
+    /// The engine's client, if installed.
+    static let engine: String? = ["/usr/bin/", "/usr/local/bin/"].map { $0 + engineName }.first { access($0, X_OK) == 0 }
 
     static var shouldRun: Bool {
         if ProcessInfo.processInfo.environment["PATCHD_REQUIRE_CONTAINER_TESTS"] == "1" { return true }
-        guard let podman, getuid() == 0 else { return false }
-        return (try? run(podman, ["image", "exists", name]).status) == 0
+        guard let engine, getuid() == 0 else { return false }
+        return (try? run(engine, ["image", "inspect", name]).status) == 0
     }
 
     static var config: String {
-        "sandbox: container\ncontainer_image: \(name)\n"
+        "sandbox: container\ncontainer_image: \(name)\ncontainer_engine: \(engineName)\n"
+    }
+
+    static func client() throws -> String {
+        guard let engine else { throw TestFailure("\(engineName) is not installed: run scripts/setup-container-sandbox.sh as root") }
+        return engine
     }
 
     /// Containers patchd started and did not remove.
     static func leftovers() throws -> [String] {
-        guard let podman else { throw TestFailure("podman is not installed: run scripts/setup-container-sandbox.sh as root") }
-        let r = try expectOK(run(podman, ["ps", "--all", "--quiet", "--filter", "label=io.patchd.sandbox"]), "podman ps")
+        let r = try expectOK(run(try client(), ["ps", "--all", "--quiet", "--filter", "label=io.patchd.sandbox"]), "\(engineName) ps")
         return r.stdout.split(separator: "\n").map(String.init)
     }
 }
 
-@Suite("container sandbox (podman)", .serialized, .enabled(if: ContainerTestImage.shouldRun,
-                                                          "needs root, podman and the test image: scripts/setup-container-sandbox.sh"))
+@Suite("container sandbox", .serialized, .enabled(if: ContainerTestImage.shouldRun,
+                                                 "needs root, podman (or PATCHD_TEST_CONTAINER_ENGINE) and the test image: scripts/setup-container-sandbox.sh"))
 struct ContainerSandboxTests {
     @Test("a run in the image: its files, uid 1000, no network, no host paths or secrets, read-only root and objects; links the agent planted are not followed when the workspace is handed over")
     func isolation() throws {
@@ -116,13 +123,13 @@ struct ContainerSandboxTests {
 
     @Test("kill -9 during a container command: the restarted daemon removes its leftover container, not another daemon's, and the run is re-queued and finishes")
     func crashLeavesNoContainer() throws {
-        guard let podman = ContainerTestImage.podman else { throw TestFailure("podman is not installed") }
+        let engine = try ContainerTestImage.client()
         // A container of "another daemon" (another data dir) that must survive this one's cleanup.
         let foreign = "patchd-test-foreign-\(UInt32.random(in: 0...UInt32.max))"
-        try expectOK(run(podman, ["run", "-d", "--rm", "--name", foreign, "--label", "io.patchd.sandbox=/elsewhere/data",
+        try expectOK(run(engine, ["run", "-d", "--rm", "--name", foreign, "--label", "io.patchd.sandbox=/elsewhere/data",
                                   "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096",
                                   ContainerTestImage.name, "sleep", "120"]), "foreign container")
-        defer { _ = try? run(podman, ["rm", "--force", foreign]) }
+        defer { _ = try? run(engine, ["rm", "--force", foreign]) }
         let server = try TestServer(config: ContainerTestImage.config)
         let work = try server.makeWorkTree("work", repo: "crash", commits: 1)
         try server.write(work, ".patchd/task.md", TestServer.commandTask("sleep 3\necho survived > DONE.txt"))
@@ -132,7 +139,7 @@ struct ContainerSandboxTests {
         let deadline = Date().addingTimeInterval(30)
         var running: [String] = []
         while Date() < deadline && running.isEmpty {
-            running = try run(podman, ["ps", "--quiet", "--filter", ownLabel]).stdout.split(separator: "\n").map(String.init)
+            running = try run(engine, ["ps", "--quiet", "--filter", ownLabel]).stdout.split(separator: "\n").map(String.init)
             usleep(50_000)
         }
         #expect(!running.isEmpty, "no container of this daemon was seen running")
@@ -143,9 +150,9 @@ struct ContainerSandboxTests {
         #expect(json["status"] as? String == "succeeded", "\(json)")
         try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
         #expect(try server.git(["show", "FETCH_HEAD:DONE.txt"], in: work).stdout == "survived\n")
-        let left = try run(podman, ["ps", "--all", "--quiet", "--filter", ownLabel]).stdout
+        let left = try run(engine, ["ps", "--all", "--quiet", "--filter", ownLabel]).stdout
         #expect(left.isEmpty, "containers of this daemon left: \(left)")
-        let others = try run(podman, ["ps", "--quiet", "--filter", "name=\(foreign)"]).stdout
+        let others = try run(engine, ["ps", "--quiet", "--filter", "name=\(foreign)"]).stdout
         #expect(!others.isEmpty, "another daemon's container was removed")
     }
 
@@ -187,10 +194,12 @@ struct ContainerSandboxTests {
     func doctor() throws {
         let tmp = TempDir("doctor")
         let good = try run(patchdBinary, ["doctor", "--data-dir", tmp.path + "/data", "--listen", "127.0.0.1:0",
-                                          "--sandbox", "container", "--container-image", ContainerTestImage.name])
+                                          "--sandbox", "container", "--container-image", ContainerTestImage.name,
+                                          "--container-engine", ContainerTestImage.engineName])
         #expect(good.stdout.contains("ok   container:"), "\(good.output)")
         let missing = try run(patchdBinary, ["doctor", "--data-dir", tmp.path + "/data", "--listen", "127.0.0.1:0",
-                                             "--sandbox", "container", "--container-image", "localhost/patchd-no-such-image"])
+                                             "--sandbox", "container", "--container-image", "localhost/patchd-no-such-image",
+                                             "--container-engine", ContainerTestImage.engineName])
         #expect(missing.status == 1)
         #expect(missing.stdout.contains("fail container:") && missing.stdout.contains("podman build"), "\(missing.output)")
     }
