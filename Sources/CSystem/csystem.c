@@ -42,3 +42,9 @@ int patchd_chown_tree(const char *path, uid_t uid, gid_t gid) {
     chown_tree_gid = gid;
     return nftw(path, chown_tree_entry, 32, FTW_PHYS);
 }
+
+#include <malloc.h>
+
+size_t patchd_heap_in_use(void) {
+    return mallinfo2().uordblks;
+}

@@ -14,4 +14,6 @@ void patchd_set_thread_name(const char *name);
 /// Sets the owner of PATH and everything under it with lchown, never following symlinks
 /// (nftw FTW_PHYS); entries that already have that owner are left alone. 0, or -1 with errno.
 int patchd_chown_tree(const char *path, uid_t uid, gid_t gid);
+/// Bytes of heap in use, all malloc arenas (mallinfo2 uordblks): for the leak tests.
+size_t patchd_heap_in_use(void);
 #endif

@@ -1,5 +1,6 @@
 // Runs: a cgroup per sandboxed command (v2 or v1): the process cap that also binds root, memory and CPU caps.
 import Foundation
+import PatchdSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -163,9 +164,11 @@ public final class ProcessCgroup {
     }
 
     /// SIGKILLs everything still in the group (repeatedly, as a fork bomb keeps forking).
+    /// cgroup.procs is read with `readSmallFile`: it is empty by now after every command, and
+    /// Foundation's `String(contentsOfFile:)` leaks 4 KiB on such a file.
     public func killAll() {
         for _ in 0..<50 {
-            guard let text = try? String(contentsOfFile: path + "/cgroup.procs", encoding: .utf8) else { return }
+            guard let text = readSmallFile(path + "/cgroup.procs") else { return }
             let pids = text.split(separator: "\n").compactMap { pid_t($0) }
             if pids.isEmpty { return }
             for pid in pids { kill(pid, SIGKILL) }
