@@ -150,7 +150,13 @@ final class TestServer {
         try start()
     }
 
-    deinit { stop(signal: SIGKILL) }
+    /// A server still running at the end of a test is SIGKILLed; with PATCHD_TEST_STOP=term
+    /// it gets SIGTERM first (15 s, then SIGKILL), so a sanitizer build of the server runs its
+    /// exit-time checks (LeakSanitizer) for every test. See docs/SANITIZERS.md.
+    deinit {
+        if ProcessInfo.processInfo.environment["PATCHD_TEST_STOP"] == "term" { stop(signal: SIGTERM, timeout: 15) }
+        stop(signal: SIGKILL)
+    }
 
     // MARK: clients
 
