@@ -58,3 +58,9 @@ int patchd_tree_usage(const char *path, unsigned long long *bytes) {
     *bytes = tree_usage_bytes;
     return rc;
 }
+
+#include <malloc.h>
+
+size_t patchd_heap_in_use(void) {
+    return mallinfo2().uordblks;
+}

@@ -81,3 +81,16 @@ public func readAll(_ fd: Int32, limit: Int = .max) throws(SystemError) -> [UInt
     }
     return out
 }
+
+/// A small file's contents as text, or nil if it cannot be opened or read. For the files
+/// under /proc and /sys/fs/cgroup (whose size reads as 0) and other small files polled per
+/// command: Foundation's `String(contentsOfFile:)` (Swift 6.3.1) leaks its 4 KiB read buffer
+/// for a file that reports size 0 and turns out empty, as cgroup.procs is at the end of every
+/// sandboxed command (found by LeakSanitizer, docs/SANITIZERS.md).
+public func readSmallFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { _ = Glibc.close(fd) }
+    guard let bytes = try? readAll(fd) else { return nil }
+    return String(decoding: bytes, as: UTF8.self)
+}

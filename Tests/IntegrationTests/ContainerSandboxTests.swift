@@ -117,6 +117,8 @@ struct ContainerSandboxTests {
             #expect(json["limit"] as? String == c.limit, "\(c.branch): limit \(json["limit"] ?? "nil"), error \(json["error"] ?? "nil")")
             #expect(Date().timeIntervalSince(started) < 60, "\(c.branch) was not cut off promptly")
             #expect(try ContainerTestImage.leftovers().isEmpty, "\(c.branch): container left behind")
+            // podman's conmon writes `oom` into its working directory: that must be the run's scratch.
+            #expect(!FileManager.default.fileExists(atPath: server.tmp.path + "/oom"), "\(c.branch): a file in the daemon's working directory")
         }
         try expectOK(server.ssh(nil, ["whoami"]), "server still serving")
     }

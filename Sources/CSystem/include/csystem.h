@@ -17,4 +17,6 @@ int patchd_chown_tree(const char *path, uid_t uid, gid_t gid);
 /// The disk space (allocated blocks) of PATH and everything under it, not following symlinks
 /// or crossing mounts. 0, or -1 with errno; BYTES holds the sum of what could be read.
 int patchd_tree_usage(const char *path, unsigned long long *bytes);
+/// Bytes of heap in use, all malloc arenas (mallinfo2 uordblks): for the leak tests.
+size_t patchd_heap_in_use(void);
 #endif

@@ -176,11 +176,14 @@ public final class PatchdDaemon: Sendable {
 }
 
 /// Lets the stats command reach the SSH server, which is created after the commands.
+/// Weak: the server owns the commands (through its delegate), and a strong reference back
+/// made a cycle that kept the server, the database pool and the libssh bind alive forever.
 final class StatsSource: Sendable {
-    private let server = Mutex<SSHServer?>(nil)
+    private struct WeakServer: Sendable { weak var value: SSHServer? }
+    private let server = Mutex(WeakServer())
     var ssh: SSHServer? {
-        get { server.withLock { $0 } }
-        set { server.withLock { $0 = newValue } }
+        get { server.withLock { $0.value } }
+        set { server.withLock { $0.value = newValue } }
     }
 }
 

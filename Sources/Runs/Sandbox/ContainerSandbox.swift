@@ -166,7 +166,9 @@ public struct ContainerSandbox: Sandbox {
         let probe = ContainerCgroupProbe(cidFile: cidFile)
         let result: SandboxResult
         do {
-            result = try LimitedProcess.run(argv: argv, environment: engineEnvironment(), workingDirectory: nil,
+            // In the run's scratch directory: podman's conmon writes files such as `oom` into its
+            // working directory, which would otherwise be the daemon's.
+            result = try LimitedProcess.run(argv: argv, environment: engineEnvironment(), workingDirectory: mounts.scratch,
                                             limits: limits, cancel: cancel, confinement: .engine(probe),
                                             workspace: mounts.workspace, onLine: onLine)
         } catch {

@@ -1,5 +1,6 @@
 // Runs: a cgroup per sandboxed command (v2 or v1): the process cap that also binds root, memory and CPU caps.
 import Foundation
+import PatchdSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -57,7 +58,7 @@ public final class ProcessCgroup {
     }()
 
     private static func controllers(of file: String) -> [String] {
-        ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(whereSeparator: \.isWhitespace).map(String.init)
+        (readSmallFile(file) ?? "").split(whereSeparator: \.isWhitespace).map(String.init)
     }
 
     private static func writableDirectory(_ dir: String) -> String? {
@@ -154,7 +155,7 @@ public final class ProcessCgroup {
 
     /// The value of `name` in a cgroup's "KEY VALUE" lines file (pids.events, memory.events, memory.oom_control).
     static func counter(_ name: String, in file: String) -> Int {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return 0 }
+        guard let text = readSmallFile(file) else { return 0 }
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ")
             if parts.count == 2, parts[0] == name { return Int(parts[1]) ?? 0 }
@@ -163,9 +164,11 @@ public final class ProcessCgroup {
     }
 
     /// SIGKILLs everything still in the group (repeatedly, as a fork bomb keeps forking).
+    /// cgroup.procs is read with `readSmallFile`: it is empty by now after every command, and
+    /// Foundation's `String(contentsOfFile:)` leaks 4 KiB on such a file.
     public func killAll() {
         for _ in 0..<50 {
-            guard let text = try? String(contentsOfFile: path + "/cgroup.procs", encoding: .utf8) else { return }
+            guard let text = readSmallFile(path + "/cgroup.procs") else { return }
             let pids = text.split(separator: "\n").compactMap { pid_t($0) }
             if pids.isEmpty { return }
             for pid in pids { kill(pid, SIGKILL) }

@@ -117,6 +117,8 @@ final class TestServer {
             // A restart keeps the port, so remotes in work trees stay valid.
             arguments: ["serve", "--data-dir", dataDir, "--listen", "127.0.0.1:\(port)", "--admin-key", admin.publicPath] + extraArgs,
             environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": tmp.path].merging(extraEnv) { _, n in n },
+            // Its own working directory, so a stray relative write shows up in the test, not the checkout.
+            workingDirectory: tmp.path,
             stdin: .null, stdout: .fd(logFD), stderr: .fd(logFD))
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
@@ -150,7 +152,13 @@ final class TestServer {
         try start()
     }
 
-    deinit { stop(signal: SIGKILL) }
+    /// A server still running at the end of a test is SIGKILLed; with PATCHD_TEST_STOP=term
+    /// it gets SIGTERM first (15 s, then SIGKILL), so a sanitizer build of the server runs its
+    /// exit-time checks (LeakSanitizer) for every test. See docs/SANITIZERS.md.
+    deinit {
+        if ProcessInfo.processInfo.environment["PATCHD_TEST_STOP"] == "term" { stop(signal: SIGTERM, timeout: 15) }
+        stop(signal: SIGKILL)
+    }
 
     // MARK: clients
 
