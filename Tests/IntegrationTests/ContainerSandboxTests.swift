@@ -32,9 +32,14 @@ enum ContainerTestImage {
         return engine
     }
 
-    /// Containers patchd started and did not remove.
-    static func leftovers() throws -> [String] {
-        let r = try expectOK(run(try client(), ["ps", "--all", "--quiet", "--filter", "label=io.patchd.sandbox"]), "\(engineName) ps")
+    /// The label filter for the containers of `server` (patchd labels them with its data directory).
+    static func label(of server: TestServer) -> String {
+        "label=io.patchd.sandbox=\(URL(fileURLWithPath: server.dataDir).standardizedFileURL.path)"
+    }
+
+    /// Containers `server` started and did not remove (another checkout's suite may run at the same time).
+    static func leftovers(of server: TestServer) throws -> [String] {
+        let r = try expectOK(run(try client(), ["ps", "--all", "--quiet", "--filter", label(of: server)]), "\(engineName) ps")
         return r.stdout.split(separator: "\n").map(String.init)
     }
 }
@@ -89,7 +94,7 @@ struct ContainerSandboxTests {
             #expect(lstat(path, &st) == 0 && st.st_uid == 0, "\(path) was handed to uid \(st.st_uid) through a planted link")
         }
         #expect(!FileManager.default.fileExists(atPath: server.repoRoot + "/iso.git/objects/planted"))
-        #expect(try ContainerTestImage.leftovers().isEmpty, "containers left behind")
+        #expect(try ContainerTestImage.leftovers(of: server).isEmpty, "containers left behind")
     }
 
     @Test("limits in a container: a fork bomb, a 2 GB file, 1 GB of memory and an endless loop are cut off with the reason; no container is left")
@@ -116,7 +121,7 @@ struct ContainerSandboxTests {
             #expect(json["status"] as? String == "failed")
             #expect(json["limit"] as? String == c.limit, "\(c.branch): limit \(json["limit"] ?? "nil"), error \(json["error"] ?? "nil")")
             #expect(Date().timeIntervalSince(started) < 60, "\(c.branch) was not cut off promptly")
-            #expect(try ContainerTestImage.leftovers().isEmpty, "\(c.branch): container left behind")
+            #expect(try ContainerTestImage.leftovers(of: server).isEmpty, "\(c.branch): container left behind")
             // podman's conmon writes `oom` into its working directory: that must be the run's scratch.
             #expect(!FileManager.default.fileExists(atPath: server.tmp.path + "/oom"), "\(c.branch): a file in the daemon's working directory")
         }
@@ -137,7 +142,7 @@ struct ContainerSandboxTests {
         try server.write(work, ".patchd/task.md", TestServer.commandTask("sleep 3\necho survived > DONE.txt"))
         try server.commitAll(work, "slow task")
         try expectOK(server.git(["push", "-q", "origin", "main"], in: work))
-        let ownLabel = "label=io.patchd.sandbox=\(URL(fileURLWithPath: server.dataDir).standardizedFileURL.path)"
+        let ownLabel = ContainerTestImage.label(of: server)
         let deadline = Date().addingTimeInterval(30)
         var running: [String] = []
         while Date() < deadline && running.isEmpty {
