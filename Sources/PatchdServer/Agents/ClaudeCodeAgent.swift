@@ -3,7 +3,7 @@ import Foundation
 import Logging
 import Runs
 
-/// Runs the Claude Code CLI inside the bwrap sandbox with stream-json output. The sandbox
+/// Runs the Claude Code CLI inside the sandbox (bwrap; container untested) with stream-json output. The sandbox
 /// still has no network: socat, started in the sandbox, bridges 127.0.0.1:8765 (in the
 /// sandbox's own network namespace) to a unix socket bound in from the run's scratch
 /// dir, where `APIProxy` adds the real key. The sandbox holds only a placeholder key.
@@ -25,7 +25,7 @@ struct ClaudeCodeAgent: Agent {
 
     func run(_ context: AgentContext) throws -> AgentOutcome {
         guard context.sandbox.hasPrivateNetwork else {
-            return AgentOutcome(succeeded: false, summary: "", error: "the claude-code agent needs the bwrap sandbox (its API bridge relies on a private network namespace)")
+            return AgentOutcome(succeeded: false, summary: "", error: "the claude-code agent needs a sandbox with a private network namespace (bwrap or container), not --sandbox none: its API bridge relies on one")
         }
         let socketPath = context.mounts.scratch + "/api.sock"
         let budget = [context.task.maxCostUSD, pricing.maxCostUSD].compactMap { $0 }.min()
