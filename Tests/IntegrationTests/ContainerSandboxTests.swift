@@ -105,22 +105,13 @@ struct ContainerSandboxTests {
             max_memory_bytes: 268435456
             """)
         let work = try server.makeWorkTree("work", repo: "lim", commits: 1)
-        let cases: [(branch: String, script: String, timeout: String?, limit: String)] = [
+        let cases: [LimitCases.Case] = [
             ("forkbomb", "bomb() { bomb | bomb & }; bomb\nsleep 30", "20s", "processes"),
             ("bigfile", "head -c 2000000000 /dev/zero > big.bin", nil, "file_size"),
             ("memory", "python3 -c 'x = bytearray(1 << 30); print(len(x))'", "30s", "memory"),
             ("loop", "while true; do :; done", "3s", "timeout"),
         ]
-        for (index, c) in cases.enumerated() {
-            try server.write(work, ".patchd/task.md", TestServer.commandTask(c.script, timeout: c.timeout))
-            try server.commitAll(work, c.branch)
-            let started = Date()
-            let push = try expectOK(server.git(["push", "-o", "wait", "origin", "HEAD:\(c.branch)"], in: work, timeout: 120))
-            #expect(push.stderr.contains("run \(index + 1) failed"), "\(c.branch): \(push.stderr)")
-            let json = try server.runJSON(index + 1)
-            #expect(json["status"] as? String == "failed")
-            #expect(json["limit"] as? String == c.limit, "\(c.branch): limit \(json["limit"] ?? "nil"), error \(json["error"] ?? "nil")")
-            #expect(Date().timeIntervalSince(started) < 60, "\(c.branch) was not cut off promptly")
+        try LimitCases.expect(cases, server: server, work: work) { (c) throws in
             #expect(try ContainerTestImage.leftovers(of: server).isEmpty, "\(c.branch): container left behind")
             // podman's conmon writes `oom` into its working directory: that must be the run's scratch.
             #expect(!FileManager.default.fileExists(atPath: server.tmp.path + "/oom"), "\(c.branch): a file in the daemon's working directory")

@@ -70,7 +70,7 @@ struct SandboxTests {
         let doctor = try run(patchdBinary, ["doctor", "--data-dir", server.dataDir, "--listen", "127.0.0.1:0"])
         let processCapAvailable = doctor.stdout.contains("ok   process limit:")
         let memoryCgroupAvailable = doctor.stdout.contains("ok   memory limit: memory cgroup at")
-        let cases: [(branch: String, script: String, timeout: String?, limit: String)] = [
+        let cases: [LimitCases.Case] = [
             ("forkbomb", "bomb() { bomb | bomb & }; bomb\nsleep 30", "20s", "processes"),
             ("bigfile", "head -c 2000000000 /dev/zero > big.bin", nil, "file_size"),
             // Held in /tmp (a tmpfs, charged to the command's memory cgroup) and in a process.
@@ -83,16 +83,7 @@ struct SandboxTests {
         // uid 0; doctor warns): a fork bomb there would hurt the machine, so it is left out.
         // Without a memory cgroup, RLIMIT_AS makes the allocation fail instead: no limit to report.
         let runnable = cases.filter { ($0.limit != "processes" || processCapAvailable) && ($0.limit != "memory" || memoryCgroupAvailable) }
-        for (index, c) in runnable.enumerated() {
-            try server.write(work, ".patchd/task.md", TestServer.commandTask(c.script, timeout: c.timeout))
-            try server.commitAll(work, c.branch)
-            let started = Date()
-            let push = try expectOK(server.git(["push", "-o", "wait", "origin", "HEAD:\(c.branch)"], in: work, timeout: 120))
-            #expect(push.stderr.contains("run \(index + 1) failed"), "\(c.branch): \(push.stderr)")
-            let json = try server.runJSON(index + 1)
-            #expect(json["status"] as? String == "failed")
-            #expect(json["limit"] as? String == c.limit, "\(c.branch): limit \(json["limit"] ?? "nil"), error \(json["error"] ?? "nil")")
-            #expect(Date().timeIntervalSince(started) < 60, "\(c.branch) was not cut off promptly")
+        try LimitCases.expect(runnable, server: server, work: work) { c in
             try expectOK(server.ssh(nil, ["whoami"]), "server still serving after \(c.branch)")
         }
         // The 2 GB file was cut at the limit and is not in the partial result.
@@ -189,5 +180,26 @@ enum CPUCapProbe {
             return m * 60 + s
         }.reduce(0, +)
         #expect(seconds > 0.3 && seconds < 1.8, "CPU time of 4 busy loops for 4 s under a 0.25-core cap: \(seconds) s (\(line))")
+    }
+}
+
+/// Tasks that must each be cut off by one limit: pushed one by one with `-o wait` on a branch
+/// of their own (runs 1, 2, ... in order), each must fail promptly with that limit recorded.
+enum LimitCases {
+    typealias Case = (branch: String, script: String, timeout: String?, limit: String)
+
+    static func expect(_ cases: [Case], server: TestServer, work: String, after: (Case) throws -> Void) throws {
+        for (index, c) in cases.enumerated() {
+            try server.write(work, ".patchd/task.md", TestServer.commandTask(c.script, timeout: c.timeout))
+            try server.commitAll(work, c.branch)
+            let started = Date()
+            let push = try expectOK(server.git(["push", "-o", "wait", "origin", "HEAD:\(c.branch)"], in: work, timeout: 120))
+            #expect(push.stderr.contains("run \(index + 1) failed"), "\(c.branch): \(push.stderr)")
+            let json = try server.runJSON(index + 1)
+            #expect(json["status"] as? String == "failed")
+            #expect(json["limit"] as? String == c.limit, "\(c.branch): limit \(json["limit"] ?? "nil"), error \(json["error"] ?? "nil")")
+            #expect(Date().timeIntervalSince(started) < 60, "\(c.branch) was not cut off promptly")
+            try after(c)
+        }
     }
 }

@@ -151,22 +151,13 @@ public struct Doctor {
             return Check(name: "bwrap", status: failStatus,
                          detail: "not found; apt-get install bubblewrap, or run with --sandbox none (no isolation)")
         }
-        let scratch = NSTemporaryDirectory() + "/patchd-doctor-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let mounts = SandboxMounts(workspace: scratch + "/workspace", repositoryObjects: scratch + "/objects", scratch: scratch)
-        var limits = SandboxLimits()
-        limits.wallClockSeconds = 20
-        let output = LinesBox()
         do {
-            try FileManager.default.createDirectory(atPath: mounts.workspace, withIntermediateDirectories: true)
-            try FileManager.default.createDirectory(atPath: mounts.repositoryObjects, withIntermediateDirectories: true)
-            let result = try BubblewrapSandbox(bwrap: path).execute(script: "id -u", environment: [:], mounts: mounts,
-                                                                    limits: limits, cancel: CancellationFlag()) { output.lines.append($0) }
-            if result.succeeded && output.lines == ["1000"] {
+            let (result, lines) = try Self.probe(BubblewrapSandbox(bwrap: path), script: "id -u", seconds: 20)
+            if result.succeeded && lines == ["1000"] {
                 return Check(name: "bwrap", status: .ok, detail: "\(path): a run's sandbox starts (uid 1000, no network)")
             }
             return Check(name: "bwrap", status: failStatus,
-                         detail: "\(path) cannot start a run's sandbox here: \(output.lines.joined(separator: " ")) (exit \(result.exitStatus); unprivileged user namespaces may be off: sysctl kernel.unprivileged_userns_clone=1)")
+                         detail: "\(path) cannot start a run's sandbox here: \(lines.joined(separator: " ")) (exit \(result.exitStatus); unprivileged user namespaces may be off: sysctl kernel.unprivileged_userns_clone=1)")
         } catch {
             return Check(name: "bwrap", status: failStatus, detail: "\(path) cannot be started: \(error)")
         }
@@ -183,23 +174,14 @@ public struct Doctor {
         } catch {
             return Check(name: "container", status: .fail, detail: "\(error)")
         }
-        let scratch = NSTemporaryDirectory() + "/patchd-doctor-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let mounts = SandboxMounts(workspace: scratch + "/workspace", repositoryObjects: scratch + "/objects", scratch: scratch)
-        var limits = SandboxLimits()
-        limits.wallClockSeconds = 60
-        let output = LinesBox()
         do {
-            try FileManager.default.createDirectory(atPath: mounts.workspace, withIntermediateDirectories: true)
-            try FileManager.default.createDirectory(atPath: mounts.repositoryObjects, withIntermediateDirectories: true)
-            let result = try sandbox.execute(script: "id -u && touch /workspace/.patchd-doctor", environment: [:], mounts: mounts,
-                                             limits: limits, cancel: CancellationFlag()) { output.lines.append($0) }
+            let (result, lines) = try Self.probe(sandbox, script: "id -u && touch /workspace/.patchd-doctor", seconds: 60)
             let expected = geteuid() == 0 ? "1000" : String(geteuid())
-            if result.succeeded && output.lines == [expected] {
+            if result.succeeded && lines == [expected] {
                 return Check(name: "container", status: .ok,
                              detail: "\(sandbox.engine.executable) runs \(sandbox.image) as a run's sandbox (uid \(expected), no network)")
             }
-            let text = output.lines.joined(separator: " ")
+            let text = lines.joined(separator: " ")
             return Check(name: "container", status: .fail,
                          detail: "\(sandbox.engine.executable) cannot start a run's sandbox from \(sandbox.image): \(text.prefix(400)) (exit \(result.exitStatus))\(Self.containerHint(text))")
         } catch {
@@ -223,6 +205,22 @@ public struct Doctor {
             return "; the engine's default ulimits exceed this host's: lower default_ulimits in containers.conf"
         }
         return ""
+    }
+
+    /// Runs `script` in `sandbox` the way a run would, against an empty scratch workspace
+    /// that is removed afterwards; returns the result and the output lines.
+    static func probe(_ sandbox: Sandbox, script: String, seconds: Double) throws -> (SandboxResult, [String]) {
+        let scratch = NSTemporaryDirectory() + "/patchd-doctor-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let mounts = SandboxMounts(workspace: scratch + "/workspace", repositoryObjects: scratch + "/objects", scratch: scratch)
+        try FileManager.default.createDirectory(atPath: mounts.workspace, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: mounts.repositoryObjects, withIntermediateDirectories: true)
+        var limits = SandboxLimits()
+        limits.wallClockSeconds = seconds
+        let output = LinesBox()
+        let result = try sandbox.execute(script: script, environment: [:], mounts: mounts, limits: limits,
+                                         cancel: CancellationFlag()) { output.lines.append($0) }
+        return (result, output.lines)
     }
 
     /// Collects the sandbox's output lines (the callback runs on this thread).
