@@ -188,6 +188,13 @@ struct ContainerSandboxTests {
         #expect(notes == "from the editor\nfrom-bash\n")
     }
 
+    @Test("a server whose sandbox image is missing says so at start, with the build command")
+    func missingImageWarning() throws {
+        let server = try TestServer(config: "sandbox: container\ncontainer_image: localhost/patchd-no-such-image\ncontainer_engine: \(ContainerTestImage.engineName)\n")
+        #expect(server.log.contains("sandbox image localhost/patchd-no-such-image is not in"), "\(server.log.suffix(1500))")
+        #expect(server.log.contains("Containerfile.sandbox"))
+    }
+
     @Test("doctor checks the container backend by starting the image, and names the fix for a missing image")
     func doctor() throws {
         let tmp = TempDir("doctor")

@@ -71,6 +71,9 @@ public final class PatchdDaemon: Sendable {
             // Containers a crashed daemon left running would hold workspaces and CPU.
             let removed = container.removeLeftovers()
             if removed > 0 { logger.warning("removed \(removed) leftover sandbox container(s) of an earlier daemon") }
+            if !container.imageExists() {
+                logger.warning("sandbox image \(container.image) is not in \(container.engine.executable): every run will fail until it is built (podman build -t localhost/patchd-sandbox -f container/Containerfile.sandbox container/) or container_image names one that exists")
+            }
         }
         var limits = SandboxLimits()
         limits.wallClockSeconds = Double(configuration.maxRunSeconds)

@@ -196,6 +196,11 @@ public struct ContainerSandbox: Sandbox {
         _ = try? runProcess(engine.executable, ["rm", "--force", containerName], environment: engineEnvironment())
     }
 
+    /// Whether the engine has the image (runs never pull it).
+    public func imageExists() -> Bool {
+        (try? runProcess(engine.executable, ["image", "inspect", "--format", "{{.Id}}", image], environment: engineEnvironment()))?.status == 0
+    }
+
     /// Removes containers an earlier daemon with the same `owner` left behind (it crashed
     /// while a command ran). Only containers carrying patchd's label with that value are touched.
     public func removeLeftovers() -> Int {
