@@ -95,13 +95,13 @@ public struct HookRunner {
         return repo
     }
 
-    /// The parsed task file at `commit`, nil when it has none. Blob size is checked before reading.
-    func taskFile(at commit: String, in repo: GitRepository) throws -> TaskSpec? {
+    /// The parsed task file at `commit` and its blob id, nil when it has none. Blob size is checked before reading.
+    func taskFile(at commit: String, in repo: GitRepository) throws -> (spec: TaskSpec, blob: String)? {
         guard commit != Self.zero, let blob = try repo.blob(at: TaskFile.path, in: commit) else { return nil }
         guard blob.size <= TaskFile.maxBytes else {
             throw HookError("\(TaskFile.path): the file is \(blob.size) bytes; the limit is \(TaskFile.maxBytes) (64 KiB): shorten it")
         }
-        return try TaskFile.parse(try repo.blobContent(blob.id), defaultAgent: defaultAgent)
+        return (try TaskFile.parse(try repo.blobContent(blob.id), defaultAgent: defaultAgent), blob.id)
     }
 
     func blobID(_ commit: String, _ path: String, in repo: GitRepository) -> String? {
@@ -143,13 +143,13 @@ public struct HookRunner {
                     spec = try TaskFile.fromText(text, agent: nil, defaultAgent: defaultAgent)
                     source = "option"
                 } else {
-                    guard let fileSpec = try taskFile(at: update.new, in: repository) else {
+                    guard let file = try taskFile(at: update.new, in: repository) else {
                         if options.run { say("branch \(update.branch) has no \(TaskFile.path); nothing to run (push it with -o task=\"...\")") }
                         continue
                     }
-                    let changed = blobID(update.new, TaskFile.path, in: repository) != blobID(update.old, TaskFile.path, in: repository)
+                    let changed = file.blob != blobID(update.old, TaskFile.path, in: repository)
                     guard changed || options.run else { continue }
-                    spec = fileSpec
+                    spec = file.spec
                     source = "file"
                 }
                 let run = try runs.enqueue(.init(repo: repo, branch: update.branch, base: update.new,

@@ -54,7 +54,7 @@ public struct SandboxSetupError: Error, CustomStringConvertible {
 /// the host's /usr. Inside: uid 1000, /workspace (the only writable host path), the repository
 /// objects read-only at /patchd/objects, a read-only root, a private /tmp, no network, no
 /// capabilities, no-new-privileges, and the run's limits as the engine's own flags (pids,
-/// memory without swap, file size). Starting a container costs about 0.2 s against bwrap's
+/// memory without swap, CPU, file size). Starting a container costs about 0.2 s against bwrap's
 /// 5 ms (docs/PERFORMANCE.md); choose it for the richer image, not for speed.
 ///
 /// Identity: with a root daemon the command runs as host uid 1000, so patchd hands the
@@ -110,9 +110,7 @@ public struct ContainerSandbox: Sandbox {
         // the OCI runtime fails to start the container): pass the daemon's own hard limits.
         // RLIMIT_NPROC is not the process cap here (--pids-limit is), so it is only bounded by
         // pid_max, which no count of processes can pass anyway (some kernels refuse more).
-        let pidMax = (try? String(contentsOfFile: "/proc/sys/kernel/pid_max", encoding: .utf8))
-            .flatMap { rlim_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 32768
-        for (name, resource, cap) in [("nofile", RLIMIT_NOFILE, rlim_t(1 << 20)), ("nproc", __RLIMIT_NPROC, pidMax)] {
+        for (name, resource, cap) in [("nofile", RLIMIT_NOFILE, rlim_t(1 << 20)), ("nproc", __RLIMIT_NPROC, Self.pidMax)] {
             var limit = rlimit()
             guard getrlimit(__rlimit_resource_t(resource.rawValue), &limit) == 0 else { continue }
             let hard = min(limit.rlim_max, cap)
@@ -132,6 +130,10 @@ public struct ContainerSandbox: Sandbox {
         args += ["--", image, "/bin/bash", "--noprofile", "--norc", "-c", script]
         return args
     }
+
+    /// The kernel's pid_max, read once.
+    static let pidMax: rlim_t = readSmallFile("/proc/sys/kernel/pid_max")
+        .flatMap { rlim_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 32768
 
     /// Whose uid the command runs as (see the type's comment).
     func identityArguments() -> [String] {
@@ -263,8 +265,8 @@ final class ContainerCgroupProbe: ProcessLimitProbe {
         let now = MonotonicClock.now
         guard now - lastSearch > 0.05 else { return }
         lastSearch = now
-        guard let id = try? String(contentsOfFile: cidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
-              id.count >= 12 else { return }
+        // readSmallFile: the engine may not have written the file yet, and Foundation leaks on an empty one.
+        guard let id = readSmallFile(cidFile)?.trimmingCharacters(in: .whitespacesAndNewlines), id.count >= 12 else { return }
         if FileManager.default.fileExists(atPath: "/sys/fs/cgroup/pids") {
             pidsEvents = pidsEvents ?? Self.search("/sys/fs/cgroup/pids", for: id, file: "pids.events", depth: 4)
             memoryEvents = memoryEvents ?? Self.search("/sys/fs/cgroup/memory", for: id, file: "memory.oom_control", depth: 4)
