@@ -1,6 +1,18 @@
 // swift-tools-version: 6.0
 // patchd: a self-hosted patch service that speaks git over SSH.
+// The targets are layered; each depends only on those above it in this file. docs/ARCHITECTURE.md
+// has the map. `swift build --explicit-target-dependency-import-check error` keeps imports and
+// dependencies in step (CI runs it).
 import PackageDescription
+
+/// Every Swift target: imports are internal unless marked, and a member is visible only where
+/// its module is imported.
+let strictSwiftLater: [SwiftSetting] = [
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let strictSwift: [SwiftSetting] = []
 
 let package = Package(
     name: "patchd",
@@ -15,44 +27,74 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
-        // C libraries from Debian, found with pkg-config.
+        // C libraries from Debian, found with pkg-config. Each header also carries the static inline
+        // shims for what Swift cannot call (macros, variadics); each has exactly one Swift owner below.
         .systemLibrary(name: "CLibSSH", pkgConfig: "libssh", providers: [.apt(["libssh-dev"])]),
         .systemLibrary(name: "CLibGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
         .systemLibrary(name: "CLibCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-        // What Swift cannot call directly: C variadics and macros.
-        .target(name: "CShims", dependencies: ["CLibSSH", "CLibGit2", "CLibCurl"]),
 
-        // OS plumbing: errno errors, file descriptors, posix_spawn, threads.
+        // OS plumbing: glibc GNU extensions (C), and errno errors, file descriptors, posix_spawn, threads.
         .target(name: "CSystem"),
-        .target(name: "PatchdSystem", dependencies: ["CSystem"]),
-        // libcurl client for the LLM agents: streaming responses, Server-Sent Events.
-        .target(name: "HTTPClient", dependencies: ["CLibCurl", "CShims", "PatchdSystem"]),
+        .target(name: "PatchdSystem", dependencies: ["CSystem"], swiftSettings: strictSwift),
+
+        // Layer 1: one owner per C library, knowing nothing of patchd's domain.
+        // SSH public keys and the identity a key proves, as plain values.
+        .target(name: "SSHKeys", swiftSettings: strictSwift),
         // The libssh server: listener, sessions, auth, exec channel <-> fds pump. Knows nothing of git.
         .target(name: "SSHServer", dependencies: [
-            "CLibSSH", "CShims", "PatchdSystem",
+            "CLibSSH", "CSystem", "PatchdSystem", "SSHKeys",
             .product(name: "Logging", package: "swift-log"),
-        ]),
-        // Bare repositories: names, layout, libgit2 wrappers, the pack protocol processes.
-        .target(name: "GitStore", dependencies: ["CLibGit2", "CShims", "PatchdSystem"]),
-        // Task files, workspaces, the Sandbox seam and its backends, the Agent seam and agents.
-        .target(name: "Runs", dependencies: ["GitStore", "PatchdSystem", .product(name: "Yams", package: "Yams")]),
-        // Wires SSH exec to git transport and commands; config, database, lifecycle.
+        ], swiftSettings: strictSwift),
+        // libcurl client for the LLM agents: streaming responses, Server-Sent Events.
+        .target(name: "HTTPClient", dependencies: ["CLibCurl"], swiftSettings: strictSwift),
+
+        // Layer 2: the domain. Records and stores (SQLite), access roles, repository names, the data
+        // layout, ref names, task files, run events. No libssh, libgit2 or libcurl.
+        .target(name: "PatchdCore", dependencies: [
+            "PatchdSystem", "SSHKeys",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Yams", package: "Yams"),
+        ], swiftSettings: strictSwift),
+        // Bare repositories with libgit2: layout, hooks, the pack protocol processes, result commits.
+        .target(name: "GitStore", dependencies: ["CLibGit2", "PatchdSystem", "PatchdCore"], swiftSettings: strictSwift),
+
+        // Layer 3: running a task.
+        // The Sandbox seam and its backends (bwrap, container, none), limits, workspaces.
+        .target(name: "Sandboxing", dependencies: ["PatchdSystem", "PatchdCore"], swiftSettings: strictSwift),
+        // The Agent seam and the agents: command, builtin (Messages API loop, tools), claude-code (CLI + API proxy).
+        .target(name: "Agents", dependencies: [
+            "PatchdSystem", "PatchdCore", "Sandboxing", "HTTPClient",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strictSwift),
+        // The run machinery: the push hooks that queue runs, the scheduler, the executor, run logs.
+        .target(name: "Runs", dependencies: [
+            "PatchdSystem", "PatchdCore", "GitStore", "Sandboxing", "Agents",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strictSwift),
+
+        // Layer 4: the daemon. Wires SSH exec to git transport and commands; config, lifecycle, doctor, backup.
         .target(name: "PatchdServer", dependencies: [
-            "SSHServer", "GitStore", "PatchdSystem", "Runs", "HTTPClient",
+            "PatchdSystem", "SSHKeys", "SSHServer", "PatchdCore", "GitStore", "Sandboxing", "Agents", "Runs", "HTTPClient",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
-        ]),
+        ], swiftSettings: strictSwift),
         .executableTarget(name: "patchd", dependencies: [
-            "PatchdServer",
+            "PatchdSystem", "SSHServer", "GitStore", "PatchdServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], swiftSettings: strictSwift),
 
         // Fuzz targets for the parsers of hostile input: `patchd-fuzz replay` (plain build), libFuzzer with -DFUZZING.
-        .executableTarget(name: "PatchdFuzz", dependencies: ["Runs", "PatchdServer", "HTTPClient"]),
+        .executableTarget(name: "PatchdFuzz", dependencies: ["PatchdCore", "Runs", "PatchdServer", "HTTPClient"],
+                          swiftSettings: strictSwift),
 
-        .testTarget(name: "UnitTests", dependencies: ["SSHServer", "GitStore", "PatchdServer", "PatchdSystem", "Runs", "HTTPClient"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["PatchdSystem"]),
+        .target(name: "CTestSupport", path: "Tests/CTestSupport"),
+        .testTarget(name: "UnitTests", dependencies: [
+            "CTestSupport", "SSHKeys", "SSHServer", "PatchdCore", "GitStore", "Sandboxing", "Agents", "Runs",
+            "PatchdServer", "PatchdSystem", "HTTPClient",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ], swiftSettings: strictSwift),
+        .testTarget(name: "IntegrationTests", dependencies: ["PatchdSystem"], swiftSettings: strictSwift),
     ],
     swiftLanguageModes: [.v6]
 )

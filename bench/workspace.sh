@@ -4,7 +4,7 @@
 # tree. Goal: patchd workspace / git checkout <= 1.2x.
 #   - git checkout (baseline): in a `git clone --no-checkout` of the repository (made
 #     beforehand, not timed), the time of `git checkout --quiet -B main SHA`.
-#   - patchd's steps, as Sources/Runs/Workspace/Workspace.swift runs them against the bare
+#   - patchd's steps, as Sources/Sandboxing/Workspace/Workspace.swift runs them against the bare
 #     repository in patchd's data dir (DATA/repos/NAME.git), with patchd's git environment:
 #     `git init --quiet --initial-branch main WS`, an alternates file naming BARE/objects,
 #     `git -C WS update-ref refs/heads/main SHA`, `git -C WS reset --quiet --hard`.

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include "csystem.h"
 
 int patchd_pipe2_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
@@ -19,8 +18,6 @@ int patchd_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
 int patchd_accept_cloexec(int fd, struct sockaddr *addr, socklen_t *len) {
     return accept4(fd, addr, len, SOCK_CLOEXEC);
 }
-
-int patchd_set_pdeathsig_kill(void) { return prctl(PR_SET_PDEATHSIG, SIGKILL); }
 
 #include <pthread.h>
 void patchd_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }
@@ -57,10 +54,4 @@ int patchd_tree_usage(const char *path, unsigned long long *bytes) {
     int rc = nftw(path, tree_usage_entry, 32, FTW_PHYS | FTW_MOUNT);
     *bytes = tree_usage_bytes;
     return rc;
-}
-
-#include <malloc.h>
-
-size_t patchd_heap_in_use(void) {
-    return mallinfo2().uordblks;
 }

@@ -1,6 +1,5 @@
 // GitStore: libgit2 errors, captured on the calling thread right after the failing call.
 import CLibGit2
-import CShims
 
 /// A failed libgit2 call with libgit2's own message.
 public struct GitError: Error, CustomStringConvertible, Sendable {

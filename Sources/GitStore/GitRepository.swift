@@ -1,6 +1,5 @@
 // GitStore: a libgit2 repository handle (one owner; freed at deinit) with the few operations patchd needs.
 import CLibGit2
-import CShims
 #if canImport(Glibc)
 import Glibc
 #endif

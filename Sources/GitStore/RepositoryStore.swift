@@ -1,5 +1,6 @@
 // GitStore: the bare repositories under DATA/repos: create, configure, delete, and how git is spawned on them.
 import Foundation
+import PatchdCore
 import PatchdSystem
 
 /// Bare repositories on disk, `ROOT/NAME.git`. Names are validated `RepositoryName`s,

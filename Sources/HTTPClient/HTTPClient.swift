@@ -1,6 +1,5 @@
 // HTTPClient: a blocking libcurl client with streamed response bodies, for one OS thread at a time.
 import CLibCurl
-import CShims
 
 /// Owns one libcurl easy handle (and its error buffer), reused across requests so that
 /// keep-alive connections and TLS sessions are reused too; options are reset before each one.

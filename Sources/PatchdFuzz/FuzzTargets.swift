@@ -4,7 +4,9 @@
 // `patchd-fuzz replay TARGET DIR...`, the corpus regression runner (Replay.swift).
 import HTTPClient
 import PatchdServer
+import PatchdCore
 import Runs
+import Agents
 
 enum FuzzTargets {
     static let names = ["taskfile", "words", "pushoptions", "sse"]

@@ -1,8 +1,8 @@
 // SSHServer: one session channel: its requests, and the pump between the channel and a program's fds.
 import CLibSSH
-import CShims
 import Foundation
 import PatchdSystem
+import SSHKeys
 
 /// One "session" channel and the program it runs. Data flows both ways with
 /// back-pressure: we read from the program only as much as the client's window

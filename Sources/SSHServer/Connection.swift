@@ -1,8 +1,8 @@
 // SSHServer: one client connection: key exchange, public-key auth, channels, and its event loop.
 import CLibSSH
-import CShims
 import Foundation
 import PatchdSystem
+import SSHKeys
 
 /// Owns one libssh session for its whole life, on one thread. libssh calls back into
 /// it (through `userdata`) only from inside `ssh_event_dopoll` on that same thread.

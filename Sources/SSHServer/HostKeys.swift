@@ -2,6 +2,7 @@
 import CLibSSH
 import Foundation
 import PatchdSystem
+import SSHKeys
 
 /// Errors from libssh, with its own message where it gives one.
 public struct SSHError: Error, CustomStringConvertible, Sendable {

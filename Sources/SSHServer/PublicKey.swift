@@ -1,38 +1,9 @@
-// SSHServer: an SSH public key as patchd stores and compares it (type, exact blob, SHA256 fingerprint).
+// SSHServer: reads an SSH public key (an authorized_keys line, or the key libssh saw in auth) into a PublicKey.
 import CLibSSH
+import Foundation
+import SSHKeys
 
-/// A public key by exact bytes. Equality is byte equality of the key blob, never a
-/// case-insensitive or prefix match.
-public struct PublicKey: Sendable, Hashable {
-    /// e.g. "ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa".
-    public let type: String
-    /// The key blob, base64 as in an authorized_keys line.
-    public let base64: String
-    /// "SHA256:..." as OpenSSH prints it.
-    public let fingerprint: String
-    /// The comment of the line it was parsed from, if any.
-    public let comment: String
-
-    public static func == (a: PublicKey, b: PublicKey) -> Bool { a.type == b.type && a.base64 == b.base64 }
-    public func hash(into h: inout Hasher) { h.combine(type); h.combine(base64) }
-
-    public var openSSHLine: String { comment.isEmpty ? "\(type) \(base64)" : "\(type) \(base64) \(comment)" }
-
-    public enum ParseError: Error, CustomStringConvertible, Equatable {
-        case malformed(String)
-        case unsupportedType(String)
-        public var description: String {
-            switch self {
-            case .malformed(let why): return "not an OpenSSH public key line (\(why)); expected 'TYPE BASE64 [COMMENT]' as in ~/.ssh/id_ed25519.pub"
-            case .unsupportedType(let t): return "key type '\(t)' is not accepted; use ssh-ed25519, ecdsa-sha2-nistp256/384/521 or ssh-rsa"
-            }
-        }
-    }
-
-    static let acceptedTypes: Set<String> = [
-        "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa",
-    ]
-
+extension PublicKey {
     /// Parses "TYPE BASE64 [COMMENT]" and validates the blob with libssh.
     public init(line: String) throws(ParseError) {
         let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -70,11 +41,8 @@ public struct PublicKey: Sendable, Hashable {
         if typeName.hasPrefix("ecdsa"), let ecdsa = ssh_pki_key_ecdsa_name(key) {
             typeName = String(cString: ecdsa)
         }
-        self.type = typeName
-        self.base64 = String(cString: b64)
-        self.comment = comment
         guard let fp = Self.sha256Fingerprint(key) else { throw .malformed("cannot hash the key") }
-        self.fingerprint = fp
+        self.init(type: typeName, base64: String(cString: b64), fingerprint: fp, comment: comment)
     }
 
     static func sha256Fingerprint(_ key: ssh_key) -> String? {
@@ -88,4 +56,3 @@ public struct PublicKey: Sendable, Hashable {
     }
 }
 
-import Foundation

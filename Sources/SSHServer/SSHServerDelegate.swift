@@ -1,18 +1,6 @@
 // SSHServer: the seams between the SSH layer and the application (auth lookup, what an exec runs).
 import PatchdSystem
-
-/// Who a verified key belongs to. Set on a connection only after a valid signature.
-public struct SSHIdentity: Sendable, Equatable {
-    public let userID: Int64
-    public let userName: String
-    public let keyFingerprint: String
-
-    public init(userID: Int64, userName: String, keyFingerprint: String) {
-        self.userID = userID
-        self.userName = userName
-        self.keyFingerprint = keyFingerprint
-    }
-}
+public import SSHKeys
 
 /// The client's address, for logs.
 public struct ClientAddress: Sendable, CustomStringConvertible {

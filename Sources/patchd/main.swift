@@ -7,6 +7,7 @@ import PatchdSystem
 import SSHServer
 #if canImport(Glibc)
 import Glibc
+import Runs
 #endif
 
 struct Patchd: ParsableCommand {

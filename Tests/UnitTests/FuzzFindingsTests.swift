@@ -1,5 +1,6 @@
 // UnitTests: inputs found by fuzzing (fuzz/run.sh), each pinned by the behaviour that was wrong.
 import Testing
+@testable import Agents
 @testable import HTTPClient
 @testable import Runs
 

@@ -1,5 +1,6 @@
 // UnitTests: repository names: what git clients send, and everything that must be refused.
 import Testing
+@testable import PatchdCore
 @testable import GitStore
 
 @Suite struct RepositoryNameTests {

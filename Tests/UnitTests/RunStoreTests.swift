@@ -1,6 +1,7 @@
 // UnitTests: the run queue in a real SQLite database: claim order, crash recovery, the follower's heartbeat.
 import Foundation
 import Testing
+@testable import PatchdCore
 @testable import PatchdServer
 @testable import Runs
 

@@ -1,12 +1,14 @@
 // UnitTests: leaks found by running the integration suite against an ASan build of the
 // server (contrib/asan-patchd, docs/SANITIZERS.md), each pinned by what was left behind.
-import CSystem
+import CTestSupport
 import Foundation
 import Testing
 @testable import PatchdServer
 import PatchdSystem
 @testable import Runs
-import SSHServer
+@testable import SSHServer
+@testable import PatchdCore
+@testable import Sandboxing
 
 @Suite struct SanitizerFindingsTests {
     /// The stats command's StatsSource held the SSH server strongly while the server (through

@@ -1,6 +1,7 @@
 // UnitTests: task file parsing: front matter schema, strict types, file line numbers in errors, limits, titles.
 import Foundation
 import Testing
+@testable import PatchdCore
 @testable import Runs
 
 @Suite struct TaskFileTests {

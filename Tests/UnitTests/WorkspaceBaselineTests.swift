@@ -6,6 +6,7 @@ import Testing
 @testable import Runs
 #if canImport(Glibc)
 import Glibc
+@testable import Sandboxing
 #endif
 
 @Suite struct WorkspaceBaselineTests {

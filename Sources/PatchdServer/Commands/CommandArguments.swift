@@ -71,6 +71,7 @@ enum TextTable {
 }
 
 import Foundation
+import PatchdCore
 
 enum RelativeTime {
     static func describe(_ date: Date?, now: Date = Date()) -> String {

@@ -2,6 +2,8 @@
 import Foundation
 import GitStore
 import SSHServer
+import PatchdCore
+import SSHKeys
 
 /// What every command may use: the stores, the repositories, the scheduler, the counters.
 struct CommandServices: Sendable {

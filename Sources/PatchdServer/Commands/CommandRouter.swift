@@ -3,6 +3,8 @@
 import Foundation
 import GitStore
 import SSHServer
+import PatchdCore
+import SSHKeys
 
 /// Each shortcut runs on its own thread (ThreadProgram) and writes through ProgramOutput.
 struct CommandRouter: Sendable {
@@ -113,11 +115,3 @@ enum ThreadProgramFactory {
     }
 }
 
-/// Removes terminal control sequences from strings users control before they are printed.
-public enum Terminal {
-    public static func sanitize(_ text: String) -> String {
-        String(String.UnicodeScalarView(text.unicodeScalars.filter { s in
-            !(s.value < 0x20 && s != "\n" && s != "\t") && s.value != 0x7f && !(0x80...0x9f).contains(s.value)
-        }))
-    }
-}

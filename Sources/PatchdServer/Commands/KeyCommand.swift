@@ -1,6 +1,8 @@
 // PatchdServer: `key list|add|remove`. Access gate: your own keys only (admins manage others' through `user`).
 import Foundation
 import SSHServer
+import PatchdCore
+import SSHKeys
 
 enum KeyCommand {
     static let usage = """

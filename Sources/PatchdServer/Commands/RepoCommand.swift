@@ -4,6 +4,7 @@
 import Foundation
 import GitStore
 import SSHServer
+import PatchdCore
 
 enum RepoCommand {
     static let usage = """

@@ -3,6 +3,9 @@
 // start/cancel/retry: write on the repository.
 import Foundation
 import GitStore
+import PatchdCore
+import Sandboxing
+import Agents
 import Runs
 import SSHServer
 

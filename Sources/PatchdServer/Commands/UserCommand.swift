@@ -1,6 +1,8 @@
 // PatchdServer: `user list|create|delete` and `user key add|remove` for others. Access gate: admin only.
 import Foundation
 import SSHServer
+import PatchdCore
+import SSHKeys
 
 enum UserCommand {
     static let usage = """

@@ -1,5 +1,8 @@
 // PatchdServer: the daemon's settings: built-in defaults, then environment, then config file, then flags.
 import Foundation
+import PatchdCore
+import Sandboxing
+import Agents
 import Runs
 import Yams
 

@@ -3,6 +3,7 @@ import Foundation
 import GitStore
 import GRDB
 import PatchdSystem
+import PatchdCore
 
 /// A backup directory holds:
 /// - `patchd.sqlite`: the database, copied with SQLite's online backup API (consistent

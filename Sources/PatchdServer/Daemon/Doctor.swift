@@ -6,6 +6,9 @@ import Glibc
 #endif
 import GitStore
 import PatchdSystem
+import PatchdCore
+import Sandboxing
+import Agents
 import Runs
 import SSHServer
 

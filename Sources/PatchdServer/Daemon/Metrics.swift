@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import SSHServer
 import Synchronization
+import PatchdCore
 
 /// In-process counters that the database does not hold (git transfers).
 final class TransferCounters: Sendable {

@@ -1,6 +1,8 @@
 // PatchdServer: the SSH server's delegate: key lookup, and exec -> git transport or command.
 import Foundation
 import SSHServer
+import PatchdCore
+import SSHKeys
 
 struct PatchdSSHDelegate: SSHServerDelegate {
     let users: UserStore

@@ -5,6 +5,7 @@ import Logging
 import PatchdSystem
 import SSHServer
 import Synchronization
+import PatchdCore
 
 /// Serves the pack protocol for one exec request. Unreadable repositories answer
 /// exactly like missing ones; the first push to a missing name creates it, and a

@@ -1,0 +1,239 @@
+// Runs: patchd's own agent: the Messages API tool loop (streaming), tools in the sandbox, check feedback, budgets.
+import Foundation
+import PatchdSystem
+import PatchdCore
+import Sandboxing
+
+/// How the agent reaches the Messages API. The production transport is libcurl; tests
+/// use the same one against a loopback stand-in. The transport adds the key; nothing
+/// else in the agent ever sees it.
+public protocol MessagesTransport {
+    /// POSTs `body` to /v1/messages. For a 2xx answer, each SSE event goes to `onEvent`
+    /// (event name, data) as it arrives; otherwise the body comes back in the result.
+    func send(body: [UInt8], onEvent: (String, String) throws -> Void) throws -> TransportResult
+}
+
+public struct TransportResult: Sendable {
+    public var status: Int
+    public var headers: [String: String]
+    public var body: String
+    public init(status: Int, headers: [String: String], body: String) {
+        self.status = status; self.headers = headers; self.body = body
+    }
+}
+
+/// Prices in USD per million tokens.
+public struct ModelPrice: Sendable, Codable, Equatable {
+    public var input: Double
+    public var output: Double
+    public var cacheRead: Double
+    public var cacheWrite: Double
+    public init(input: Double, output: Double, cacheRead: Double, cacheWrite: Double) {
+        self.input = input; self.output = output; self.cacheRead = cacheRead; self.cacheWrite = cacheWrite
+    }
+
+    public func cost(_ u: MessageUsage) -> Double {
+        (Double(u.inputTokens) * input + Double(u.outputTokens) * output
+         + Double(u.cacheReadTokens) * cacheRead + Double(u.cacheWriteTokens) * cacheWrite) / 1_000_000
+    }
+}
+
+public struct BuiltinAgentConfiguration: Sendable {
+    public var defaultModel = "claude-sonnet-4-5"
+    public var maxTurns = 40
+    public var maxTokens = 8192
+    /// Retries of one request (429, 5xx, 529, connection errors, cut streams).
+    public var maxAttempts = 5
+    public var baseRetryDelay = 1.0
+    public var maxRetryDelay = 60.0
+    /// The server's cap on a task's max_cost_usd (nil: no cap beyond the task's own).
+    public var maxCostUSD: Double?
+    /// Check runs that may feed back into the loop before the agent gives up.
+    public var maxCheckRounds = 3
+    public var prices: [String: ModelPrice] = [
+        "claude-sonnet-4-5": ModelPrice(input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75),
+        "claude-opus-4-1": ModelPrice(input: 15, output: 75, cacheRead: 1.5, cacheWrite: 18.75),
+        "claude-haiku-4-5": ModelPrice(input: 1, output: 5, cacheRead: 0.1, cacheWrite: 1.25),
+    ]
+    public init() {}
+
+    /// The price of `model`: its exact name, else a configured prefix of it, else Sonnet 4.5's.
+    public func price(_ model: String) -> ModelPrice {
+        prices[model] ?? prices.first { model.hasPrefix($0.key) }?.value ?? prices["claude-sonnet-4-5"]!
+    }
+}
+
+/// An API answer the agent does not retry (400, 401, 403, 404, ...).
+struct FatalAPIError: Error, CustomStringConvertible {
+    let description: String
+}
+
+public struct BuiltinAgent: Agent {
+    public let kind = AgentKind.builtin
+    let configuration: BuiltinAgentConfiguration
+    /// One transport per run (a curl handle belongs to one thread).
+    let makeTransport: @Sendable () throws -> MessagesTransport
+
+    public init(configuration: BuiltinAgentConfiguration, makeTransport: @escaping @Sendable () throws -> MessagesTransport) {
+        self.configuration = configuration
+        self.makeTransport = makeTransport
+    }
+
+    public func run(_ context: AgentContext) throws -> AgentOutcome {
+        let model = context.task.model ?? configuration.defaultModel
+        let maxTurns = min(context.task.maxTurns ?? configuration.maxTurns, configuration.maxTurns)
+        let maxCost = [context.task.maxCostUSD, configuration.maxCostUSD].compactMap { $0 }.min()
+        let files = WorkspaceFiles(root: context.mounts.workspace, displayRoot: context.sandbox.workspacePath == "." ? context.mounts.workspace : context.sandbox.workspacePath)
+        let tools = AgentTools(context: context, files: files)
+        let transport = try makeTransport()
+        let price = configuration.price(model)
+
+        var usage = AgentUsage()
+        var messages: [JSONValue] = [.object(["role": .string("user"), "content": .string(Self.firstMessage(context.task))])]
+        let system = Self.systemPrompt(context: context, files: files)
+        var checkRounds = 0
+        var lastText = ""
+
+        func outcome(_ ok: Bool, error: String? = nil, limit: LimitHit? = nil) -> AgentOutcome {
+            AgentOutcome(succeeded: ok, summary: lastText, error: error, limit: limit, usage: usage, model: model)
+        }
+
+        while true {
+            if let reason = context.cancel.reason { return outcome(false, error: reason.explanation, limit: reason) }
+            if MonotonicClock.now >= context.deadline { return outcome(false, error: "time limit reached", limit: .timeout) }
+            if usage.turns >= maxTurns { return outcome(false, error: "stopped after \(usage.turns) turns (max_turns)", limit: .turns) }
+            if let maxCost, usage.costUSD >= maxCost {
+                return outcome(false, error: String(format: "stopped at $%.4f (max_cost_usd %.2f)", usage.costUSD, maxCost), limit: .cost)
+            }
+            let body: JSONValue = .object([
+                "model": .string(model), "max_tokens": .number(Double(configuration.maxTokens)), "stream": .bool(true),
+                "system": .string(system), "tools": AgentTools.definitions, "messages": .array(messages),
+            ])
+            let message: AssistantMessage
+            do {
+                message = try request(Array(body.serialized().utf8), transport: transport, context: context)
+            } catch let error as FatalAPIError {
+                return outcome(false, error: error.description)
+            }
+            usage.turns += 1
+            usage.inputTokens += message.usage.inputTokens
+            usage.outputTokens += message.usage.outputTokens
+            usage.cacheReadTokens += message.usage.cacheReadTokens
+            usage.cacheWriteTokens += message.usage.cacheWriteTokens
+            usage.costUSD += price.cost(message.usage)
+            if !message.text.isEmpty {
+                lastText = message.text
+                for line in message.text.split(separator: "\n", omittingEmptySubsequences: true) {
+                    context.log(RunEvent(.info, "agent: " + line))
+                }
+            }
+            messages.append(.object(["role": .string("assistant"), "content": .array(message.content.map(\.json))]))
+
+            let toolUses = message.content.compactMap { block -> (String, String, JSONValue)? in
+                if case .toolUse(let id, let name, let input) = block { return (id, name, input) } else { return nil }
+            }
+            if !toolUses.isEmpty {
+                var results: [JSONValue] = []
+                for (id, name, input) in toolUses {
+                    let (text, isError) = tools.run(name: name, input: input)
+                    var result: [String: JSONValue] = ["type": .string("tool_result"), "tool_use_id": .string(id), "content": .string(text)]
+                    if isError { result["is_error"] = .bool(true) }
+                    results.append(.object(result))
+                }
+                messages.append(.object(["role": .string("user"), "content": .array(results)]))
+                continue
+            }
+            if message.stopReason == "max_tokens" {
+                messages.append(.object(["role": .string("user"), "content": .string("Your reply was cut at the token limit. Continue.")]))
+                continue
+            }
+            // The agent says it is done. If the task has a check, it decides; a failure goes back to the agent.
+            guard let check = context.task.check, !check.isEmpty, checkRounds < configuration.maxCheckRounds else {
+                return outcome(true)
+            }
+            checkRounds += 1
+            context.log(RunEvent(.check, "$ check: \(ScriptSummary.firstLine(check))"))
+            let result = try context.runScript(check)
+            if result.succeeded {
+                context.log(RunEvent(.check, "check passed"))
+                return outcome(true)
+            }
+            if let limit = result.limit, limit != .timeout || MonotonicClock.now >= context.deadline {
+                return outcome(false, error: "check: \(limit.explanation)", limit: limit)
+            }
+            context.log(RunEvent(.check, "check failed (exit \(result.exitStatus)); back to the agent"))
+            messages.append(.object(["role": .string("user"), "content": .string("""
+                The task's check failed (exit \(result.exitStatus)). It runs:
+                \(check)
+                Its output (last part):
+                \(AgentTools.truncate(result.outputTail))
+                Fix the problem, then reply with a short summary of the change.
+                """)]))
+        }
+    }
+
+    /// One Messages API call with bounded retries. Only a complete stream is used.
+    func request(_ body: [UInt8], transport: MessagesTransport, context: AgentContext) throws -> AssistantMessage {
+        var attempt = 0
+        while true {
+            attempt += 1
+            var delay = min(configuration.maxRetryDelay, configuration.baseRetryDelay * pow(2, Double(attempt - 1)))
+            var why = ""
+            do {
+                var assembler = MessageStreamAssembler()
+                let result = try transport.send(body: body) { event, data in try assembler.feed(event: event, data: data) }
+                if (200..<300).contains(result.status) {
+                    return try assembler.finish()
+                }
+                let apiMessage = JSONValue.parse(result.body)?["error"]?["message"]?.string ?? String(result.body.prefix(300))
+                why = "HTTP \(result.status): \(apiMessage)"
+                guard [408, 409, 429, 500, 502, 503, 504, 529].contains(result.status) else {
+                    throw FatalAPIError(description: "the Messages API refused the request: \(why)")
+                }
+                if let after = result.headers["retry-after"].flatMap(Double.init) { delay = min(configuration.maxRetryDelay, max(delay, after)) }
+            } catch let error as FatalAPIError {
+                throw error
+            } catch let error as StreamError {
+                why = error.description
+                if case .malformed = error { why = "malformed stream: \(error)" }
+            } catch {
+                why = "\(error)"
+            }
+            guard attempt < configuration.maxAttempts else {
+                throw FatalAPIError(description: "the Messages API failed \(attempt) times; last: \(why)")
+            }
+            guard MonotonicClock.now + delay < context.deadline else {
+                throw FatalAPIError(description: "the Messages API failed and the time limit leaves no room to retry: \(why)")
+            }
+            context.log(RunEvent(.info, "API: \(why); retrying in \(String(format: "%.1f", delay))s (attempt \(attempt + 1) of \(configuration.maxAttempts))"))
+            usleep(useconds_t(delay * 1_000_000))
+            if let reason = context.cancel.reason { throw FatalAPIError(description: reason.explanation) }
+        }
+    }
+
+    static func firstMessage(_ task: TaskSpec) -> String {
+        task.body
+    }
+
+    static func systemPrompt(context: AgentContext, files: WorkspaceFiles) -> String {
+        var prompt = """
+            You are a coding agent run by patchd. The repository is checked out at \(files.displayRoot) (your working \
+            directory), on a branch the user pushed; the user's message is the task.
+            Work with the tools: `bash` runs a command in a fresh shell in \(files.displayRoot) (no network; each call is \
+            independent), `str_replace_based_edit_tool` views and edits files (paths inside \(files.displayRoot)).
+            Make the change the task asks for, run what checks you can, and keep the change focused.
+            Do not commit, push or create branches: patchd turns the files you leave into one commit on agent/BRANCH.
+            When you are done, reply with a short summary of what you changed and why; it becomes the commit message body.
+            """
+        if let check = context.task.check, !check.isEmpty {
+            prompt += "\nWhen you finish, patchd runs this check; if it fails you get its output and continue:\n\(check)"
+        }
+        for name in ["AGENTS.md", "CLAUDE.md"] {
+            if let text = try? files.read(name, limit: 64 * 1024) {
+                prompt += "\n\nThe repository's \(name):\n\(text)"
+                break
+            }
+        }
+        return prompt
+    }
+}

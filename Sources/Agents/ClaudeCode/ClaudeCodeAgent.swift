@@ -1,0 +1,120 @@
+// PatchdServer: the claude-code agent: `claude -p` in the sandbox, its API traffic through patchd's proxy.
+import Foundation
+import Logging
+import PatchdCore
+import Sandboxing
+
+/// Runs the Claude Code CLI inside the sandbox (bwrap; container untested) with stream-json output. The sandbox
+/// still has no network: socat, started in the sandbox, bridges 127.0.0.1:8765 (in the
+/// sandbox's own network namespace) to a unix socket bound in from the run's scratch
+/// dir, where `APIProxy` adds the real key. The sandbox holds only a placeholder key.
+/// Tokens and cost are what the proxy saw (`UsageMeter`), not what the CLI reports, and the
+/// run's `max_cost_usd` is enforced there.
+public struct ClaudeCodeAgent: Agent {
+    public let kind = AgentKind.claudeCode
+    let claudePath: String
+    let upstream: String
+    let apiKey: String
+    let defaultModel: String
+    let maxTurns: Int
+    /// The server's cap on a task's max_cost_usd, and the price table (shared with builtin).
+    let pricing: BuiltinAgentConfiguration
+    let logger: Logger
+
+    public init(claudePath: String, upstream: String, apiKey: String, defaultModel: String, maxTurns: Int, pricing: BuiltinAgentConfiguration, logger: Logger) {
+        self.claudePath = claudePath
+        self.upstream = upstream
+        self.apiKey = apiKey
+        self.defaultModel = defaultModel
+        self.maxTurns = maxTurns
+        self.pricing = pricing
+        self.logger = logger
+    }
+
+
+    static let placeholderKey = "sk-ant-patchd-placeholder"
+    static let port = 8765
+
+    public func run(_ context: AgentContext) throws -> AgentOutcome {
+        guard context.sandbox.hasPrivateNetwork else {
+            return AgentOutcome(succeeded: false, summary: "", error: "the claude-code agent needs a sandbox with a private network namespace (bwrap or container), not --sandbox none: its API bridge relies on one")
+        }
+        let socketPath = context.mounts.scratch + "/api.sock"
+        let budget = [context.task.maxCostUSD, pricing.maxCostUSD].compactMap { $0 }.min()
+        let meter = UsageMeter(budgetUSD: budget, prices: pricing, cancel: context.cancel)
+        let proxy = try APIProxy(socketPath: socketPath, upstream: upstream, apiKey: apiKey, meter: meter, logger: logger)
+        defer { proxy.stop() }
+        let socketBind = SandboxBind(host: socketPath, inside: "/patchd/api.sock", writable: true)
+        let claudeBind = SandboxBind(host: claudePath, inside: "/patchd/bin/claude", writable: false)
+        let model = context.task.model ?? defaultModel
+        let turns = min(context.task.maxTurns ?? maxTurns, maxTurns)
+        let script = """
+            socat TCP-LISTEN:\(Self.port),bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:\(context.sandbox.path(of: socketBind)) &
+            bridge=$!
+            for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/\(Self.port)) 2>/dev/null && break; sleep 0.02; done
+            "\(context.sandbox.path(of: claudeBind))" -p "$PATCHD_TASK" --output-format stream-json --verbose \\
+                --permission-mode bypassPermissions --max-turns \(turns) --model "\(model)"
+            status=$?
+            kill $bridge 2>/dev/null
+            exit $status
+            """
+        let environment = [
+            "PATCHD_TASK": context.task.body,
+            "ANTHROPIC_BASE_URL": "http://127.0.0.1:\(Self.port)",
+            "ANTHROPIC_API_KEY": Self.placeholderKey,
+            "IS_SANDBOX": "1",
+            "DISABLE_AUTOUPDATER": "1",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        ]
+        context.log(RunEvent(.tool, "$ claude -p (model \(model), max turns \(turns))"))
+        var result: JSONValue?
+        let run = try context.runScript(script, environment: environment, extraBinds: [socketBind, claudeBind]) { line in
+            guard let event = JSONValue.parse(line), let type = event["type"]?.string else {
+                context.log(RunEvent(.output, line))
+                return
+            }
+            switch type {
+            case "assistant":
+                if case .array(let blocks)? = event["message"]?["content"] {
+                    for block in blocks {
+                        if block["type"]?.string == "text", let text = block["text"]?.string {
+                            for l in text.split(separator: "\n") { context.log(RunEvent(.info, "agent: " + l)) }
+                        } else if block["type"]?.string == "tool_use", let name = block["name"]?.string {
+                            let input = block["input"]?["command"]?.string ?? block["input"]?["file_path"]?.string ?? ""
+                            context.log(RunEvent(.tool, "\(name): \(ScriptSummary.firstLine(input))"))
+                        }
+                    }
+                }
+            case "result": result = event
+            case "system": context.log(RunEvent(.info, "claude-code: \(event["subtype"]?.string ?? "system")"))
+            default: break
+            }
+        }
+        // Tokens and cost as patchd's proxy counted them; only the turn count is the CLI's.
+        var usage = meter.usage
+        usage.turns = result?["num_turns"]?.int ?? 0
+        if case .number(let reported)? = result?["total_cost_usd"], abs(reported - usage.costUSD) > 0.01 {
+            context.log(RunEvent(.info, String(format: "claude reports $%.4f; patchd counted $%.4f over %d requests (the run records patchd's)",
+                                               reported, usage.costUSD, meter.requests)))
+        }
+        let summary = result?["result"]?.string ?? ""
+        if run.limit == .cost, let budget {
+            return AgentOutcome(succeeded: false, summary: summary,
+                                error: String(format: "stopped at $%.4f (max_cost_usd %.2f)", usage.costUSD, budget),
+                                limit: .cost, usage: usage, model: model)
+        }
+        if let limit = run.limit {
+            return AgentOutcome(succeeded: false, summary: summary, error: "claude: \(limit.explanation)", limit: limit, usage: usage, model: model)
+        }
+        guard let result else {
+            return AgentOutcome(succeeded: false, summary: "", error: "claude exited \(run.exitStatus) without a result event", usage: usage, model: model)
+        }
+        if result["subtype"]?.string == "error_max_turns" {
+            return AgentOutcome(succeeded: false, summary: summary, error: "stopped after \(usage.turns) turns (max_turns)", limit: .turns, usage: usage, model: model)
+        }
+        if result["is_error"]?.bool == true || run.exitStatus != 0 {
+            return AgentOutcome(succeeded: false, summary: summary, error: "claude reported an error: \(ScriptSummary.firstLine(summary))", usage: usage, model: model)
+        }
+        return AgentOutcome(succeeded: true, summary: summary, usage: usage, model: model)
+    }
+}

@@ -1,0 +1,20 @@
+// PatchdCore: one line of a run's log, as agents, sandboxes and the executor report it.
+import Foundation
+
+/// One line of a run's log, as agents and sandboxes report them.
+public struct RunEvent: Sendable {
+    public enum Kind: String, Sendable, Codable { case info, output, tool, check, error }
+    public let kind: Kind
+    public let text: String
+    public init(_ kind: Kind, _ text: String) { self.kind = kind; self.text = text }
+}
+
+/// How a script is named in a log line or a title.
+public enum ScriptSummary {
+    /// The first non-empty line, and "(+N lines)" when there are more.
+    public static func firstLine(_ script: String) -> String {
+        let lines = script.split(separator: "\n", omittingEmptySubsequences: true)
+        let first = String(lines.first ?? "").trimmingCharacters(in: .whitespaces)
+        return lines.count > 1 ? first + " (+\(lines.count - 1) lines)" : first
+    }
+}

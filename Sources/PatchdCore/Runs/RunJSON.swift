@@ -1,0 +1,95 @@
+// PatchdServer: the stable JSON shape of a run (run show --json, run list --json, the result note).
+import Foundation
+
+/// SPEC §9: id, repo, branch, status, agent, model, base, result, result_ref, changed,
+/// created_at, started_at, finished_at, error, usage {input_tokens, output_tokens,
+/// cache_read_tokens, cache_write_tokens, cost_usd};
+/// plus title, check, limit. Times are ISO 8601 UTC; absent values are null.
+public struct RunJSON: Encodable {
+    struct Usage: Encodable {
+        let input_tokens: Int
+        let output_tokens: Int
+        let cache_read_tokens: Int
+        let cache_write_tokens: Int
+        let cost_usd: Double
+    }
+    let id: Int64
+    let repo: String
+    let branch: String
+    let title: String
+    let status: String
+    let agent: String
+    let model: String?
+    let base: String
+    let result: String?
+    let result_ref: String?
+    let changed: Bool?
+    let check: String?
+    let limit: String?
+    let created_at: String
+    let started_at: String?
+    let finished_at: String?
+    let error: String?
+    let usage: Usage
+
+    public init(_ run: RunRecord) {
+        id = run.id ?? 0
+        repo = run.repo
+        branch = run.branch
+        title = run.title
+        status = run.status.rawValue
+        agent = run.agent
+        model = run.model
+        base = run.base
+        result = run.result
+        result_ref = run.resultRef
+        changed = run.changed
+        check = run.checkStatus
+        limit = run.limitHit
+        created_at = Self.iso(run.createdAt)
+        started_at = run.startedAt.map(Self.iso)
+        finished_at = run.finishedAt.map(Self.iso)
+        error = run.error
+        usage = Usage(input_tokens: run.inputTokens, output_tokens: run.outputTokens, cache_read_tokens: run.cacheReadTokens,
+                      cache_write_tokens: run.cacheWriteTokens, cost_usd: run.costUSD)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, repo, branch, title, status, agent, model, base, result, result_ref, changed, check, limit
+        case created_at, started_at, finished_at, error, usage
+    }
+
+    /// Every key is always present; nil is encoded as null (scripts can rely on the shape).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(repo, forKey: .repo)
+        try c.encode(branch, forKey: .branch)
+        try c.encode(title, forKey: .title)
+        try c.encode(status, forKey: .status)
+        try c.encode(agent, forKey: .agent)
+        try c.encode(model, forKey: .model)
+        try c.encode(base, forKey: .base)
+        try c.encode(result, forKey: .result)
+        try c.encode(result_ref, forKey: .result_ref)
+        try c.encode(changed, forKey: .changed)
+        try c.encode(check, forKey: .check)
+        try c.encode(limit, forKey: .limit)
+        try c.encode(created_at, forKey: .created_at)
+        try c.encode(started_at, forKey: .started_at)
+        try c.encode(finished_at, forKey: .finished_at)
+        try c.encode(error, forKey: .error)
+        try c.encode(usage, forKey: .usage)
+    }
+
+    public static func iso(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+
+    public static func encode<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+}
+

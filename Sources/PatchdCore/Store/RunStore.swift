@@ -1,0 +1,220 @@
+// PatchdServer: runs and their events in SQLite: the queue, the records, the logs.
+import Foundation
+import GRDB
+
+public enum RunStatus: String, Sendable, Codable {
+    case queued, running, succeeded, failed, canceled
+    public var isFinished: Bool { self == .succeeded || self == .failed || self == .canceled }
+}
+
+public struct RunRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "runs"
+    public var id: Int64?
+    public var repo: String
+    public var branch: String
+    public var base: String
+    public var status: RunStatus
+    public var agent: String
+    public var model: String?
+    public var title: String
+    public var spec: String
+    public var taskSource: String
+    public var requestedBy: Int64?
+    public var result: String?
+    public var changed: Bool?
+    public var checkStatus: String?
+    public var limitHit: String?
+    public var error: String?
+    public var summary: String?
+    public var attempts: Int
+    public var inputTokens: Int
+    public var outputTokens: Int
+    public var cacheReadTokens: Int = 0
+    public var cacheWriteTokens: Int = 0
+    public var costUSD: Double
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+
+    enum CodingKeys: String, CodingKey {
+        case id, repo, branch, base, status, agent, model, title, spec, result, changed, error, summary, attempts
+        case taskSource = "task_source", requestedBy = "requested_by", checkStatus = "check_status"
+        case limitHit = "limit_hit", inputTokens = "input_tokens", outputTokens = "output_tokens"
+        case cacheReadTokens = "cache_read_tokens", cacheWriteTokens = "cache_write_tokens"
+        case costUSD = "cost_usd", createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+
+    public var taskSpec: TaskSpec? { try? JSONDecoder().decode(TaskSpec.self, from: Data(spec.utf8)) }
+    public var resultRef: String? { result == nil ? nil : "refs/patchd/runs/\(id ?? 0)" }
+}
+
+public struct RunEventRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "run_events"
+    public var id: Int64?
+    public var runID: Int64
+    public var at: Date
+    public var kind: String
+    public var text: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, at, kind, text
+        case runID = "run_id"
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// The run queue and records. Both the daemon and its hooks (separate processes) use it;
+/// SQLite WAL and short transactions keep them from blocking each other.
+public struct RunStore: Sendable {
+    let db: PatchdDatabase
+
+    public init(db: PatchdDatabase) { self.db = db }
+
+    public struct NewRun: Sendable {
+        public var repo: String
+        public var branch: String
+        public var base: String
+        public var agent: AgentKind
+        public var spec: TaskSpec
+        public var source: String
+        public var requestedBy: Int64?
+        public init(repo: String, branch: String, base: String, agent: AgentKind, spec: TaskSpec, source: String, requestedBy: Int64?) {
+            self.repo = repo; self.branch = branch; self.base = base; self.agent = agent
+            self.spec = spec; self.source = source; self.requestedBy = requestedBy
+        }
+    }
+
+    public func enqueue(_ new: NewRun) throws -> RunRecord {
+        let json = String(decoding: try JSONEncoder().encode(new.spec), as: UTF8.self)
+        let record = RunRecord(id: nil, repo: new.repo, branch: new.branch, base: new.base, status: .queued,
+                               agent: new.agent.rawValue, model: new.spec.model,
+                               title: new.spec.title.isEmpty ? ScriptSummary.firstLine(new.spec.run ?? "") : new.spec.title, spec: json,
+                               taskSource: new.source, requestedBy: new.requestedBy, result: nil, changed: nil,
+                               checkStatus: nil, limitHit: nil, error: nil, summary: nil, attempts: 0, inputTokens: 0,
+                               outputTokens: 0, costUSD: 0, createdAt: Date(), startedAt: nil, finishedAt: nil)
+        return try db.pool.write { db in
+            let inserted = try record.inserted(db)
+            try RunEventRecord(id: nil, runID: inserted.id!, at: Date(), kind: "info",
+                               text: "queued: \(new.repo) \(new.branch) at \(new.base.prefix(12)) (agent \(new.agent.rawValue))").insert(db)
+            return inserted
+        }
+    }
+
+    public func run(id: Int64) throws -> RunRecord? { try db.pool.read { try RunRecord.fetchOne($0, key: id) } }
+
+    public func list(repo: String? = nil, status: RunStatus? = nil, limit: Int = 50) throws -> [RunRecord] {
+        try db.pool.read { db in
+            var request = RunRecord.order(Column("id").desc).limit(limit)
+            if let repo { request = request.filter(Column("repo") == repo) }
+            if let status { request = request.filter(Column("status") == status.rawValue) }
+            return try request.fetchAll(db)
+        }
+    }
+
+    /// Claims the next runnable run: the oldest queued run of a repo+branch that has no
+    /// running run, so runs of one branch go in push order and others in parallel.
+    public func claimNext() throws -> RunRecord? {
+        try db.pool.write { db in
+            let sql = """
+                SELECT * FROM runs AS r WHERE r.status = 'queued'
+                AND NOT EXISTS (SELECT 1 FROM runs AS o WHERE o.repo = r.repo AND o.branch = r.branch
+                                AND (o.status = 'running' OR (o.status = 'queued' AND o.id < r.id)))
+                ORDER BY r.id LIMIT 1
+                """
+            guard var run = try RunRecord.fetchOne(db, sql: sql) else { return nil }
+            run.status = .running
+            run.attempts += 1
+            run.startedAt = Date()
+            try run.update(db)
+            return run
+        }
+    }
+
+    public func update(_ run: RunRecord) throws {
+        try db.pool.write { try run.update($0) }
+    }
+
+    public func addEvent(runID: Int64, _ event: RunEvent) {
+        addEvents(runID: runID, [event])
+    }
+
+    /// Several events in one transaction.
+    public func addEvents(runID: Int64, _ events: [RunEvent]) {
+        let now = Date()
+        _ = try? db.pool.write { db in
+            for event in events {
+                try RunEventRecord(id: nil, runID: runID, at: now, kind: event.kind.rawValue,
+                                   text: String(event.text.prefix(8192))).insert(db)
+            }
+        }
+    }
+
+    public func events(runID: Int64, after: Int64 = 0, limit: Int = 10_000) throws -> [RunEventRecord] {
+        try db.pool.read { db in
+            try RunEventRecord.filter(Column("run_id") == runID && Column("id") > after)
+                .order(Column("id")).limit(limit).fetchAll(db)
+        }
+    }
+
+    /// New events and the run's record from one snapshot (a follower never misses the last events).
+    public func eventsAndRun(runID: Int64, after: Int64, limit: Int) throws -> ([RunEventRecord], RunRecord?) {
+        try db.pool.read { db in
+            let events = try RunEventRecord.filter(Column("run_id") == runID && Column("id") > after)
+                .order(Column("id")).limit(limit).fetchAll(db)
+            return (events, try RunRecord.fetchOne(db, key: runID))
+        }
+    }
+
+    /// At start: runs a crash left `running` go back to the queue once, then fail.
+    public func recoverInterrupted(maxAttempts: Int = 2) throws -> (requeued: [Int64], failed: [Int64]) {
+        try db.pool.write { db in
+            var requeued: [Int64] = [], failed: [Int64] = []
+            for var run in try RunRecord.filter(Column("status") == RunStatus.running.rawValue).fetchAll(db) {
+                if run.attempts < maxAttempts {
+                    run.status = .queued
+                    requeued.append(run.id!)
+                    try RunEventRecord(id: nil, runID: run.id!, at: Date(), kind: "info",
+                                       text: "re-queued: the server stopped while this run was running").insert(db)
+                } else {
+                    run.status = .failed
+                    run.error = "the server stopped during this run \(run.attempts) times; not retrying"
+                    run.finishedAt = Date()
+                    failed.append(run.id!)
+                    try RunEventRecord(id: nil, runID: run.id!, at: Date(), kind: "error", text: run.error!).insert(db)
+                }
+                try run.update(db)
+            }
+            return (requeued, failed)
+        }
+    }
+
+    /// A clean shutdown puts a running run back without counting the attempt.
+    public func requeueForShutdown(id: Int64) throws {
+        try db.pool.write { db in
+            guard var run = try RunRecord.fetchOne(db, key: id), run.status == .running else { return }
+            run.status = .queued
+            run.attempts = max(0, run.attempts - 1)
+            try run.update(db)
+            try RunEventRecord(id: nil, runID: id, at: Date(), kind: "info", text: "re-queued: the server is stopping").insert(db)
+        }
+    }
+}
+
+extension RunStore {
+    /// Cancels a run that has not started. Returns false if it is no longer queued.
+    public func cancelQueued(id: Int64) throws -> Bool {
+        try db.pool.write { db in
+            guard var run = try RunRecord.fetchOne(db, key: id), run.status == .queued else { return false }
+            run.status = .canceled
+            run.limitHit = "canceled"
+            run.error = "canceled before it started"
+            run.finishedAt = Date()
+            try run.update(db)
+            try RunEventRecord(id: nil, runID: id, at: Date(), kind: "info", text: "canceled").insert(db)
+            return true
+        }
+    }
+}

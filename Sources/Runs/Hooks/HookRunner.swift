@@ -1,0 +1,212 @@
+// PatchdServer: `patchd hook pre-receive|post-receive`: reserved refs, task validation, queueing, push feedback.
+import Foundation
+import GitStore
+import PatchdSystem
+import PatchdCore
+
+/// Runs inside git-receive-pack's hook process (a child of the daemon's git), with the
+/// environment the server set (PATCHD_*) plus git's (GIT_DIR, quarantine, push options).
+/// It talks to the daemon through the database and the wake-up socket.
+public struct HookRunner {
+    let env: [String: String]
+    let write: (String) -> Void
+
+    public init(environment: [String: String], write: @escaping (String) -> Void) {
+        env = environment
+        self.write = write
+    }
+
+    static let zero = String(repeating: "0", count: 40)
+    static let reservedPrefixes = ["refs/heads/agent/", "refs/patchd/"]
+    static let reservedRefs = ["refs/notes/patchd", "refs/heads/agent"]
+
+    struct Update {
+        let old: String
+        let new: String
+        let ref: String
+        var isBranch: Bool { ref.hasPrefix("refs/heads/") }
+        var isDeletion: Bool { new == HookRunner.zero }
+        var branch: String { String(ref.dropFirst("refs/heads/".count)) }
+    }
+
+    static func parseUpdates(_ input: String) -> [Update] {
+        input.split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: " ")
+            guard parts.count == 3 else { return nil }
+            return Update(old: String(parts[0]), new: String(parts[1]), ref: String(parts[2]))
+        }
+    }
+
+    var defaultAgent: AgentKind { env["PATCHD_DEFAULT_AGENT"].flatMap(AgentKind.init(rawValue:)) ?? .builtin }
+
+    func say(_ line: String) { write("patchd: " + line + "\n") }
+
+    // MARK: pre-receive
+
+    /// Exit status 0 accepts the push; anything else refuses all of it (git is atomic here).
+    public func preReceive(stdin: String) -> Int32 {
+        let updates = Self.parseUpdates(stdin)
+        let options: PushOptions
+        do { options = try PushOptions(environment: env) } catch {
+            say("error: \(error)")
+            return 1
+        }
+        for update in updates {
+            if Self.reservedRefs.contains(update.ref) || Self.reservedPrefixes.contains(where: update.ref.hasPrefix) {
+                say("error: \(Terminal.sanitize(update.ref)) is written by patchd only (results live on agent/* and refs/patchd/*); push your work to another branch")
+                return 1
+            }
+        }
+        let branches = updates.filter { $0.isBranch && !$0.isDeletion }
+        let repo: GitRepository
+        do { repo = try openRepository() } catch {
+            say("error: cannot read the pushed objects: \(error)")
+            return 1
+        }
+        if let text = options.task {
+            guard branches.count == 1 else {
+                say("error: -o task=... needs exactly one branch in the push (this push updates \(branches.count)); push one branch at a time")
+                return 1
+            }
+            do { _ = try TaskFile.fromText(text, agent: nil, defaultAgent: defaultAgent) } catch {
+                say("error: \(error)")
+                return 1
+            }
+        }
+        for update in branches {
+            do {
+                _ = try taskFile(at: update.new, in: repo)
+            } catch {
+                say("error: branch \(Terminal.sanitize(update.branch)): \(error)")
+                say("fix the file and push again; nothing from this push was stored")
+                return 1
+            }
+        }
+        return 0
+    }
+
+    /// The repository being pushed to, read with libgit2 in this process (no git programs):
+    /// GIT_DIR (the hook's working directory), plus the push's quarantine in pre-receive.
+    func openRepository() throws -> GitRepository {
+        let repo = try GitRepository(openBare: env["GIT_DIR"] ?? ".")
+        if env["GIT_QUARANTINE_PATH"] != nil, let objects = env["GIT_OBJECT_DIRECTORY"] {
+            try repo.addObjectDirectory(objects)
+        }
+        return repo
+    }
+
+    /// The parsed task file at `commit` and its blob id, nil when it has none. Blob size is checked before reading.
+    func taskFile(at commit: String, in repo: GitRepository) throws -> (spec: TaskSpec, blob: String)? {
+        guard commit != Self.zero, let blob = try repo.blob(at: TaskFile.path, in: commit) else { return nil }
+        guard blob.size <= TaskFile.maxBytes else {
+            throw HookError("\(TaskFile.path): the file is \(blob.size) bytes; the limit is \(TaskFile.maxBytes) (64 KiB): shorten it")
+        }
+        return (try TaskFile.parse(try repo.blobContent(blob.id), defaultAgent: defaultAgent), blob.id)
+    }
+
+    func blobID(_ commit: String, _ path: String, in repo: GitRepository) -> String? {
+        guard commit != Self.zero else { return nil }
+        return (try? repo.blob(at: path, in: commit))??.id
+    }
+
+    // MARK: post-receive
+
+    public func postReceive(stdin: String) -> Int32 {
+        let updates = Self.parseUpdates(stdin)
+        guard let dataDir = env["PATCHD_DATA_DIR"], let repo = env["PATCHD_REPO"] else {
+            say("error: missing hook environment; was this push made through patchd?")
+            return 1
+        }
+        let options = (try? PushOptions(environment: env)) ?? PushOptions()
+        let branches = updates.filter { $0.isBranch && !$0.isDeletion }
+        let database: PatchdDatabase
+        do { database = try PatchdDatabase(path: dataDir + "/patchd.sqlite") } catch {
+            say("error: cannot open the database: \(error)")
+            return 1
+        }
+        // A new repository's HEAD names the first branch this push created (main if among them).
+        if let name = try? RepositoryName(repo) {
+            repositories(dataDir).pointHeadAtFirstBranch(name, pushedBranches: updates.filter { $0.isBranch && $0.old == Self.zero }.map(\.ref))
+        }
+        let runs = RunStore(db: database)
+        let repository: GitRepository
+        do { repository = try openRepository() } catch {
+            say("error: cannot read the pushed branches: \(error)")
+            return 1
+        }
+        var queued: [RunRecord] = []
+        for update in branches {
+            do {
+                let spec: TaskSpec
+                let source: String
+                if let text = options.task {
+                    spec = try TaskFile.fromText(text, agent: nil, defaultAgent: defaultAgent)
+                    source = "option"
+                } else {
+                    guard let file = try taskFile(at: update.new, in: repository) else {
+                        if options.run { say("branch \(update.branch) has no \(TaskFile.path); nothing to run (push it with -o task=\"...\")") }
+                        continue
+                    }
+                    let changed = file.blob != blobID(update.old, TaskFile.path, in: repository)
+                    guard changed || options.run else { continue }
+                    spec = file.spec
+                    source = "file"
+                }
+                let run = try runs.enqueue(.init(repo: repo, branch: update.branch, base: update.new,
+                                                 agent: spec.agent ?? defaultAgent, spec: spec, source: source,
+                                                 requestedBy: env["PATCHD_USER_ID"].flatMap { Int64($0) }))
+                queued.append(run)
+            } catch {
+                say("error: branch \(Terminal.sanitize(update.branch)): \(error)")
+            }
+        }
+        guard !queued.isEmpty else { return 0 }
+        RunWakeup.notify(dataDir: dataDir)
+        let ssh = env["PATCHD_SSH_HINT"] ?? "ssh git@HOST"
+        for run in queued {
+            say("run \(run.id!) queued for \(Terminal.sanitize(run.branch)) (agent \(run.agent)); result: agent/\(Terminal.sanitize(run.branch))")
+            if !options.wait { say("follow it:  \(ssh) run logs \(run.id!) --follow") }
+        }
+        guard options.wait else { return 0 }
+        let follower = RunFollower(runs: runs)
+        for run in queued {
+            guard let final = follower.follow(runID: run.id!, prefix: "patchd: ", write: { line in
+                write(line + "\n")
+                return true
+            }) else { return 0 }
+            outcome(final, repoName: repo, dataDir: dataDir)
+        }
+        return 0
+    }
+
+    /// The repositories as the hook sees them (reads only: names, HEAD, diffs).
+    private func repositories(_ dataDir: String) -> RepositoryStore {
+        RepositoryStore(root: dataDir + "/repos", gitExecutable: env["PATCHD_GIT"] ?? "/usr/bin/git",
+                        gitHome: dataDir + "/home", maxPushBytes: 0)
+    }
+
+    private func outcome(_ run: RunRecord, repoName: String, dataDir: String) {
+        let id = run.id!
+        var line = "run \(id) \(run.status.rawValue)"
+        if let error = run.error { line += ": \(Terminal.sanitize(error))" }
+        if let check = run.checkStatus { line += " (check \(check))" }
+        say(line)
+        guard let result = run.result, let name = try? RepositoryName(repoName) else {
+            if run.changed == false { say("no changes") }
+            return
+        }
+        for statLine in repositories(dataDir).diff(name, base: run.base, result: result, stat: true).split(separator: "\n") {
+            say("  " + Terminal.sanitize(String(statLine)))
+        }
+        if run.status == .succeeded {
+            say("fetch it:   git fetch origin agent/\(run.branch) && git diff HEAD FETCH_HEAD")
+        } else {
+            say("partial work: git fetch origin refs/patchd/runs/\(id)")
+        }
+    }
+}
+
+struct HookError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}

@@ -1,0 +1,226 @@
+// PatchdServer: executes one run: workspace, setup, agent, check, result commit, refs, note, record.
+import Foundation
+import GitStore
+import Logging
+import PatchdSystem
+import Agents
+import PatchdCore
+import Sandboxing
+
+/// Everything the executor needs, shared by all runs.
+public struct RunEnvironment: Sendable {
+    let runs: RunStore
+    let repositories: RepositoryStore
+    let layout: DataLayout
+    let sandbox: Sandbox
+    let agents: [AgentKind: Agent]
+    let defaultLimits: SandboxLimits
+    let maxTimeoutSeconds: Int
+    let hostName: String
+    let logger: Logger
+
+    public init(runs: RunStore, repositories: RepositoryStore, layout: DataLayout, sandbox: Sandbox, agents: [AgentKind: Agent], defaultLimits: SandboxLimits, maxTimeoutSeconds: Int, hostName: String, logger: Logger) {
+        self.runs = runs
+        self.repositories = repositories
+        self.layout = layout
+        self.sandbox = sandbox
+        self.agents = agents
+        self.defaultLimits = defaultLimits
+        self.maxTimeoutSeconds = maxTimeoutSeconds
+        self.hostName = hostName
+        self.logger = logger
+    }
+
+}
+
+public struct RunExecutor: Sendable {
+    let env: RunEnvironment
+
+    public init(env: RunEnvironment) {
+        self.env = env
+    }
+
+
+    static let notesRef = "refs/notes/patchd"
+
+    /// Runs `run` to completion and records the outcome. Never throws: every failure
+    /// becomes the run's error.
+    func execute(_ claimed: RunRecord, cancel: CancellationFlag) {
+        var run = claimed
+        let id = run.id!
+        let runLog = RunLog(runs: env.runs, runID: id)
+        defer { runLog.flush() }
+        let log: @Sendable (RunEvent) -> Void = { event in runLog.append(event) }
+        let started = MonotonicClock.now
+        guard let spec = run.taskSpec, let kind = AgentKind(rawValue: run.agent) else {
+            finish(&run, status: .failed, error: "the run's task could not be read", log: log)
+            return
+        }
+        guard let agent = env.agents[kind] else {
+            finish(&run, status: .failed, error: "the \(kind.rawValue) agent is not available on this server", log: log)
+            return
+        }
+        let name: RepositoryName
+        do { name = try RepositoryName(run.repo) } catch {
+            finish(&run, status: .failed, error: "invalid repository name", log: log)
+            return
+        }
+        let barePath = env.repositories.path(for: name)
+        var limits = env.defaultLimits
+        let timeout = min(spec.timeoutSeconds ?? env.maxTimeoutSeconds, env.maxTimeoutSeconds)
+        limits.wallClockSeconds = Double(timeout)
+        log(RunEvent(.info, "started: agent \(kind.rawValue), sandbox \(env.sandbox.name), timeout \(timeout)s"))
+
+        let workspace: Workspace
+        do {
+            workspace = try Workspace.create(runID: id, workRoot: env.layout.work, bareRepository: barePath, commit: run.base,
+                                             branch: run.branch, gitExecutable: env.repositories.gitExecutable,
+                                             environment: env.repositories.gitEnvironment(),
+                                             objectsPathInSandbox: env.sandbox.objectsPath(SandboxMounts(
+                                                workspace: "", repositoryObjects: barePath + "/objects", scratch: "")))
+        } catch {
+            // A half-made checkout (a full disk, say) would keep the space the record below needs.
+            try? FileManager.default.removeItem(atPath: "\(env.layout.work)/run-\(id)")
+            finish(&run, status: .failed, error: "cannot create the workspace: \(error)", log: log)
+            return
+        }
+        defer { workspace.remove() }
+        // Before any sandboxed command: the checkout as git recorded it, so the result snapshot
+        // re-reads only the files that changed since.
+        let baseline = WorkspaceBaseline.read(workspace: workspace.path)
+        let mounts = SandboxMounts(workspace: workspace.path, repositoryObjects: barePath + "/objects", scratch: workspace.root)
+        let context = AgentContext(runID: id, task: spec, sandbox: env.sandbox, mounts: mounts, limits: limits,
+                                   cancel: cancel, deadline: started + Double(timeout), log: log)
+        var outcome: AgentOutcome
+        var checkStatus: String?
+        do {
+            if let setup = spec.setup, !setup.isEmpty {
+                log(RunEvent(.tool, "$ setup: \(ScriptSummary.firstLine(setup))"))
+                let result = try context.runScript(setup)
+                if !result.succeeded {
+                    let why = result.limit.map { "setup: \($0.explanation)" } ?? "setup: script exited \(result.exitStatus)"
+                    outcome = AgentOutcome(succeeded: false, summary: "", error: why, limit: result.limit)
+                    return record(&run, outcome: outcome, checkStatus: nil, workspace: workspace, baseline: baseline, spec: spec, log: log)
+                }
+            }
+            outcome = try agent.run(context)
+            if let check = spec.check, !check.isEmpty, outcome.limit == nil, cancel.reason == nil {
+                log(RunEvent(.check, "$ check: \(ScriptSummary.firstLine(check))"))
+                let result = try context.runScript(check)
+                checkStatus = result.succeeded ? "passed" : "failed"
+                log(RunEvent(.check, "check \(checkStatus!) (exit \(result.exitStatus))"))
+                if result.limit != nil { outcome.limit = result.limit }
+                if !result.succeeded && outcome.succeeded {
+                    outcome.succeeded = false
+                    outcome.error = result.limit.map { "check: \($0.explanation)" } ?? "check failed (exit \(result.exitStatus))"
+                }
+            }
+        } catch {
+            outcome = AgentOutcome(succeeded: false, summary: "", error: "sandbox error: \(error)")
+        }
+        if let reason = cancel.reason, outcome.limit == nil { outcome.limit = reason }
+        // Stopping: leave the run as it is; the scheduler puts it back in the queue.
+        if cancel.reason == .shutdown { return }
+        record(&run, outcome: outcome, checkStatus: checkStatus, workspace: workspace, baseline: baseline, spec: spec, log: log)
+    }
+
+    /// Builds the result commit from the workspace files (whatever the outcome: partial
+    /// work is kept on refs/patchd/runs/ID) and stores the record.
+    private func record(_ run: inout RunRecord, outcome: AgentOutcome, checkStatus: String?, workspace: Workspace,
+                        baseline: WorkspaceBaseline?, spec: TaskSpec, log: @Sendable (RunEvent) -> Void) {
+        let id = run.id!
+        // A non-output event also flushes the buffered output, so the note below sees all of it.
+        log(RunEvent(.info, "collecting the result from the workspace"))
+        run.checkStatus = checkStatus
+        run.limitHit = outcome.limit?.rawValue
+        run.summary = outcome.summary
+        run.model = outcome.model ?? run.model
+        run.inputTokens = outcome.usage.inputTokens
+        run.outputTokens = outcome.usage.outputTokens
+        run.cacheReadTokens = outcome.usage.cacheReadTokens
+        run.cacheWriteTokens = outcome.usage.cacheWriteTokens
+        run.costUSD = outcome.usage.costUSD
+        let canceled = outcome.limit == .canceled
+        var status: RunStatus = canceled ? .canceled : (outcome.succeeded ? .succeeded : .failed)
+        var failure = outcome.error
+        do {
+            let name = try RepositoryName(run.repo)
+            let writer = try ResultWriter(bareRepository: env.repositories.path(for: name))
+            // A file at the size cap was cut short by RLIMIT_FSIZE: it is not a result.
+            let snapshot = try writer.snapshot(workspace: workspace.path, baseCommit: run.base,
+                                               maxFileBytes: env.defaultLimits.maxFileBytes - 1, baseline: baseline)
+            for file in snapshot.skipped { log(RunEvent(.info, "left out of the result: \(file), over the file size limit")) }
+            run.changed = snapshot.changed
+            if snapshot.changed {
+                let message = commitMessage(run, spec: spec, outcome: outcome, checkStatus: checkStatus)
+                let identity = GitIdentity(name: "patchd", email: "patchd@\(env.hostName)")
+                let commit = try writer.commit(tree: snapshot.tree, parent: run.base, message: message, identity: identity)
+                run.result = commit
+                // The note first: a run is never recorded as failed after agent/BRANCH moved.
+                try writer.addNote(to: commit, text: note(run, status: status, error: failure), notesRef: Self.notesRef, identity: identity)
+                try writer.setReference("refs/patchd/runs/\(id)", to: commit, log: "patchd: run \(id)")
+                if status == .succeeded {
+                    try writer.setReference("refs/heads/agent/\(run.branch)", to: commit, log: "patchd: run \(id)")
+                }
+                log(RunEvent(.info, "result: \(commit.prefix(12)) on refs/patchd/runs/\(id)" + (status == .succeeded ? " and agent/\(run.branch)" : "")))
+            } else {
+                log(RunEvent(.info, "no changes"))
+            }
+        } catch {
+            status = canceled ? .canceled : .failed
+            failure = "cannot build the result: \(error)"
+        }
+        // The workspace goes before the record: when a run filled the disk, its files are what
+        // keeps the database from recording the end.
+        workspace.remove()
+        finish(&run, status: status, error: failure, log: log)
+    }
+
+    private func finish(_ run: inout RunRecord, status: RunStatus, error: String?, log: @Sendable (RunEvent) -> Void) {
+        run.status = status
+        run.error = error
+        run.finishedAt = Date()
+        if let error { log(RunEvent(.error, error)) }
+        log(RunEvent(.info, "\(status.rawValue)"))
+        // A full disk or a busy database can pass: retry for about 15 s before giving
+        // up (then the next start's recovery re-queues or fails the run).
+        var delay = 0.25
+        while true {
+            do {
+                try env.runs.update(run)
+                return
+            } catch {
+                env.logger.error("Cannot record the end of run \(run.id ?? 0): \(error)\(delay > 8 ? "; giving up" : "; retrying in \(delay) s")")
+                if delay > 8 { return }
+                Thread.sleep(forTimeInterval: delay)
+                delay *= 2
+            }
+        }
+    }
+
+    func commitMessage(_ run: RunRecord, spec: TaskSpec, outcome: AgentOutcome, checkStatus: String?) -> String {
+        var title = spec.title.isEmpty ? "patchd run \(run.id!) on \(run.branch)" : spec.title
+        if title.count > 72 { title = String(title.prefix(71)) + "…" }
+        var lines = [title, ""]
+        let summary = outcome.summary.trimmingCharacters(in: .whitespacesAndNewlines)
+        if !summary.isEmpty { lines += [summary, ""] }
+        if let error = outcome.error { lines += ["Unfinished: \(error)", ""] }
+        lines.append("Patchd-Run: \(run.id!)")
+        lines.append("Patchd-Agent: \(run.agent)")
+        lines.append("Patchd-Model: \(outcome.model ?? run.model ?? "none")")
+        if let checkStatus { lines.append("Patchd-Check: \(checkStatus)") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The note on the result commit: the run record as JSON, then the transcript.
+    func note(_ run: RunRecord, status: RunStatus, error: String?) -> String {
+        var copy = run
+        copy.status = status
+        copy.error = error
+        copy.finishedAt = Date()
+        let json = (try? RunJSON.encode(RunJSON(copy))) ?? "{}"
+        let events = (try? env.runs.events(runID: run.id!)) ?? []
+        let transcript = events.map { "[\($0.kind)] \($0.text)" }.joined(separator: "\n")
+        return json + "\n\n--- transcript ---\n" + String(transcript.suffix(512 * 1024)) + "\n"
+    }
+}

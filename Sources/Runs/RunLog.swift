@@ -1,0 +1,65 @@
+// PatchdServer: a run's event log, batched into few transactions and capped in size.
+import Foundation
+import PatchdSystem
+import Synchronization
+import PatchdCore
+
+/// Events arrive per output line, possibly hundreds of thousands of them: one insert per
+/// line would make logging the bottleneck. Lines are buffered and written in batches
+/// (every 100 ms or 500 events), and past `maxOutputLines` output lines only a count is kept.
+final class RunLog: Sendable {
+    private let runs: RunStore
+    private let runID: Int64
+    private let maxOutputLines: Int
+    private let state = Mutex(State())
+
+    private struct State {
+        var pending: [RunEvent] = []
+        var lastFlush = MonotonicClock.now
+        var outputLines = 0
+        var dropped = 0
+    }
+
+    init(runs: RunStore, runID: Int64, maxOutputLines: Int = 20_000) {
+        self.runs = runs
+        self.runID = runID
+        self.maxOutputLines = maxOutputLines
+    }
+
+    func append(_ event: RunEvent) {
+        let batch = state.withLock { s -> [RunEvent]? in
+            if event.kind == .output {
+                s.outputLines += 1
+                if s.outputLines > maxOutputLines {
+                    s.dropped += 1
+                    return nil
+                }
+            }
+            s.pending.append(event)
+            // Non-output events (status, tool calls) are flushed at once so followers see them promptly.
+            guard s.pending.count >= 500 || event.kind != .output || MonotonicClock.now - s.lastFlush > 0.1 else { return nil }
+            return take(&s)
+        }
+        if let batch { runs.addEvents(runID: runID, batch) }
+    }
+
+    /// Writes what is buffered (and the count of lines not kept).
+    func flush() {
+        let batch = state.withLock { s -> [RunEvent] in
+            if s.dropped > 0 {
+                s.pending.append(RunEvent(.info, "(\(s.dropped) more output lines not kept in the log)"))
+                s.dropped = 0
+            }
+            return take(&s)
+        }
+        if !batch.isEmpty { runs.addEvents(runID: runID, batch) }
+    }
+
+    private func take(_ s: inout State) -> [RunEvent] {
+        defer {
+            s.pending.removeAll(keepingCapacity: true)
+            s.lastFlush = MonotonicClock.now
+        }
+        return s.pending
+    }
+}
