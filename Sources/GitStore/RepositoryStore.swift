@@ -127,7 +127,11 @@ public final class RepositoryStore: Sendable {
         var args = ["-c", "protocol.file.allow=never", "-c", "core.hooksPath=\(path(for: name))/hooks"]
         switch service {
         case .uploadPack: args += ["upload-pack", "--strict", "."]
-        case .receivePack: args += ["receive-pack", "."]
+        case .receivePack:
+            // patchd's refs are not offered to pushers: a `git push --mirror` from a clone without
+            // them does not delete them, and an update of one is refused for that ref alone.
+            args.insert(contentsOf: PatchdRefs.hidden.flatMap { ["-c", "receive.hideRefs=\($0)"] }, at: 0)
+            args += ["receive-pack", "."]
         }
         return try ChildProcess(executable: gitExecutable, arguments: args,
                                 environment: gitEnvironment(extra: extra),

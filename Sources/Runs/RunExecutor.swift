@@ -41,8 +41,6 @@ public struct RunExecutor: Sendable {
     }
 
 
-    static let notesRef = "refs/notes/patchd"
-
     /// Runs `run` to completion and records the outcome. Never throws: every failure
     /// becomes the run's error.
     func execute(_ claimed: RunRecord, cancel: CancellationFlag) {
@@ -156,13 +154,25 @@ public struct RunExecutor: Sendable {
                 let identity = GitIdentity(name: "patchd", email: "patchd@\(env.hostName)")
                 let commit = try writer.commit(tree: snapshot.tree, parent: run.base, message: message, identity: identity)
                 run.result = commit
-                // The note first: a run is never recorded as failed after agent/BRANCH moved.
-                try writer.addNote(to: commit, text: note(run, status: status, error: failure), notesRef: Self.notesRef, identity: identity)
-                try writer.setReference("refs/patchd/runs/\(id)", to: commit, log: "patchd: run \(id)")
+                try writer.setReference(PatchdRefs.run(id), to: commit, log: "patchd: run \(id)")
+                var location = PatchdRefs.run(id)
                 if status == .succeeded {
-                    try writer.setReference("refs/heads/agent/\(run.branch)", to: commit, log: "patchd: run \(id)")
+                    do {
+                        try moveAgentBranch(run.branch, to: commit, repository: name, runID: id, log: log)
+                        location += " and agent/\(run.branch)"
+                    } catch {
+                        status = .failed
+                        failure = "cannot move agent/\(run.branch): \(error) (the result is on \(PatchdRefs.run(id)))"
+                    }
                 }
-                log(RunEvent(.info, "result: \(commit.prefix(12)) on refs/patchd/runs/\(id)" + (status == .succeeded ? " and agent/\(run.branch)" : "")))
+                log(RunEvent(.info, "result: \(commit.prefix(12)) on \(location)"))
+                // The note last, from the final status, so it never disagrees with the record.
+                // A note that cannot be written loses no work: the record and the refs hold it.
+                do {
+                    try writer.addNote(to: commit, text: note(run, status: status, error: failure), notesRef: PatchdRefs.notes, identity: identity)
+                } catch {
+                    log(RunEvent(.info, "the run's note could not be written: \(env.layout.scrub("\(error)"))"))
+                }
             } else {
                 log(RunEvent(.info, "no changes"))
             }
@@ -176,7 +186,26 @@ public struct RunExecutor: Sendable {
         finish(&run, status: status, error: failure, log: log)
     }
 
+    /// Points agent/BRANCH at `commit`. A stale agent/ ref that makes the name impossible (git keeps
+    /// refs as files: agent/feat blocks agent/feat/x and the other way round; it happens when a
+    /// branch was deleted and another grew below its name) is removed first: its commit stays on
+    /// its own run's refs/patchd/runs/ID, so no result is lost.
+    private func moveAgentBranch(_ branch: String, to commit: String, repository name: RepositoryName, runID id: Int64,
+                                 log: @Sendable (RunEvent) -> Void) throws {
+        let ref = PatchdRefs.agentBranch(branch)
+        let repository = try GitRepository(openBare: env.repositories.path(for: name))
+        for stale in try repository.referencesBlocking(ref) where PatchdRefs.isReserved(stale) {
+            let shown = stale.dropFirst(PatchdRefs.branchPrefix.count)
+            let target = (try? repository.resolve(stale)).map { " (it pointed at \($0.prefix(12)))" } ?? ""
+            try repository.deleteReference(stale)
+            log(RunEvent(.info, "removed \(shown)\(target): it blocked agent/\(branch); the result it named stays on its run's ref"))
+        }
+        try ResultWriter(bareRepository: env.repositories.path(for: name)).setReference(ref, to: commit, log: "patchd: run \(id)")
+    }
+
     private func finish(_ run: inout RunRecord, status: RunStatus, error: String?, log: @Sendable (RunEvent) -> Void) {
+        // Errors often carry a path (libgit2's, the workspace's): a user never sees the server's.
+        let error = error.map(env.layout.scrub)
         run.status = status
         run.error = error
         run.finishedAt = Date()

@@ -144,7 +144,7 @@ public final class PatchdDaemon: Sendable {
     public func start() throws -> (host: String, port: Int) {
         let address = try ssh.start()
         let shownHost = address.host == "0.0.0.0" || address.host == "::" ? ProcessInfo.processInfo.hostName : address.host
-        hookContext.set("PATCHD_SSH_HINT", "ssh -p \(address.port) git@\(shownHost)")
+        hookContext.set("PATCHD_SSH_HINT", ShellQuote.command(["ssh", "-p", String(address.port), "git@" + shownHost]))
         try scheduler.start()
         return address
     }

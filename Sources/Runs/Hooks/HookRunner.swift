@@ -1,4 +1,4 @@
-// PatchdServer: `patchd hook pre-receive|post-receive`: reserved refs, task validation, queueing, push feedback.
+// Runs: `patchd hook pre-receive|post-receive`: reserved refs, task validation, queueing, push feedback.
 import Foundation
 import GitStore
 import PatchdSystem
@@ -17,16 +17,16 @@ public struct HookRunner {
     }
 
     static let zero = String(repeating: "0", count: 40)
-    static let reservedPrefixes = ["refs/heads/agent/", "refs/patchd/"]
-    static let reservedRefs = ["refs/notes/patchd", "refs/heads/agent"]
 
     struct Update {
         let old: String
         let new: String
         let ref: String
-        var isBranch: Bool { ref.hasPrefix("refs/heads/") }
+        /// A branch of the user's (patchd's own agent/* are not).
+        var isBranch: Bool { ref.hasPrefix(PatchdRefs.branchPrefix) && !isReserved }
+        var isReserved: Bool { PatchdRefs.isReserved(ref) }
         var isDeletion: Bool { new == HookRunner.zero }
-        var branch: String { String(ref.dropFirst("refs/heads/".count)) }
+        var branch: String { String(ref.dropFirst(PatchdRefs.branchPrefix.count)) }
     }
 
     static func parseUpdates(_ input: String) -> [Update] {
@@ -37,9 +37,20 @@ public struct HookRunner {
         }
     }
 
+    /// Whether the receive-pack running this hook hides patchd's refs (`-c receive.hideRefs=...`,
+    /// which git hands to hooks in GIT_CONFIG_PARAMETERS): then it refuses their updates itself.
+    var receivePackHidesPatchdRefs: Bool {
+        let parameters = env["GIT_CONFIG_PARAMETERS"] ?? ""
+        return PatchdRefs.hidden.allSatisfy { parameters.contains("'receive.hideRefs'='\($0)'") }
+    }
+
     var defaultAgent: AgentKind { env["PATCHD_DEFAULT_AGENT"].flatMap(AgentKind.init(rawValue:)) ?? .builtin }
 
-    func say(_ line: String) { write("patchd: " + line + "\n") }
+    /// One line to the pusher. The data directory's path never reaches them (errors carry it).
+    func say(_ line: String) {
+        let shown = env["PATCHD_DATA_DIR"].map { line.replacingOccurrences(of: $0, with: "DATA") } ?? line
+        write("patchd: " + shown + "\n")
+    }
 
     // MARK: pre-receive
 
@@ -51,11 +62,21 @@ public struct HookRunner {
             say("error: \(error)")
             return 1
         }
-        for update in updates {
-            if Self.reservedRefs.contains(update.ref) || Self.reservedPrefixes.contains(where: update.ref.hasPrefix) {
-                say("error: \(Terminal.sanitize(update.ref)) is written by patchd only (results live on agent/* and refs/patchd/*); push your work to another branch")
+        let reserved = updates.filter(\.isReserved)
+        if !reserved.isEmpty {
+            // receive-pack refuses these refs one by one (they are hidden from it) and updates the
+            // rest: a `git push --mirror` must not fail as a whole for refs the pusher never wrote.
+            // Without that setting (a repository not served by patchd) the whole push is refused.
+            guard receivePackHidesPatchdRefs else {
+                say("error: \(Terminal.sanitize(reserved[0].ref)) is written by patchd only (results live on agent/* and refs/patchd/*); push your work to another branch")
                 return 1
             }
+            for update in reserved.prefix(5) {
+                say("\(Terminal.sanitize(update.ref)) is written by patchd only; it was left as it is (results live on agent/* and refs/patchd/*)")
+            }
+            if reserved.count > 5 { say("... and \(reserved.count - 5) more of patchd's refs, left as they are") }
+            say("to copy a repository without patchd's refs: " + ShellQuote.command([
+                "git", "push", "origin", "refs/heads/*:refs/heads/*", "^refs/heads/agent/*", "refs/tags/*:refs/tags/*"]))
         }
         let branches = updates.filter { $0.isBranch && !$0.isDeletion }
         let repo: GitRepository
@@ -144,7 +165,7 @@ public struct HookRunner {
                     source = "option"
                 } else {
                     guard let file = try taskFile(at: update.new, in: repository) else {
-                        if options.run { say("branch \(update.branch) has no \(TaskFile.path); nothing to run (push it with -o task=\"...\")") }
+                        if options.run { say("branch \(Terminal.sanitize(update.branch)) has no \(TaskFile.path); nothing to run (push it with -o task=\"...\")") }
                         continue
                     }
                     let changed = file.blob != blobID(update.old, TaskFile.path, in: repository)
@@ -165,7 +186,7 @@ public struct HookRunner {
         let ssh = env["PATCHD_SSH_HINT"] ?? "ssh git@HOST"
         for run in queued {
             say("run \(run.id!) queued for \(Terminal.sanitize(run.branch)) (agent \(run.agent)); result: agent/\(Terminal.sanitize(run.branch))")
-            if !options.wait { say("follow it:  \(ssh) run logs \(run.id!) --follow") }
+            if !options.wait { say("follow it:  \(ssh) " + ShellQuote.command(["run", "logs", String(run.id!), "--follow"])) }
         }
         guard options.wait else { return 0 }
         let follower = RunFollower(runs: runs)
@@ -199,9 +220,9 @@ public struct HookRunner {
             say("  " + Terminal.sanitize(String(statLine)))
         }
         if run.status == .succeeded {
-            say("fetch it:   git fetch origin agent/\(run.branch) && git diff HEAD FETCH_HEAD")
+            say("fetch it:   " + ShellQuote.command(["git", "fetch", "origin", "agent/" + run.branch]) + " && git diff HEAD FETCH_HEAD")
         } else {
-            say("partial work: git fetch origin refs/patchd/runs/\(id)")
+            say("partial work: " + ShellQuote.command(["git", "fetch", "origin", PatchdRefs.run(id)]))
         }
     }
 }
