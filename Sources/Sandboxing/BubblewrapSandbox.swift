@@ -11,7 +11,8 @@ public struct BubblewrapSandbox: Sandbox {
     public let workspacePath = "/workspace"
     let bwrap: String
 
-    public init(bwrap: String = "/usr/bin/bwrap") { self.bwrap = bwrap }
+    /// - Parameter bwrap: the bwrap program; nil finds it in PATH (`Executable.find`), else /usr/bin/bwrap.
+    public init(bwrap: String? = nil) { self.bwrap = bwrap ?? (try? Executable.find("bwrap")) ?? "/usr/bin/bwrap" }
 
     public func objectsPath(_ mounts: SandboxMounts) -> String { "/patchd/objects" }
     public func path(of bind: SandboxBind) -> String { bind.inside }

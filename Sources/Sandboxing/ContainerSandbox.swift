@@ -21,7 +21,7 @@ public struct ContainerEngine: Sendable, Equatable {
 
     /// `name` is "podman", "docker", or a path whose last component starts with one of those;
     /// empty picks podman if it is in PATH, else docker.
-    public static func find(_ name: String, path: String = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+    public static func find(_ name: String, path: String? = nil)
         throws(SandboxSetupError) -> ContainerEngine {
         let candidates = name.isEmpty ? ["podman", "docker"] : [name]
         for candidate in candidates {
@@ -29,12 +29,8 @@ public struct ContainerEngine: Sendable, Equatable {
             guard let kind = base.hasPrefix("podman") ? Kind.podman : base.hasPrefix("docker") ? Kind.docker : nil else {
                 throw SandboxSetupError("container_engine '\(candidate)' is neither podman nor docker; name one of them or a path to its client")
             }
-            if candidate.contains("/") {
-                if access(candidate, X_OK) == 0 { return ContainerEngine(kind: kind, executable: candidate) }
-                continue
-            }
-            for dir in path.split(separator: ":") where access("\(dir)/\(candidate)", X_OK) == 0 {
-                return ContainerEngine(kind: kind, executable: "\(dir)/\(candidate)")
+            if let executable = try? Executable.find(candidate, path: path) {
+                return ContainerEngine(kind: kind, executable: executable)
             }
         }
         throw SandboxSetupError(name.isEmpty

@@ -30,6 +30,9 @@ enum ProcessConfinement {
 /// The engine every sandbox backend shares: spawn `argv` (already wrapped by the backend)
 /// under the confinement, read merged output as lines, and enforce the limits.
 enum LimitedProcess {
+    /// util-linux's prlimit, found once (PATH, then the usual places).
+    static let prlimit = (try? Executable.find("prlimit")) ?? "/usr/bin/prlimit"
+
     static let tailBytes = 64 * 1024
     static let maxLineBytes = 4096
 
@@ -51,7 +54,7 @@ enum LimitedProcess {
             // rlimits bind every process the command starts; --nproc only where the uid is not
             // root (for root the cgroup above is the cap); --as only where no memory cgroup caps
             // the command (address space is not memory: runtimes that reserve much of it fail).
-            wrapped = ["/usr/bin/prlimit", "--fsize=\(limits.maxFileBytes)", "--core=0"]
+            wrapped = [Self.prlimit, "--fsize=\(limits.maxFileBytes)", "--core=0"]
             if own?.capsMemory != true { wrapped.append("--as=\(limits.maxMemoryBytes)") }
             if getuid() != 0 { wrapped.append("--nproc=\(limits.maxProcesses)") }
             wrapped += ["--"] + argv

@@ -100,3 +100,18 @@ struct OperationsTests {
         #expect(broken.stdout.contains("fail host keys:") && broken.stdout.contains("chmod 600"))
     }
 }
+
+@Suite("executables in PATH")
+struct ExecutablesInPathTests {
+    @Test("doctor finds claude in a PATH directory outside /usr/bin (the default claude_path)")
+    func doctorFindsClaudeInPath() throws {
+        let tmp = TempDir("path")
+        let bin = tmp.path + "/opt-bin"
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: bin + "/claude", contents: Data("#!/bin/sh\necho 1.0\n".utf8),
+                                       attributes: [.posixPermissions: 0o755])
+        let r = try run(patchdBinary, ["doctor", "--data-dir", tmp.path + "/data", "--listen", "127.0.0.1:0"],
+                        env: ["PATH": "\(bin):/usr/local/bin:/usr/bin:/bin"])
+        #expect(r.stdout.contains("\(bin)/claude"), "\(r.output)")
+    }
+}

@@ -168,17 +168,9 @@ public final class PatchdDaemon: Sendable {
         }
     }
 
+    /// `name` found as the shell would (PatchdSystem's `Executable.find`), as a configuration error.
     static func findExecutable(_ name: String) throws -> String {
-        if name.hasPrefix("/") {
-            guard access(name, X_OK) == 0 else { throw PatchdConfiguration.Invalid("\(name) is not executable") }
-            return name
-        }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for dir in path.split(separator: ":") + ["/usr/bin", "/bin"] {
-            let candidate = "\(dir)/\(name)"
-            if access(candidate, X_OK) == 0 { return candidate }
-        }
-        throw PatchdConfiguration.Invalid("'\(name)' not found in PATH; install it (apt-get install \(name))")
+        do { return try Executable.find(name) } catch { throw PatchdConfiguration.Invalid(error.description) }
     }
 }
 
