@@ -174,7 +174,12 @@ public func runProcess(_ executable: String, _ arguments: [String], environment:
     // stderr is read on its own thread so neither pipe can fill up and stall the child.
     let errFD = child.stderr!.raw
     let errBox = JoinedResult<[UInt8]>([])
-    let errThread = OSThread(name: "runProcess-stderr") { errBox.set((try? readAll(errFD)) ?? []) }
+    let errThread: OSThread
+    do { errThread = try OSThread(name: "runProcess-stderr") { errBox.set((try? readAll(errFD)) ?? []) } } catch {
+        child.signalGroup(SIGKILL)
+        _ = child.wait()
+        throw error
+    }
     let out = (try? readAll(child.stdout!.raw)) ?? []
     errThread.join()
     let status = child.wait()

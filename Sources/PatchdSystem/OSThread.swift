@@ -15,7 +15,10 @@ public final class OSThread: Sendable {
         init(_ name: String, _ run: @escaping @Sendable () -> Void) { self.name = name; self.run = run }
     }
 
-    public init(name: String, _ body: @escaping @Sendable () -> Void) {
+    /// Starts `body` on a new thread named `name` (first 15 bytes, as Linux keeps them).
+    /// - Throws: `SystemError` from pthread_create (EAGAIN when the process or the user is at its
+    ///   thread limit): the caller refuses that one piece of work; the daemon keeps serving.
+    public init(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
         let box = Unmanaged.passRetained(Body(name, body)).toOpaque()
         var thread = pthread_t()
         var attr = pthread_attr_t()
@@ -29,7 +32,11 @@ public final class OSThread: Sendable {
             return nil
         }, box)
         pthread_attr_destroy(&attr)
-        precondition(rc == 0, "pthread_create failed: \(String(cString: strerror(rc)))")
+        guard rc == 0 else {
+            // The thread never started, so the body it would have released is still ours.
+            Unmanaged<Body>.fromOpaque(box).release()
+            throw SystemError("pthread_create", errno: rc, context: name)
+        }
         handle = thread
     }
 

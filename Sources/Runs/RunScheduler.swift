@@ -36,7 +36,7 @@ public final class RunScheduler: Sendable {
         let recovered = try runs.recoverInterrupted()
         if !recovered.requeued.isEmpty { logger.notice("Re-queued runs interrupted by a crash: \(recovered.requeued)") }
         if !recovered.failed.isEmpty { logger.warning("Failed runs interrupted twice: \(recovered.failed)") }
-        let thread = OSThread(name: "run-scheduler") { [self] in loop() }
+        let thread = try OSThread(name: "run-scheduler") { [self] in loop() }
         state.withLock { $0.loop = thread }
     }
 
@@ -63,14 +63,23 @@ public final class RunScheduler: Sendable {
             let flag = CancellationFlag()
             state.withLock { $0.running[id] = flag }
             logger.info("Run \(id) started: \(run.repo) \(run.branch) (\(run.agent))")
-            let thread = OSThread(name: "run-\(id)") { [self] in
-                executor.execute(run, cancel: flag)
-                state.withLock {
-                    $0.running[id] = nil
-                    $0.threads[id] = nil
+            let thread: OSThread
+            do {
+                thread = try OSThread(name: "run-\(id)") { [self] in
+                    executor.execute(run, cancel: flag)
+                    state.withLock {
+                        $0.running[id] = nil
+                        $0.threads[id] = nil
+                    }
+                    logger.info("Run \(id) ended")
+                    poke()
                 }
-                logger.info("Run \(id) ended")
-                poke()
+            } catch {
+                // Out of threads: the run goes back to the queue and is tried at the next tick.
+                logger.error("Cannot start run \(id): \(error); it stays queued")
+                state.withLock { $0.running[id] = nil }
+                try? runs.requeueForShutdown(id: id)
+                return
             }
             state.withLock { $0.threads[id] = thread }
             thread.detach()

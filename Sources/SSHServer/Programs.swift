@@ -89,7 +89,7 @@ public final class ThreadProgram: ChannelProgram {
         let writeErr = errPipe.write.release()
         let box = JoinedResult<Int32>(0)
         status = box
-        thread = OSThread(name: "program") {
+        thread = try OSThread(name: "program") {
             let code = body(ProgramOutput(stdoutFD: writeOut, stderrFD: writeErr))
             box.set(code)
             // Closing the write ends is what tells the pump the program is done.

@@ -39,7 +39,7 @@ public final class SSHServer: Sendable {
     /// Binds and starts accepting. Returns the address actually bound (port 0 resolved).
     public func start() throws(SystemError) -> (host: String, port: Int) {
         let listener = try Listener(host: configuration.host, port: configuration.port)
-        let thread = OSThread(name: "ssh-accept") { [self] in acceptLoop(listener) }
+        let thread = try OSThread(name: "ssh-accept") { [self] in acceptLoop(listener) }
         state.withLock {
             $0.listener = listener
             $0.acceptThread = thread
@@ -92,15 +92,25 @@ public final class SSHServer: Sendable {
                 close(fd)
                 continue
             }
-            let thread = OSThread(name: "ssh-conn-\(id)") { [self] in
-                let connection = Connection(id: id, fd: fd, client: client, server: self)
-                connection.run()
+            do {
+                try OSThread(name: "ssh-conn-\(id)") { [self] in
+                    let connection = Connection(id: id, fd: fd, client: client, server: self)
+                    connection.run()
+                    state.withLock {
+                        $0.connections -= 1
+                        if !connection.countedAuthenticated { $0.unauthenticated -= 1 }
+                    }
+                }.detach()
+            } catch {
+                // Out of threads (an authenticated user opening many sessions can get here):
+                // this connection is dropped; the daemon keeps serving the others.
+                logger.warning("Dropping connection from \(client): \(error)")
                 state.withLock {
                     $0.connections -= 1
-                    if !connection.countedAuthenticated { $0.unauthenticated -= 1 }
+                    $0.unauthenticated -= 1
                 }
+                close(fd)
             }
-            thread.detach()
         }
     }
 

@@ -37,7 +37,7 @@ final class APIProxy: Sendable {
         self.meter = meter
         let fd = try UnixSocket.bind(.stream, path: socketPath)
         listenFD = fd
-        let thread = OSThread(name: "api-proxy") { [self] in acceptLoop() }
+        let thread = try OSThread(name: "api-proxy") { [self] in acceptLoop() }
         state.withLock { $0.thread = thread }
     }
 
@@ -57,10 +57,16 @@ final class APIProxy: Sendable {
             guard poll(&pfd, 1, 100) > 0 else { continue }
             let conn = accept(listenFD, nil, nil)
             guard conn >= 0 else { continue }
-            OSThread(name: "api-proxy-conn") { [self] in
-                handle(conn)
+            do {
+                try OSThread(name: "api-proxy-conn") { [self] in
+                    handle(conn)
+                    close(conn)
+                }.detach()
+            } catch {
+                // Out of threads: this request fails (the CLI retries); the proxy keeps serving.
+                logger.error("API proxy: cannot serve a connection: \(error)")
                 close(conn)
-            }.detach()
+            }
         }
     }
 
