@@ -80,7 +80,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: strictSwift),
         .executableTarget(name: "patchd", dependencies: [
-            "PatchdSystem", "SSHServer", "GitStore", "PatchdServer",
+            "PatchdSystem", "SSHServer", "PatchdCore", "GitStore", "Runs", "PatchdServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strictSwift),
 
@@ -88,13 +88,15 @@ let package = Package(
         .executableTarget(name: "PatchdFuzz", dependencies: ["PatchdCore", "Runs", "PatchdServer", "HTTPClient"],
                           swiftSettings: strictSwift),
 
+        // Shared by both test targets: a locked collector, the ready-line wait; C: mallinfo2 for leak tests.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strictSwift),
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         .testTarget(name: "UnitTests", dependencies: [
-            "CTestSupport", "SSHKeys", "SSHServer", "PatchdCore", "GitStore", "Sandboxing", "Agents", "Runs",
+            "CTestSupport", "TestSupport", "SSHKeys", "SSHServer", "PatchdCore", "GitStore", "Sandboxing", "Agents", "Runs",
             "PatchdServer", "PatchdSystem", "HTTPClient",
             .product(name: "GRDB", package: "GRDB.swift"),
         ], swiftSettings: strictSwift),
-        .testTarget(name: "IntegrationTests", dependencies: ["PatchdSystem"], swiftSettings: strictSwift),
+        .testTarget(name: "IntegrationTests", dependencies: ["PatchdSystem", "TestSupport"], swiftSettings: strictSwift),
     ],
     swiftLanguageModes: [.v6]
 )

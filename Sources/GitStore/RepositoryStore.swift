@@ -109,15 +109,7 @@ public final class RepositoryStore: Sendable {
     /// The environment every git process gets: nothing from the daemon's own,
     /// patchd's HOME, no system or global config, plus `extra` (GIT_PROTOCOL, hook context).
     public func gitEnvironment(extra: [String: String] = [:]) -> [String: String] {
-        var env = [
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": gitHome,
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": "/dev/null",
-            "LANG": "C.UTF-8",
-        ]
-        env.merge(extra) { _, new in new }
-        return env
+        GitEnvironment.make(home: gitHome, extra: extra)
     }
 
     /// `git upload-pack` / `git receive-pack` on a repository, run in its directory with

@@ -2,12 +2,13 @@
 import ArgumentParser
 import Foundation
 import GitStore
+import PatchdCore
 import PatchdServer
 import PatchdSystem
 import SSHServer
+import Runs
 #if canImport(Glibc)
 import Glibc
-import Runs
 #endif
 
 struct Patchd: ParsableCommand {
@@ -101,7 +102,7 @@ struct Serve: ParsableCommand {
             daemon = try PatchdDaemon(configuration: configuration)
             address = try daemon.start()
         } catch {
-            printError("patchd: error: \(error)\n")
+            printError(ErrorLine.format("\(error)"))
             throw ExitCode(1)
         }
         let shownHost = address.host.contains(":") ? "[\(address.host)]" : address.host
@@ -149,7 +150,7 @@ struct BackupCommand: ParsableCommand {
             let configuration = try options.resolve()
             try Backup(dataDir: configuration.dataDir) { print("patchd: \($0)") }.backup(to: directory)
         } catch {
-            printError("patchd: error: \(error)\n")
+            printError(ErrorLine.format("\(error)"))
             throw ExitCode(1)
         }
     }
@@ -171,7 +172,7 @@ struct RestoreCommand: ParsableCommand {
             let configuration = try options.resolve()
             try Backup(dataDir: configuration.dataDir) { print("patchd: \($0)") }.restore(from: directory)
         } catch {
-            printError("patchd: error: \(error)\n")
+            printError(ErrorLine.format("\(error)"))
             throw ExitCode(1)
         }
     }
@@ -207,7 +208,7 @@ struct Hook: ParsableCommand {
         case "pre-receive": status = runner.preReceive(stdin: input)
         case "post-receive": status = runner.postReceive(stdin: input)
         default:
-            printError("patchd: error: unknown hook '\(name)'\n")
+            printError(ErrorLine.format("unknown hook '\(name)'"))
             status = 2
         }
         if status != 0 { throw ExitCode(status) }

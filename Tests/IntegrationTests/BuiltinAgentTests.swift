@@ -1,6 +1,7 @@
 // IntegrationTests: the builtin agent against a loopback stand-in of the Messages API (real SSE wire format).
 import Foundation
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,17 +20,14 @@ final class FakeMessagesAPI {
         logPath = dir + "/requests.jsonl"
         try steps.write(toFile: stepsPath, atomically: true, encoding: .utf8)
         let out = dir + "/fake-api.out"
-        process = try startBackground("/usr/bin/python3", [script, "--script", stepsPath, "--log", logPath, "--port", "0",
-                                                            "--key", Self.key], outputPath: out)
-        let deadline = Date().addingTimeInterval(20)
-        var found = 0
-        while Date() < deadline && found == 0 {
-            let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
-            if let r = text.range(of: "listening on 127.0.0.1:") { found = Int(text[r.upperBound...].prefix { $0.isNumber }) ?? 0 }
-            usleep(20_000)
+        let child = try startBackground("/usr/bin/python3", [script, "--script", stepsPath, "--log", logPath, "--port", "0",
+                                                             "--key", Self.key], outputPath: out)
+        process = child
+        do { port = try waitForReadyLine(in: out, marker: "listening on 127.0.0.1:", timeout: 20, exited: { child.poll() }) } catch {
+            child.signalGroup(SIGKILL) // no deinit runs for an init that threw
+            _ = child.wait(timeout: 5)
+            throw error
         }
-        guard found > 0 else { throw TestFailure("the fake Messages API did not start") }
-        port = found
     }
 
     var baseURL: String { "http://127.0.0.1:\(port)" }

@@ -1,6 +1,7 @@
 // IntegrationTests: faults and load: 200 mixed connections, racing pushes, kill -9 rounds, a full disk.
 import Foundation
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -47,7 +48,7 @@ struct FaultAndLoadTests {
         let env = server.gitEnv(server.admin), url = server.url("load"), base = server.tmp.path
         let ssh = ["/usr/bin/ssh"] + server.sshOptions(server.admin) + ["git@127.0.0.1"]
         // 160 legitimate operations at once: 70 clones, 20 pushes to distinct branches, 70 commands.
-        let results = UnsafeSendableResults(count: 160)
+        let results = LockedCollector(count: 160, initial: false)
         let workDir = work
         DispatchQueue.concurrentPerform(iterations: 160) { i in
             let ok: Bool
@@ -88,8 +89,8 @@ struct FaultAndLoadTests {
             }
         }
         let env = server.gitEnv(server.admin)
-        let results = UnsafeSendableResults(count: 2)
-        let outputs = LockedLines()
+        let results = LockedCollector(count: 2, initial: false)
+        let outputs = LockedCollector<String>()
         DispatchQueue.concurrentPerform(iterations: 2) { i in
             let r = try? run("/usr/bin/git", ["push", "origin", "main"], cwd: i == 0 ? a : b, env: env)
             results.set(i, r?.status == 0)
@@ -190,12 +191,4 @@ struct FaultAndLoadTests {
         try expectOK(run("/usr/bin/mount", ["-o", "remount,size=200m", mountPoint.path]), "grow tmpfs")
         try expectOK(server.git(["push", "-q", "origin", "main"], in: work), "push after space returned")
     }
-}
-
-/// Lines collected from several threads.
-final class LockedLines: @unchecked Sendable {
-    private var lines: [String] = []
-    private let lock = NSLock()
-    func append(_ s: String) { lock.lock(); lines.append(s); lock.unlock() }
-    var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
 }

@@ -1,6 +1,7 @@
 // IntegrationTests: push, clone and fetch through patchd with stock git and ssh clients.
 import Foundation
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -83,7 +84,7 @@ struct GitTransportTests {
         let work = try server.makeWorkTree("work", repo: "par", commits: 20)
         try expectOK(server.git(["push", "-q", "origin", "main"], in: work))
         let expected = try server.git(["rev-parse", "HEAD"], in: work).stdout
-        let results = UnsafeSendableResults(count: 20)
+        let results = LockedCollector(count: 20, initial: false)
         let env = server.gitEnv(server.admin), url = server.url("par"), base = server.tmp.path
         DispatchQueue.concurrentPerform(iterations: 20) { i in
             let dir = base + "/clone\(i)"
@@ -131,13 +132,4 @@ struct GitTransportTests {
         #expect(r.status == 0)
         #expect(r.stdout.contains("refs/heads/main"))
     }
-}
-
-/// Results written by concurrentPerform's iterations, one slot each.
-final class UnsafeSendableResults: @unchecked Sendable {
-    private var values: [Bool]
-    private let lock = NSLock()
-    init(count: Int) { values = Array(repeating: false, count: count) }
-    func set(_ i: Int, _ v: Bool) { lock.lock(); values[i] = v; lock.unlock() }
-    var all: [Bool] { lock.lock(); defer { lock.unlock() }; return values }
 }

@@ -1,6 +1,7 @@
 // UnitTests: the run queue in a real SQLite database: claim order, crash recovery, the follower's heartbeat.
 import Foundation
 import Testing
+import TestSupport
 @testable import PatchdCore
 @testable import PatchdServer
 @testable import Runs
@@ -52,7 +53,7 @@ import Testing
         let run = try enqueue(store, branch: "h")
         var follower = RunFollower(runs: store)
         follower.heartbeat = 0.2
-        let lines = LockedLines()
+        let lines = LockedCollector<String>()
         DispatchQueue.global().asyncAfter(deadline: .now() + 0.7) {
             var done = try! store.run(id: run.id!)!
             store.addEvent(runID: run.id!, RunEvent(.output, "hello from the run"))
@@ -75,11 +76,4 @@ import Testing
             try PushOptions(environment: ["GIT_PUSH_OPTION_COUNT": "1000"])
         }
     }
-}
-
-final class LockedLines: @unchecked Sendable {
-    private var lines: [String] = []
-    private let lock = NSLock()
-    func append(_ s: String) { lock.lock(); lines.append(s); lock.unlock() }
-    var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
 }

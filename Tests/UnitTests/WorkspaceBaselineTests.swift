@@ -4,9 +4,9 @@ import PatchdSystem
 import Testing
 @testable import GitStore
 @testable import Runs
+@testable import Sandboxing
 #if canImport(Glibc)
 import Glibc
-@testable import Sandboxing
 #endif
 
 @Suite struct WorkspaceBaselineTests {

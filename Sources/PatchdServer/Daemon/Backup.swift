@@ -32,7 +32,7 @@ public struct Backup {
     }
 
     var environment: [String: String] {
-        ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": dataDir + "/home", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"]
+        GitEnvironment.make(home: dataDir + "/home")
     }
 
     public func backup(to target: String) throws {

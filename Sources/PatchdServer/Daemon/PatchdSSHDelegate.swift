@@ -15,7 +15,7 @@ struct PatchdSSHDelegate: SSHServerDelegate {
         guard let command = request.command else { return commands.greeting(for: request.identity) }
         let words: [String]
         do { words = try CommandWords.split(command) } catch {
-            return ThreadProgram.message(verb: "invalid", stderr: "patchd: error: \(error)\n", status: 2)
+            return ThreadProgram.message(verb: "invalid", stderr: ErrorLine.format("\(error)"), status: 2)
         }
         if let (service, arguments) = GitTransport.service(for: words) {
             return transport.start(service, arguments: arguments, request: request)
@@ -24,7 +24,7 @@ struct PatchdSSHDelegate: SSHServerDelegate {
             let verb = Terminal.sanitize(String(words[0].prefix(64)))
             let why = verb == "git-upload-archive" || (words.count > 1 && words[1] == "upload-archive")
                 ? "git upload-archive is disabled on this server" : "'\(verb)' is not a git service this server offers"
-            return ThreadProgram.message(verb: "refused", stderr: "patchd: error: \(why)\n", status: 1)
+            return ThreadProgram.message(verb: "refused", stderr: ErrorLine.format(why), status: 1)
         }
         return commands.start(words: words, request: request)
     }

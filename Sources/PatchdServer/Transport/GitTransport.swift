@@ -103,7 +103,7 @@ struct GitTransport: Sendable {
     }
 
     private func failure(_ verb: String, _ message: String, repo: RepositoryName? = nil, status: Int32 = 1) -> ChannelProgram {
-        ThreadProgram.message(verb: verb, stderr: "patchd: error: \(message)\n", status: status)
+        ThreadProgram.message(verb: verb, stderr: ErrorLine.format(message), status: status)
     }
 }
 

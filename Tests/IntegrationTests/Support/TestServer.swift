@@ -1,6 +1,7 @@
 // IntegrationTests: starts the real `patchd serve` binary on port 0 and drives it with real ssh and git.
 import Foundation
 @_exported import PatchdSystem
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -120,18 +121,7 @@ final class TestServer {
             // Its own working directory, so a stray relative write shows up in the test, not the checkout.
             workingDirectory: tmp.path,
             stdin: .null, stdout: .fd(logFD), stderr: .fd(logFD))
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            let text = String(log.utf8.dropFirst(marker)) ?? ""
-            if let range = text.range(of: "patchd: listening on 127.0.0.1:") {
-                let digits = text[range.upperBound...].prefix { $0.isNumber }
-                port = Int(digits)!
-                return
-            }
-            if let status = process?.poll() { throw TestFailure("patchd exited \(status) at start:\n\(log)") }
-            usleep(20_000)
-        }
-        throw TestFailure("patchd did not print its ready line:\n\(log)")
+        port = try waitForReadyLine(in: logPath, marker: "patchd: listening on 127.0.0.1:", after: marker, exited: { process?.poll() })
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
