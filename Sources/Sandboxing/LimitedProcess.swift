@@ -1,4 +1,5 @@
-// Runs: runs one command under limits (deadline, output cap, rlimits, pids cgroup), streaming output lines.
+// Sandboxing: runs one command under limits (deadline, output cap, rlimits, pids cgroup), streaming output lines.
+// The decisions are CommandLimitWatch's; this file is the driver: spawn, poll, read, kill.
 import Foundation
 import PatchdSystem
 #if canImport(Glibc)
@@ -77,71 +78,67 @@ enum LimitedProcess {
         output.write.close()
         try output.read.setNonBlocking()
 
-        var limit: LimitHit?
-        var total = 0
+        var watch = CommandLimitWatch(limits: limits, startedAt: started)
+        var verdict = CommandLimitWatch.Verdict.keepGoing
         var pending: [UInt8] = []
         var tail: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        let deadline = started + limits.wallClockSeconds
-        var exitedAt: Double?
         var disk = workspace.map { DiskWatch(workspace: $0, limits: limits, now: started) }
 
         func emit(_ bytes: ArraySlice<UInt8>) {
             onLine(String(decoding: bytes, as: UTF8.self))
         }
 
-        readLoop: while true {
+        readLoop: while verdict == .keepGoing {
             var pfd = pollfd(fd: output.read.raw, events: Int16(POLLIN), revents: 0)
             _ = poll(&pfd, 1, pollMilliseconds)
             while true {
                 let n = buffer.withUnsafeMutableBytes { read(output.read.raw, $0.baseAddress, $0.count) }
                 if n > 0 {
-                    total += n
-                    if total > limits.maxOutputBytes {
-                        limit = .output
-                        break readLoop
-                    }
+                    verdict = watch.output(n)
+                    if verdict != .keepGoing { break readLoop }
                     let chunk = buffer[0..<n]
                     tail.append(contentsOf: chunk)
                     if tail.count > 2 * tailBytes { tail.removeFirst(tail.count - tailBytes) }
                     pending.append(contentsOf: chunk)
-                    while let newline = pending.firstIndex(of: 10) {
-                        emit(pending[..<newline])
-                        pending.removeFirst(newline + 1)
+                    var start = pending.startIndex
+                    while let newline = pending[start...].firstIndex(of: 10) {
+                        emit(pending[start..<newline])
+                        start = newline + 1
                     }
-                    while pending.count > maxLineBytes {
-                        emit(pending[..<maxLineBytes])
-                        pending.removeFirst(maxLineBytes)
+                    // An over-long line goes out in pieces, each cut at a UTF-8 character boundary.
+                    while pending.endIndex - start > maxLineBytes {
+                        let cut = UTF8Boundary.cut(pending, from: start, maxBytes: maxLineBytes)
+                        emit(pending[start..<cut])
+                        start = cut
                     }
+                    pending.removeFirst(start - pending.startIndex)
                     continue
                 }
                 if n == 0 { break readLoop } // every writer closed: the command is done
                 break // EAGAIN
             }
-            // The command exited but something it left behind holds the pipe: a short grace, then stop.
-            if let _ = child.poll() {
-                exitedAt = exitedAt ?? MonotonicClock.now
-                if MonotonicClock.now - exitedAt! > 2 { break }
-            }
-            if let reason = cancel.reason { limit = reason; break }
-            if MonotonicClock.now > deadline { limit = .timeout; break }
-            if cgroup?.limitReached == true { limit = .processes; break }
-            if disk?.exceeded(now: MonotonicClock.now) == true { limit = .disk; break }
+            let now = MonotonicClock.now
+            verdict = watch.check(CommandObservation(now: now, exited: child.poll() != nil, canceled: cancel.reason,
+                                                     processCapHit: cgroup?.limitReached == true,
+                                                     diskExceeded: disk?.exceeded(now: now) == true))
         }
-        if limit != nil || exitedAt != nil {
+        var limit: LimitHit?
+        if case .stop(let hit) = verdict { limit = hit }
+        // Also after a clean end when the command had exited earlier: what it left running goes.
+        if verdict != .keepGoing || watch.exitedAt != nil {
             child.signalGroup(SIGKILL)
             cgroup?.killAll()
         }
         if !pending.isEmpty { emit(pending[...]) }
         var status = child.wait(timeout: 10)
-        if limit == nil, cgroup?.limitReached == true, status != 0 { limit = .processes }
-        if limit == nil, cgroup?.memoryLimitReached == true, status != 0 { limit = .memory }
         let tailText = String(decoding: tail.suffix(tailBytes), as: UTF8.self)
-        // SIGXFSZ (25) ends a writer past RLIMIT_FSIZE; bash reports it for its children.
-        if limit == nil && status != 0 && (status == 128 + SIGXFSZ || tailText.contains("File size limit exceeded")) {
-            limit = .fileSize
+        if limit == nil {
+            limit = CommandLimitWatch.limitAfterExit(exitStatus: status, processCapHit: cgroup?.limitReached == true,
+                                                     memoryCapHit: cgroup?.memoryLimitReached == true, outputTail: tailText)
         }
         if limit != nil && status == 0 { status = 137 }
+        let total = watch.outputBytes
         return SandboxResult(exitStatus: status, limit: limit, duration: MonotonicClock.now - started,
                              outputBytes: total, outputTail: tailText)
     }
