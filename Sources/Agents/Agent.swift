@@ -84,9 +84,8 @@ public struct AgentOutcome: Sendable {
     }
 }
 
-/// A coding agent. Implementations: `CommandAgent` (the task's `run:` script); the LLM
-/// agents plug in here too. `checkFeedback` is non-nil when patchd ran the task's check
-/// after a previous call and it failed: an agent that can keep working gets another go.
+/// A coding agent. Implementations: `CommandAgent` (the task's `run:` script), `BuiltinAgent`
+/// (the Messages API loop) and `ClaudeCodeAgent` (the Claude Code CLI).
 public protocol Agent: Sendable {
     var kind: AgentKind { get }
     func run(_ context: AgentContext) throws -> AgentOutcome

@@ -12,14 +12,14 @@ public final class RepositoryStore: Sendable {
     public let gitExecutable: String
     private let gitHome: String
 
-    /// - Parameters:
-    ///   - gitHome: patchd's own HOME for git processes (no user config leaks in).
-    ///   - maxPushBytes: receive.maxInputSize.
     /// Hook name -> script, written into every repository's hooks/.
     public let hooks: [String: String]
     /// The agent for tasks that name none (the hooks and `run start` need it).
     public let defaultAgent: String
 
+    /// - Parameters:
+    ///   - gitHome: patchd's own HOME for git processes (no user config leaks in).
+    ///   - maxPushBytes: receive.maxInputSize.
     public init(root: String, gitExecutable: String, gitHome: String, maxPushBytes: Int64, hooks: [String: String] = [:],
                 defaultAgent: String = "builtin") {
         self.root = root

@@ -92,7 +92,8 @@ public struct SandboxMounts: Sendable {
     }
 }
 
-/// Runs commands in isolation. Backends: `BubblewrapSandbox` (bwrap), `UnsandboxedSandbox` (none).
+/// Runs commands in isolation. Backends: `BubblewrapSandbox` (bwrap), `ContainerSandbox` (podman or docker),
+/// `UnsandboxedSandbox` (none).
 public protocol Sandbox: Sendable {
     var name: String { get }
     /// The workspace path as the command sees it (for messages and the agent's prompt).

@@ -192,3 +192,45 @@ struct FaultAndLoadTests {
         try expectOK(server.git(["push", "-q", "origin", "main"], in: work), "push after space returned")
     }
 }
+
+@Suite("out of threads", .serialized)
+struct OutOfThreadsTests {
+    /// A pids cgroup (v1 or v2) to cap the server's threads in, or nil when this machine has none writable.
+    static func pidsCgroup(_ name: String) -> (dir: String, root: String)? {
+        for (root, controllers) in [("/sys/fs/cgroup/pids", nil), ("/sys/fs/cgroup", "/sys/fs/cgroup/cgroup.controllers")] as [(String, String?)] {
+            if let controllers, !((try? String(contentsOfFile: controllers, encoding: .utf8)) ?? "").contains("pids") { continue }
+            let dir = root + "/" + name
+            if (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)) != nil,
+               FileManager.default.fileExists(atPath: dir + "/pids.max") { return (dir, root) }
+        }
+        return nil
+    }
+
+    @Test("when no thread can be created, the connection is refused and the daemon keeps serving (it used to abort)")
+    func pthreadCreateFails() throws {
+        let server = try TestServer()
+        try expectOK(server.ssh(nil, ["whoami"]))
+        guard let pid = server.process?.pid, let cgroup = Self.pidsCgroup("patchd-test-\(getpid())-\(pid)") else {
+            Issue.record("no writable pids cgroup on this machine: the test cannot cap the server's threads")
+            return
+        }
+        defer {
+            try? "\(pid)\n".write(toFile: cgroup.root + "/cgroup.procs", atomically: false, encoding: .utf8)
+            rmdir(cgroup.dir)
+        }
+        try "\(pid)\n".write(toFile: cgroup.dir + "/cgroup.procs", atomically: false, encoding: .utf8)
+        let current = Int(((try? String(contentsOfFile: cgroup.dir + "/pids.current", encoding: .utf8)) ?? "")
+            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        #expect(current > 0)
+        try "\(current)\n".write(toFile: cgroup.dir + "/pids.max", atomically: false, encoding: .utf8)
+        // No thread can start: each new connection is dropped at once.
+        for _ in 0..<5 {
+            let r = try server.ssh(nil, ["whoami"])
+            #expect(r.status != 0)
+        }
+        #expect(server.process?.poll() == nil, "the daemon is still running:\n\(server.log)")
+        try "max\n".write(toFile: cgroup.dir + "/pids.max", atomically: false, encoding: .utf8)
+        try expectOK(server.ssh(nil, ["whoami"]), "serving again once threads can be made")
+        #expect(server.log.contains("pthread_create"), "the refusal is logged")
+    }
+}

@@ -1,7 +1,7 @@
 // PatchdServer: the stable JSON shape of a run (run show --json, run list --json, the result note).
 import Foundation
 
-/// SPEC §9: id, repo, branch, status, agent, model, base, result, result_ref, changed,
+/// The documented shape (README, `run show --json`): id, repo, branch, status, agent, model, base, result, result_ref, changed,
 /// created_at, started_at, finished_at, error, usage {input_tokens, output_tokens,
 /// cache_read_tokens, cache_write_tokens, cost_usd};
 /// plus title, check, limit. Times are ISO 8601 UTC; absent values are null.

@@ -52,7 +52,7 @@ public final class PatchdDatabase: Sendable {
         }
         migrator.registerMigration("v2: runs and their events") { db in
             try db.create(table: "runs") { t in
-                // AUTOINCREMENT: ids only ever grow, even after deletes (SPEC: increasing, unique).
+                // AUTOINCREMENT: ids only ever grow, even after deletes (run ids are increasing and unique).
                 t.autoIncrementedPrimaryKey("id")
                 t.column("repo", .text).notNull().indexed()
                 t.column("branch", .text).notNull()
@@ -62,7 +62,7 @@ public final class PatchdDatabase: Sendable {
                 t.column("model", .text)
                 t.column("title", .text).notNull().defaults(to: "")
                 t.column("spec", .text).notNull()          // TaskSpec as JSON
-                t.column("task_source", .text).notNull()   // file | option | command
+                t.column("task_source", .text).notNull()   // file | option | command | retry
                 t.column("requested_by", .integer).references("users", onDelete: .setNull)
                 t.column("result", .text)
                 t.column("changed", .boolean)
