@@ -3,6 +3,7 @@
 #ifndef PATCHD_CLIBGIT2_SHIM_H
 #define PATCHD_CLIBGIT2_SHIM_H
 #include <git2.h>
+#include <git2/sys/repository.h> // git_repository_set_index: the snapshot's in-memory index
 
 // Points the global, XDG and system config search paths at nothing, so the
 // daemon never reads a user's ~/.gitconfig or /etc/gitconfig.

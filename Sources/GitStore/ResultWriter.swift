@@ -25,8 +25,9 @@ public final class ResultWriter {
 
     /// The tree of the workspace's files, and whether it differs from `baseCommit`'s tree.
     /// With a `baseline` (read before the agent ran), files it shows unchanged are not read again.
+    /// `notes` are sentences for the run log: paths left out or kept as pushed, and why.
     public func snapshot(workspace: String, baseCommit: String, maxFileBytes: Int64 = .max, baseline: WorkspaceBaseline? = nil) throws
-        -> (tree: String, changed: Bool, filesHashed: Int, skipped: [String]) {
+        -> (tree: String, changed: Bool, filesHashed: Int, notes: [String]) {
         var baseOID = try Self.oid(baseCommit)
         var commit: OpaquePointer?
         try git("lookup base commit \(baseCommit)") { git_commit_lookup(&commit, repo.raw, &baseOID) }
@@ -44,19 +45,33 @@ public final class ResultWriter {
                 let name = Array(UnsafeBufferPointer(start: UnsafeRawPointer(git_tree_entry_name(entry)).assumingMemoryBound(to: UInt8.self),
                                                      count: strlen(git_tree_entry_name(entry))))
                 let rootBytes = Array(UnsafeBufferPointer(start: UnsafeRawPointer(root!).assumingMemoryBound(to: UInt8.self), count: strlen(root!)))
-                let path = rootBytes + name
-                switch git_tree_entry_type(entry) {
-                case GIT_OBJECT_BLOB: listing.files.insert(path)
-                case GIT_OBJECT_COMMIT: listing.gitlinks[path] = git_tree_entry_id(entry).pointee
-                default: break
-                }
+                listing.entries[rootBytes + name] = BaseEntry(oid: git_tree_entry_id(entry).pointee, mode: git_tree_entry_filemode(entry))
                 return 0
             }, box)
         }
 
-        // Ignore rules are read from the workspace's .gitignore files; for that libgit2
-        // needs a work directory. This handle is ours alone, so changing it is harmless.
-        try git("set workdir") { git_repository_set_workdir(repo.raw, workspace, 0) }
+        // The pushed tree as the index, as in the workspace before the agent: `git add` keeps
+        // CRLF in a text=auto file whose indexed blob has a CR (libgit2's has_cr_in_index
+        // reads this index). Without its `.gitattributes` entries: `git add -A` does not apply
+        // the attributes of a `.gitattributes` the workspace deleted, and libgit2 would fall
+        // back to the index for them.
+        var index: OpaquePointer?
+        try git("in-memory index") { git_index_new(&index) }
+        defer { git_index_free(index) }
+        try git("read the base tree into the index") { git_index_read_tree(index, baseTree) }
+        let attributesName = Array(".gitattributes".utf8)
+        for (path, entry) in collected.entries where entry.mode != GIT_FILEMODE_TREE && entry.mode != GIT_FILEMODE_COMMIT {
+            guard path.count >= attributesName.count, Array(path.suffix(attributesName.count)) == attributesName,
+                  path.count == attributesName.count || path[path.count - attributesName.count - 1] == UInt8(ascii: "/") else { continue }
+            try git("drop \(show(path)) from the index") { git_index_remove(index, cString(path), 0) }
+        }
+        try git("set the index") { git_repository_set_index(repo.raw, index) }
+        // Ignore and attribute rules: libgit2 reads them under the work directory, so that is
+        // a mirror of the workspace's regular rule files, never the workspace itself. This
+        // handle is ours alone, so changing it is harmless.
+        let rules = try RuleFileMirror(beside: workspace)
+        defer { rules.remove() }
+        try git("set workdir") { git_repository_set_workdir(repo.raw, rules.root, 0) }
         var odb: OpaquePointer?
         try git("open object database") { git_repository_odb(&odb, repo.raw) }
         defer { git_odb_free(odb) }
@@ -64,7 +79,7 @@ public final class ResultWriter {
         let rootFD = open(workspace, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard rootFD >= 0 else { throw SnapshotError(description: "cannot open workspace \(workspace)") }
         defer { close(rootFD) }
-        let snapshotter = WorkspaceSnapshotter(repo: repo.raw, odb: odb!, tracked: collected.files, gitlinks: collected.gitlinks)
+        let snapshotter = WorkspaceSnapshotter(repo: repo.raw, odb: odb!, rules: rules, base: collected.entries)
         snapshotter.maxFileBytes = maxFileBytes
         snapshotter.baseline = baseline
         var tree = try snapshotter.snapshot(dirFD: rootFD, prefix: [])
@@ -78,7 +93,7 @@ public final class ResultWriter {
         }
         var result = tree!
         let changed = git_oid_equal(&result, &baseTreeOID) == 0
-        return (Self.hex(&result), changed, snapshotter.filesHashed, snapshotter.skipped)
+        return (Self.hex(&result), changed, snapshotter.filesHashed, rules.warnings + snapshotter.notes)
     }
 
     /// A commit of `tree` on `parent` (no reference is moved).
@@ -152,6 +167,5 @@ public final class ResultWriter {
 
 /// Paths collected while walking the base tree.
 private final class TreeListing {
-    var files: Set<[UInt8]> = []
-    var gitlinks: [[UInt8]: git_oid] = [:]
+    var entries: [[UInt8]: BaseEntry] = [:]
 }

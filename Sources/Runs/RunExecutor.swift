@@ -147,7 +147,7 @@ public struct RunExecutor: Sendable {
             // A file at the size cap was cut short by RLIMIT_FSIZE: it is not a result.
             let snapshot = try writer.snapshot(workspace: workspace.path, baseCommit: run.base,
                                                maxFileBytes: env.defaultLimits.maxFileBytes - 1, baseline: baseline)
-            for file in snapshot.skipped { log(RunEvent(.info, "left out of the result: \(file), over the file size limit")) }
+            for note in snapshot.notes { log(RunEvent(.info, note)) }
             run.changed = snapshot.changed
             if snapshot.changed {
                 let message = commitMessage(run, spec: spec, outcome: outcome, checkStatus: checkStatus)

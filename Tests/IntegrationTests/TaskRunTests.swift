@@ -270,4 +270,67 @@ struct TaskRunTests {
         #expect(unknown.status != 0)
         #expect(unknown.stderr.contains("unknown push option 'wiat'"))
     }
+
+    @Test("result fidelity: `*.txt text eol=crlf` and a task `true`: changed=false, no agent branch")
+    func crlfAttributesNoChange() throws {
+        let server = try TestServer()
+        let work = try server.makeWorkTree("work", repo: "crlf", commits: 1)
+        try server.write(work, ".gitattributes", "*.txt text eol=crlf\n")
+        try server.write(work, ".patchd/task.md", TestServer.commandTask("true"))
+        try server.commitAll(work, "attributes and task")
+        let push = try expectOK(server.git(["push", "-o", "wait", "origin", "main"], in: work))
+        #expect(push.stderr.contains("run 1 succeeded"))
+        let json = try server.runJSON(1)
+        #expect(json["changed"] as? Bool == false, "\(json)")
+        #expect(json["result"] is NSNull)
+        #expect(!(try server.git(["ls-remote", "origin"], in: work).stdout.contains("agent/main")))
+    }
+
+    @Test("result fidelity: a symlinked .gitmodules (and siblings fsck refuses) stay out; git fsck --strict of the repository is clean")
+    func fsckRefusedPathsLeftOut() throws {
+        let server = try TestServer()
+        let work = try server.makeWorkTree("work", repo: "fsck", commits: 1)
+        let script = "ln -s .git/config .gitmodules\nmkdir .GIT git~1 && echo x > .GIT/f && echo x > git~1/f\n"
+            + "printf '[submodule \"s\"]\\n\\tpath = s\\n\\turl = -oProxyCommand=x\\n' > sub.gitmodules && mkdir m && mv sub.gitmodules m/.gitmodules\n"
+            + "echo ok > OK.txt"
+        try server.write(work, ".patchd/task.md", TestServer.commandTask(script))
+        try server.commitAll(work, "task")
+        let push = try expectOK(server.git(["push", "-o", "wait", "origin", "main"], in: work))
+        #expect(push.stderr.contains("run 1 succeeded"), "\(push.stderr)")
+        try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
+        let files = try server.git(["ls-tree", "-r", "--name-only", "FETCH_HEAD"], in: work).stdout
+        #expect(files.contains("OK.txt"))
+        for path in [".gitmodules", ".GIT/f", "git~1/f", "m/.gitmodules"] { #expect(!files.contains(path), "\(path) in \(files)") }
+        let logs = try expectOK(server.ssh(nil, ["run", "logs", "1"])).stdout
+        #expect(logs.contains("left out of the result: .gitmodules") && logs.contains("gitmodulesSymlink"), "\(logs)")
+        #expect(logs.contains("left out of the result: .GIT") && logs.contains("hasDotgit"), "\(logs)")
+        #expect(logs.contains("left out of the result: m/.gitmodules") && logs.contains("gitmodulesUrl"), "\(logs)")
+        let fsck = try run("/usr/bin/git", ["fsck", "--strict", "--no-dangling"], cwd: server.repoRoot + "/fsck.git")
+        #expect(fsck.status == 0 && !fsck.output.contains("error") && !fsck.output.contains("warning"), "\(fsck.output)")
+        // And an fsck-enabled clone works.
+        let clone = try server.git(["-c", "transfer.fsckObjects=true", "clone", "-q", "-b", "agent/main", server.url("fsck"),
+                                    server.tmp.path + "/clone"], in: server.tmp.path)
+        #expect(clone.status == 0, "\(clone.output)")
+    }
+
+    @Test("result fidelity: a tracked .gitignore (and nested .gitattributes) symlink: the run succeeds and the links stay links")
+    func trackedSymlinkedGitignore() throws {
+        let server = try TestServer()
+        let work = try server.makeWorkTree("work", repo: "links", commits: 1)
+        try server.write(work, "cfg/gitignore", "*.log\n")
+        try server.write(work, "cfg/attrs", "*.txt text eol=crlf\n")
+        try FileManager.default.createSymbolicLink(atPath: work + "/.gitignore", withDestinationPath: "cfg/gitignore")
+        try FileManager.default.createDirectory(atPath: work + "/sub", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: work + "/sub/.gitattributes", withDestinationPath: "../cfg/attrs")
+        try server.write(work, ".patchd/task.md", TestServer.commandTask("echo made > sub/NEW.txt"))
+        try server.commitAll(work, "links and task")
+        let push = try expectOK(server.git(["push", "-o", "wait", "origin", "main"], in: work))
+        #expect(push.stderr.contains("run 1 succeeded"), "\(push.stderr)")
+        try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
+        #expect(try server.git(["ls-tree", "FETCH_HEAD", ".gitignore"], in: work).stdout.hasPrefix("120000"))
+        #expect(try server.git(["ls-tree", "FETCH_HEAD", "sub/.gitattributes"], in: work).stdout.hasPrefix("120000"))
+        #expect(try server.git(["show", "FETCH_HEAD:sub/NEW.txt"], in: work).stdout == "made\n")
+        let logs = try expectOK(server.ssh(nil, ["run", "logs", "1"])).stdout
+        #expect(logs.contains(".gitignore is a symbolic link"), "\(logs)")
+    }
 }
