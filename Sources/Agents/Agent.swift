@@ -1,4 +1,4 @@
-// Runs: the Agent seam: what a run's agent gets (task, sandbox, budgets) and gives back.
+// Agents: the Agent seam: what a run's agent gets (task, sandbox, budgets) and gives back.
 import Foundation
 import PatchdSystem
 import PatchdCore

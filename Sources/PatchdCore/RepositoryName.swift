@@ -1,4 +1,4 @@
-// GitStore: validated repository names (`NAME` or `GROUP/NAME`), the only way a path is derived from user input.
+// PatchdCore: validated repository names (`NAME` or `GROUP/NAME`), the only way a path is derived from user input.
 
 /// A repository name that is safe to turn into a path: `[A-Za-z0-9][A-Za-z0-9._-]*`,
 /// optionally behind one `GROUP/`. No `..`, no leading `-` or `.`, no `.git` suffix

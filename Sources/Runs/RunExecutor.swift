@@ -1,4 +1,4 @@
-// PatchdServer: executes one run: workspace, setup, agent, check, result commit, refs, note, record.
+// Runs: executes one run: workspace, setup, agent, check, result commit, refs, note, record.
 import Foundation
 import GitStore
 import Logging

@@ -1,4 +1,4 @@
-// PatchdServer: a run's event log, batched into few transactions and capped in size.
+// Runs: a run's event log, batched into few transactions and capped in size.
 import Foundation
 import PatchdSystem
 import Synchronization

@@ -1,4 +1,4 @@
-// PatchdServer: the run scheduler: N workers, push order per branch, crash recovery, clean stop.
+// Runs: the run scheduler: N workers, push order per branch, crash recovery, clean stop.
 import Foundation
 import Logging
 import PatchdSystem

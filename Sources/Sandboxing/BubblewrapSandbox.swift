@@ -1,4 +1,4 @@
-// Runs: the bwrap sandbox: new user/pid/net/ipc/uts namespaces, uid 1000, read-only /usr, only /workspace writable.
+// Sandboxing: the bwrap sandbox: new user/pid/net/ipc/uts namespaces, uid 1000, read-only /usr, only /workspace writable.
 import Foundation
 import PatchdSystem
 

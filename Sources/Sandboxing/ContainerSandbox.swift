@@ -1,4 +1,4 @@
-// Runs: the container sandbox: each command is one `podman run` (or `docker run`) of an image, no network, uid 1000.
+// Sandboxing: the container sandbox: each command is one `podman run` (or `docker run`) of an image, no network, uid 1000.
 import Foundation
 import PatchdSystem
 #if canImport(Glibc)

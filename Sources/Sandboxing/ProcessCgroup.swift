@@ -1,4 +1,4 @@
-// Runs: a cgroup per sandboxed command (v2 or v1): the process cap that also binds root, memory and CPU caps.
+// Sandboxing: a cgroup per sandboxed command (v2 or v1): the process cap that also binds root, memory and CPU caps.
 import Foundation
 import PatchdSystem
 #if canImport(Glibc)

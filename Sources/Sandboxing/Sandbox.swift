@@ -1,4 +1,4 @@
-// Runs: the Sandbox seam: run a script against a workspace with limits, streaming its output as lines.
+// Sandboxing: the Sandbox seam: run a script against a workspace with limits, streaming its output as lines.
 import Foundation
 import PatchdSystem
 import Synchronization

@@ -1,4 +1,4 @@
-// Runs: the builtin agent's tools, bash (in the sandbox) and str_replace_based_edit_tool (confined to the workspace).
+// Agents: the builtin agent's tools, bash (in the sandbox) and str_replace_based_edit_tool (confined to the workspace).
 import Foundation
 import PatchdCore
 

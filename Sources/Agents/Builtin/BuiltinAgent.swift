@@ -1,4 +1,4 @@
-// Runs: patchd's own agent: the Messages API tool loop (streaming), tools in the sandbox, check feedback, budgets.
+// Agents: patchd's own agent: the Messages API tool loop (streaming), tools in the sandbox, check feedback, budgets.
 import Foundation
 import PatchdSystem
 import PatchdCore

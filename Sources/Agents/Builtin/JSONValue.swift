@@ -1,4 +1,4 @@
-// Runs: a Sendable JSON value, for Messages API bodies whose shape varies (tool inputs, content blocks).
+// Agents: a Sendable JSON value, for Messages API bodies whose shape varies (tool inputs, content blocks).
 import Foundation
 
 public enum JSONValue: Sendable, Equatable, Codable {

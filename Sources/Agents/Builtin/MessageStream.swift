@@ -1,4 +1,4 @@
-// Runs: assembles one streamed Messages API response from its SSE events (text, tool_use, usage).
+// Agents: assembles one streamed Messages API response from its SSE events (text, tool_use, usage).
 import Foundation
 
 /// One content block of an assistant message.

@@ -1,4 +1,4 @@
-// Runs: file access for the editor tool, confined to the workspace: no `..`, no symlink is ever followed.
+// Agents: file access for the editor tool, confined to the workspace: no `..`, no symlink is ever followed.
 import Foundation
 import PatchdSystem
 #if canImport(Glibc)

@@ -1,4 +1,4 @@
-// PatchdServer: the claude-code run's way to the Messages API: a unix-socket HTTP proxy that adds the real key.
+// Agents: the claude-code run's way to the Messages API: a unix-socket HTTP proxy that adds the real key.
 import Foundation
 import HTTPClient
 import Logging

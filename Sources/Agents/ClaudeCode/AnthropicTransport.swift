@@ -1,4 +1,4 @@
-// PatchdServer: the builtin agent's Messages API transport: libcurl, SSE, and the only place the API key is used.
+// Agents: the builtin agent's Messages API transport: libcurl, SSE, and the only place the API key is used.
 import Foundation
 import HTTPClient
 import PatchdCore

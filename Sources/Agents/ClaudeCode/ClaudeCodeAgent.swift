@@ -1,4 +1,4 @@
-// PatchdServer: the claude-code agent: `claude -p` in the sandbox, its API traffic through patchd's proxy.
+// Agents: the claude-code agent: `claude -p` in the sandbox, its API traffic through patchd's proxy.
 import Foundation
 import Logging
 import PatchdCore

@@ -1,4 +1,4 @@
-// PatchdServer: what a claude-code run spends, counted from the API answers passing through patchd's proxy.
+// Agents: what a claude-code run spends, counted from the API answers passing through patchd's proxy.
 import Foundation
 import HTTPClient
 import PatchdCore

@@ -1,4 +1,4 @@
-// PatchdServer: who may do what to a repository (admin, owner, write or read collaborator, nobody).
+// PatchdCore: who may do what to a repository (admin, owner, write or read collaborator, nobody).
 
 /// A user's standing on one repository, weakest first so roles compare with `<`.
 public enum RepoRole: Int, Sendable, Comparable, CustomStringConvertible {

@@ -1,4 +1,4 @@
-// PatchdServer: streams a run's events until it ends (push -o wait, run logs --follow), with heartbeats.
+// PatchdCore: streams a run's events until it ends (push -o wait, run logs --follow), with heartbeats.
 import Foundation
 import PatchdSystem
 #if canImport(Glibc)

@@ -1,4 +1,4 @@
-// PatchdServer: the stable JSON shape of a run (run show --json, run list --json, the result note).
+// PatchdCore: the stable JSON shape of a run (run show --json, run list --json, the result note).
 import Foundation
 
 /// The documented shape (README, `run show --json`): id, repo, branch, status, agent, model, base, result, result_ref, changed,

@@ -1,4 +1,4 @@
-// PatchdServer: the SQLite database (GRDB, WAL) and its migrations.
+// PatchdCore: the SQLite database (GRDB, WAL) and its migrations.
 import Foundation
 import GRDB
 

@@ -1,4 +1,4 @@
-// PatchdServer: the rows of the users, ssh_keys, repos and collaborators tables.
+// PatchdCore: the rows of the users, ssh_keys, repos and collaborators tables.
 import Foundation
 import GRDB
 

@@ -1,4 +1,4 @@
-// PatchdServer: repository rows, ownership and collaborators, and the role a user has on a repo.
+// PatchdCore: repository rows, ownership and collaborators, and the role a user has on a repo.
 import Foundation
 import GRDB
 

@@ -1,4 +1,4 @@
-// PatchdServer: runs and their events in SQLite: the queue, the records, the logs.
+// PatchdCore: runs and their events in SQLite: the queue, the records, the logs.
 import Foundation
 import GRDB
 

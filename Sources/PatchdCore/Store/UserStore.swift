@@ -1,4 +1,4 @@
-// PatchdServer: users and their SSH keys; the admin keys given at start.
+// PatchdCore: users and their SSH keys; the admin keys given at start.
 import Foundation
 import GRDB
 import SSHKeys

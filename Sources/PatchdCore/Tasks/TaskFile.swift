@@ -1,4 +1,4 @@
-// Runs: the task file `.patchd/task.md` (YAML front matter + Markdown body) parsed into a TaskSpec, strictly.
+// PatchdCore: the task file `.patchd/task.md` (YAML front matter + Markdown body) parsed into a TaskSpec, strictly.
 import Foundation
 import Yams
 

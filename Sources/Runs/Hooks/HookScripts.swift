@@ -1,4 +1,4 @@
-// PatchdServer: the hook scripts patchd installs in every bare repository (the files in hooks/ are copies).
+// Runs: the hook scripts patchd installs in every bare repository (the files in hooks/ are copies).
 
 /// The scripts only hand over to `patchd hook NAME`; patchd rewrites them at every start.
 /// `PATCHD_EXECUTABLE` is set by the server for the git processes it spawns, so a push

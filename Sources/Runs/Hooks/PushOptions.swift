@@ -1,4 +1,4 @@
-// PatchdServer: `git push -o ...` options patchd understands (run, wait, task=TEXT), parsed as hostile data.
+// Runs: `git push -o ...` options patchd understands (run, wait, task=TEXT), parsed as hostile data.
 import PatchdCore
 
 /// Push options arrive as GIT_PUSH_OPTION_0..N-1. Only `run`, `wait` and `task=TEXT` are

@@ -1,4 +1,4 @@
-// Runs: a run's workspace: the pushed tip checked out, sharing the bare repo's objects (no copy).
+// Sandboxing: a run's workspace: the pushed tip checked out, sharing the bare repo's objects (no copy).
 import Foundation
 import PatchdSystem
 
