@@ -1,5 +1,6 @@
 // Runs: how hooks (other processes) wake the scheduler at once: a datagram on DATA/wake.sock.
 import Foundation
+import PatchdCore
 import PatchdSystem
 #if canImport(Glibc)
 import Glibc
@@ -12,7 +13,7 @@ public final class RunWakeup: Sendable {
     let path: String
 
     public init(dataDir: String) throws {
-        path = dataDir + "/wake.sock"
+        path = DataLayout(root: dataDir).wakeSocket
         fd = try UnixSocket.bind(.datagram, path: path)
     }
 
@@ -31,6 +32,6 @@ public final class RunWakeup: Sendable {
 
     /// Wakes the scheduler of the daemon using `dataDir` (from any process).
     static func notify(dataDir: String) {
-        UnixSocket.sendDatagram([1], to: dataDir + "/wake.sock")
+        UnixSocket.sendDatagram([1], to: DataLayout(root: dataDir).wakeSocket)
     }
 }

@@ -32,25 +32,27 @@ public struct Backup {
     }
 
     var environment: [String: String] {
-        GitEnvironment.make(home: dataDir + "/home")
+        GitEnvironment.make(home: DataLayout(root: dataDir).home)
     }
 
     public func backup(to target: String) throws {
         let fm = FileManager.default
-        guard fm.fileExists(atPath: dataDir + "/patchd.sqlite") else { throw Failure("\(dataDir) is not a patchd data directory (no patchd.sqlite)") }
+        // A backup directory has the data directory's own layout (database, repos/, host keys).
+        let data = DataLayout(root: dataDir), copyLayout = DataLayout(root: target)
+        guard fm.fileExists(atPath: data.database) else { throw Failure("\(dataDir) is not a patchd data directory (no patchd.sqlite)") }
         if fm.fileExists(atPath: target), !((try? fm.contentsOfDirectory(atPath: target)) ?? []).isEmpty {
             throw Failure("\(target) is not empty; back up into a new directory")
         }
-        try fm.createDirectory(atPath: target + "/repos", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try fm.createDirectory(atPath: copyLayout.repos, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         chmod(target, 0o700)
 
-        let source = try DatabasePool(path: dataDir + "/patchd.sqlite")
-        let copy = try DatabaseQueue(path: target + "/patchd.sqlite")
+        let source = try DatabasePool(path: data.database)
+        let copy = try DatabaseQueue(path: copyLayout.database)
         try source.backup(to: copy)
         say("database: copied")
 
         var empty: [String] = []
-        let repos = RepositoryStore(root: dataDir + "/repos", gitExecutable: git, gitHome: dataDir + "/home", maxPushBytes: 0)
+        let repos = RepositoryStore(root: data.repos, gitExecutable: git, gitHome: data.home, maxPushBytes: 0)
         for name in repos.allNames() {
             let bundle = "\(target)/repos/\(name.value).bundle"
             try fm.createDirectory(atPath: (bundle as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -63,8 +65,7 @@ public struct Backup {
             say("repo \(name): bundled")
         }
         try (empty.joined(separator: "\n") + (empty.isEmpty ? "" : "\n")).write(toFile: target + "/repos/EMPTY", atomically: true, encoding: .utf8)
-        for key in ["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub", "ssh_host_rsa_key", "ssh_host_rsa_key.pub"]
-        where fm.fileExists(atPath: dataDir + "/" + key) {
+        for key in DataLayout.hostKeyNames.flatMap({ [$0, $0 + ".pub"] }) where fm.fileExists(atPath: dataDir + "/" + key) {
             try fm.copyItem(atPath: dataDir + "/" + key, toPath: target + "/" + key)
             chmod(target + "/" + key, key.hasSuffix(".pub") ? 0o644 : 0o600)
         }
@@ -83,16 +84,16 @@ public struct Backup {
     /// Recreates `dataDir` (which must be new or empty) from a backup.
     public func restore(from source: String) throws {
         let fm = FileManager.default
-        guard fm.fileExists(atPath: source + "/MANIFEST"), fm.fileExists(atPath: source + "/patchd.sqlite") else {
+        guard fm.fileExists(atPath: source + "/MANIFEST"), fm.fileExists(atPath: DataLayout(root: source).database) else {
             throw Failure("\(source) is not a patchd backup (no MANIFEST or patchd.sqlite)")
         }
         if fm.fileExists(atPath: dataDir), !((try? fm.contentsOfDirectory(atPath: dataDir)) ?? []).isEmpty {
             throw Failure("\(dataDir) is not empty; restore into a new data directory (and stop the server using the old one)")
         }
-        let layout = try DataLayout(root: dataDir)
-        try fm.copyItem(atPath: source + "/patchd.sqlite", toPath: layout.database)
-        for key in ["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub", "ssh_host_rsa_key", "ssh_host_rsa_key.pub"]
-        where fm.fileExists(atPath: source + "/" + key) {
+        let layout = DataLayout(root: dataDir)
+        try layout.create()
+        try fm.copyItem(atPath: DataLayout(root: source).database, toPath: layout.database)
+        for key in DataLayout.hostKeyNames.flatMap({ [$0, $0 + ".pub"] }) where fm.fileExists(atPath: source + "/" + key) {
             try fm.copyItem(atPath: source + "/" + key, toPath: layout.root + "/" + key)
             chmod(layout.root + "/" + key, key.hasSuffix(".pub") ? 0o644 : 0o600)
         }

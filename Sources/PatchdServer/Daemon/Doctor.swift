@@ -90,7 +90,7 @@ public struct Doctor {
     }
 
     func hostKeyCheck() -> Check {
-        let path = dataDirPath + "/ssh_host_ed25519_key"
+        let path = DataLayout(root: dataDirPath).hostKeys[0]
         guard let attrs = try? FileManager.default.attributesOfItem(atPath: path) else {
             return Check(name: "host keys", status: .ok, detail: "none yet: generated at the first start")
         }
@@ -101,7 +101,7 @@ public struct Doctor {
     }
 
     func databaseCheck() -> Check {
-        let path = dataDirPath + "/patchd.sqlite"
+        let path = DataLayout(root: dataDirPath).database
         guard FileManager.default.fileExists(atPath: path) else {
             return Check(name: "database", status: .ok, detail: "none yet: created at the first start")
         }

@@ -28,7 +28,8 @@ public final class PatchdDaemon: Sendable {
         self.configuration = configuration
         let logger = Logger(label: "patchd")
         self.logger = logger
-        layout = try DataLayout(root: configuration.dataDir)
+        layout = DataLayout(root: configuration.dataDir)
+        try layout.create()
         database = try PatchdDatabase(path: layout.database)
 
         let users = UserStore(db: database)

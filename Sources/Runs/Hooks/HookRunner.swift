@@ -141,7 +141,7 @@ public struct HookRunner {
         let options = (try? PushOptions(environment: env)) ?? PushOptions()
         let branches = updates.filter { $0.isBranch && !$0.isDeletion }
         let database: PatchdDatabase
-        do { database = try PatchdDatabase(path: dataDir + "/patchd.sqlite") } catch {
+        do { database = try PatchdDatabase(path: DataLayout(root: dataDir).database) } catch {
             say("error: cannot open the database: \(error)")
             return 1
         }
@@ -202,8 +202,8 @@ public struct HookRunner {
 
     /// The repositories as the hook sees them (reads only: names, HEAD, diffs).
     private func repositories(_ dataDir: String) -> RepositoryStore {
-        RepositoryStore(root: dataDir + "/repos", gitExecutable: env["PATCHD_GIT"] ?? "/usr/bin/git",
-                        gitHome: dataDir + "/home", maxPushBytes: 0)
+        let layout = DataLayout(root: dataDir)
+        return RepositoryStore(root: layout.repos, gitExecutable: env["PATCHD_GIT"] ?? "/usr/bin/git", gitHome: layout.home, maxPushBytes: 0)
     }
 
     private func outcome(_ run: RunRecord, repoName: String, dataDir: String) {
