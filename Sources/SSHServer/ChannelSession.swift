@@ -29,6 +29,8 @@ final class ChannelSession {
     /// The client sent CHANNEL_CLOSE. Set by libssh's close callback: `ssh_channel_is_closed`
     /// cannot tell, as it is also true right after our own `ssh_channel_close`.
     private var closedByClient = false
+    /// This channel no longer counts against the connection's open sessions.
+    private var slotReleased = false
 
     /// How long a stopping server waits for the client to close a finished channel.
     static let closeWaitWhenStopping: Double = 30
@@ -80,6 +82,13 @@ final class ChannelSession {
         return now - finishedAt < Self.closeWaitWhenStopping
     }
 
+    /// Called when the client closed the channel, or when the connection drops it: once.
+    func releaseSessionSlot() {
+        guard !slotReleased else { return }
+        slotReleased = true
+        connection.sessionEnded()
+    }
+
     // MARK: - Requests
 
     private func installCallbacks() {
@@ -102,6 +111,9 @@ final class ChannelSession {
         cb.pointee.channel_close_function = { _, _, userdata in
             let me = Unmanaged<ChannelSession>.fromOpaque(userdata!).takeUnretainedValue()
             me.closedByClient = true
+            // Freed now, not at the next loop turn: a ControlMaster client may send this close
+            // and its next channel open in one read, and the open must not find the slot taken.
+            me.releaseSessionSlot()
         }
         // No terminals, subsystems (sftp) or X11 for anyone: refused.
         cb.pointee.channel_pty_request_function = { _, _, _, _, _, _, _, _ in -1 }
@@ -109,20 +121,23 @@ final class ChannelSession {
         ssh_set_channel_callbacks(channel, cb)
     }
 
-    /// Only GIT_PROTOCOL is taken from the client, and only in its documented shape
-    /// ("version=2", colon-separated key[=value]); everything else is refused.
+    /// The delegate decides which variables a program may see (`acceptEnvironment`); the
+    /// rest are refused. At most `maxEnvironment` per channel, whatever the delegate accepts.
     private func setEnvironment(name: String, value: String) -> Int32 {
-        guard program == nil, name == "GIT_PROTOCOL", value.utf8.count <= 256,
-              value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "=:._-".contains($0)) }) else {
+        guard program == nil, environment[name] != nil || environment.count < Self.maxEnvironment,
+              connection.server.delegate.acceptEnvironment(name: name, value: value) else {
             return -1
         }
         environment[name] = value
         return 0
     }
 
+    /// Variables one channel may set: a client can send env requests without end.
+    static let maxEnvironment = 16
+
     private func start(command: String?) -> Int32 {
         guard program == nil else { return -1 } // one exec or shell per channel
-        connection.lastActivity = MonotonicClock.now
+        connection.noteActivity()
         let request = connection.makeRequest(identity: identity, command: command, environment: environment)
         let started = connection.server.delegate.startProgram(for: request)
         for fd in [started.stdout, started.stderr] where fd.isOpen { try? fd.setNonBlocking() }
@@ -166,7 +181,7 @@ final class ChannelSession {
                 let n = inbound.withUnread { write(stdin.raw, $0.baseAddress, $0.count) }
                 if n > 0 {
                     inbound.consume(n)
-                    connection.lastActivity = MonotonicClock.now
+                    connection.noteActivity()
                 } else if n < 0 && errno != EAGAIN && errno != EINTR {
                     // The program stopped reading (EPIPE): drop what it will never take.
                     stdin.close()
@@ -179,7 +194,7 @@ final class ChannelSession {
             }
             if n > 0 {
                 connection.bytesIn += UInt64(n)
-                connection.lastActivity = MonotonicClock.now
+                connection.noteActivity()
                 if let stdin = program.stdin, stdin.isOpen { inbound.set(scratch[0..<Int(n)]) }
                 continue // without a stdin, input is read and discarded so the window keeps moving
             }
@@ -209,7 +224,7 @@ final class ChannelSession {
                 }
                 pending.consume(Int(n))
                 connection.bytesOut += UInt64(n)
-                connection.lastActivity = MonotonicClock.now
+                connection.noteActivity()
                 if !pending.isEmpty { return }
             }
             if eof { return }
