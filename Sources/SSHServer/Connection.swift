@@ -99,9 +99,9 @@ final class Connection {
                 return true
             }
             if server.isStopping { policy.stop() }
-            let now = MonotonicClock.now
+            let now = ContinuousClock.now
             let holds = policy.isStopping && channels.contains { $0.holdsConnection(now: now) }
-            guard case .disconnect(let reason) = policy.tick(at: .now, sessionsHoldConnection: holds) else { continue }
+            guard case .disconnect(let reason) = policy.tick(at: now, sessionsHoldConnection: holds) else { continue }
             switch reason {
             case .loginGraceExpired:
                 server.logger.notice("Timeout before authentication for \(client)")
