@@ -15,19 +15,16 @@ final class Connection {
     private var event: ssh_event?
     private let serverCallbacks: UnsafeMutablePointer<ssh_server_callbacks_struct>
 
-    private(set) var identity: SSHIdentity?
+    /// The rules (auth, grace and idle timers, open sessions, stop); this class carries them out.
+    private var policy: SSHConnectionPolicy
+    var identity: SSHIdentity? { policy.identity }
     /// Whether this connection was moved off the server's unauthenticated count.
     private(set) var countedAuthenticated = false
-    private var failedAuthAttempts = 0
     private var channels: [ChannelSession] = []
-    private var channelsOpened = 0
-    private let startedAt = MonotonicClock.now
-    var lastActivity = MonotonicClock.now
-    private var disconnectReason: String?
     /// fd -> events currently registered with the libssh event.
     private var registered: [Int32: Int16] = [:]
     /// What ran, for the audit line.
-    var audit: [String] = []
+    var audit = AuditVerbs()
     var bytesIn: UInt64 = 0
     var bytesOut: UInt64 = 0
     var lastExitStatus: Int32?
@@ -38,6 +35,7 @@ final class Connection {
         self.server = server
         self.socketFD = fd
         self.session = ssh_new()
+        policy = SSHConnectionPolicy(limits: .init(server.configuration), startedAt: .now)
         serverCallbacks = .allocate(capacity: 1)
         serverCallbacks.initialize(to: ssh_server_callbacks_struct())
     }
@@ -65,14 +63,13 @@ final class Connection {
             return
         }
         // The kex below blocks; this bounds it by the grace time.
-        var timeout = Int(server.configuration.authTimeout.rounded(.up))
+        var timeout = Int(policy.limits.loginGrace.inSeconds.rounded(.up))
         ssh_options_set(session, SSH_OPTIONS_TIMEOUT, &timeout)
         installServerCallbacks()
         ssh_set_auth_methods(session, Int32(SSH_AUTH_METHOD_PUBLICKEY))
 
         guard ssh_handle_key_exchange(session) == SSH_OK else {
-            let elapsed = MonotonicClock.now - startedAt
-            if elapsed >= server.configuration.authTimeout - 0.5 {
+            if policy.keyExchangeFailed(at: .now) == .loginGraceExpired {
                 server.logger.notice("Timeout before authentication for \(client)")
             } else {
                 server.logger.info("Key exchange failed for \(client): \(lastError)")
@@ -87,45 +84,52 @@ final class Connection {
     }
 
     private func eventLoop(_ event: ssh_event) {
-        let config = server.configuration
-        while disconnectReason == nil {
+        while true {
             updateRegistrations(event)
             let rc = ssh_event_dopoll(event, 100)
             if rc == SSH_ERROR || ssh_is_connected(session) == 0 {
-                disconnectReason = "client disconnected"
-                break
+                policy.clientDisconnected()
+                return
             }
-            let now = MonotonicClock.now
             for channel in channels { channel.pump() }
             // Channels the client has closed and we have finished are freed.
-            channels.removeAll { $0.isDone }
-
-            if identity == nil {
-                if now - startedAt > config.authTimeout {
-                    server.logger.notice("Timeout before authentication for \(client)")
-                    disconnectReason = "auth timeout"
-                } else if failedAuthAttempts >= config.maxAuthAttempts {
-                    server.logger.notice("Disconnecting: too many authentication failures from \(client)")
-                    disconnectReason = "too many auth failures"
-                }
-            } else if now - lastActivity > config.idleTimeout {
-                server.logger.info("Idle timeout for \(client) after \(Int(config.idleTimeout))s")
-                disconnectReason = "idle timeout"
+            channels.removeAll { channel in
+                guard channel.isDone else { return false }
+                channel.releaseSessionSlot()
+                return true
             }
-            // Stopping: stay while a channel's program runs or its client has not yet closed it.
-            if server.isStopping && (identity == nil || !channels.contains(where: { $0.holdsConnection(now: now) })) {
-                disconnectReason = "server stopping"
+            if server.isStopping { policy.stop() }
+            let now = ContinuousClock.now
+            let holds = policy.isStopping && channels.contains { $0.holdsConnection(now: now) }
+            guard case .disconnect(let reason) = policy.tick(at: now, sessionsHoldConnection: holds) else { continue }
+            switch reason {
+            case .loginGraceExpired:
+                server.logger.notice("Timeout before authentication for \(client)")
+            case .tooManyAuthFailures:
+                server.logger.notice("Disconnecting: too many authentication failures from \(client)")
+            case .idleTimeout(let limit):
+                server.logger.info("Idle timeout for \(client) after \(Int(limit.inSeconds))s")
+            case .serverStopping, .clientDisconnected, .keyExchangeFailed:
+                break
             }
+            return
         }
     }
 
+    /// A session channel the policy allowed has ended: its slot is free for the next one.
+    func sessionEnded() { policy.sessionEnded() }
+
+    /// A byte moved or a request arrived: restarts the idle timer.
+    func noteActivity() { policy.activity(at: .now) }
+
     private func finishConnection() {
-        for channel in channels where !channel.isDone { channel.abort(reason: disconnectReason ?? "disconnect") }
+        let reason = policy.disconnectReason?.description ?? "disconnect"
+        for channel in channels where !channel.isDone { channel.abort(reason: reason) }
         // Whatever libssh still buffers (exit status, EOF, close) reaches the client first.
         ssh_blocking_flush(session, 2000)
         if let identity {
-            let duration = String(format: "%.3f", MonotonicClock.now - startedAt)
-            let verbs = audit.isEmpty ? "-" : audit.joined(separator: ",")
+            let duration = String(format: "%.3f", (ContinuousClock.now - policy.startedAt).inSeconds)
+            let verbs = audit.text
             server.logger.info("audit conn=\(id) from=\(client.host) port=\(client.port) user=\(identity.userName) key=\(identity.keyFingerprint) cmd=\(verbs) exit=\(lastExitStatus.map(String.init) ?? "-") bytes_in=\(bytesIn) bytes_out=\(bytesOut) duration=\(duration)s")
         }
     }
@@ -172,46 +176,52 @@ final class Connection {
     /// Unsigned probes only learn whether a key would do; the identity is set only
     /// when libssh has verified a signature (SSH_PUBLICKEY_STATE_VALID).
     private func authenticate(user: String, key: ssh_key?, signatureState: CChar) -> Int32 {
-        lastActivity = MonotonicClock.now
-        guard identity == nil, let key, failedAuthAttempts < server.configuration.maxAuthAttempts else {
-            return Int32(SSH_AUTH_DENIED.rawValue)
+        if server.isStopping { policy.stop() }
+        let signature: SSHConnectionPolicy.Signature = switch Int32(signatureState) {
+        case Int32(SSH_PUBLICKEY_STATE_NONE.rawValue): .probe
+        case Int32(SSH_PUBLICKEY_STATE_VALID.rawValue): .valid
+        default: .invalid
         }
-        let publicKey: PublicKey
-        do { publicKey = try PublicKey(libsshKey: key) } catch {
-            failedAuthAttempts += 1
-            return Int32(SSH_AUTH_DENIED.rawValue)
+        var publicKey: PublicKey?
+        let verdict = policy.authAttempt(signature: signature, at: .now) {
+            guard let key, let parsed = try? PublicKey(libsshKey: key) else { return .unreadable }
+            publicKey = parsed
+            return server.delegate.identity(for: parsed).map { .known($0) } ?? .unknown
         }
-        guard let found = server.delegate.identity(for: publicKey) else {
-            failedAuthAttempts += 1
-            server.countAuthFailure()
-            let safeUser = String(user.unicodeScalars.filter { $0.value >= 0x20 && $0.value < 0x7f }.prefix(64).map(Character.init))
-            server.logger.notice("Failed publickey for \(safeUser.isEmpty ? "-" : safeUser) from \(client) ssh2: \(publicKey.type) \(publicKey.fingerprint)")
-            return Int32(SSH_AUTH_DENIED.rawValue)
-        }
-        switch Int32(signatureState) {
-        case Int32(SSH_PUBLICKEY_STATE_NONE.rawValue):
+        switch verdict {
+        case .keyWouldDo:
             return Int32(SSH_AUTH_SUCCESS.rawValue) // "this key would be accepted": the client now signs.
-        case Int32(SSH_PUBLICKEY_STATE_VALID.rawValue):
-            identity = found
+        case .accept(let found):
             if !countedAuthenticated {
                 countedAuthenticated = true
                 server.connectionAuthenticated()
             }
-            server.logger.info("Accepted publickey for \(found.userName) from \(client) ssh2: \(publicKey.type) \(publicKey.fingerprint)")
+            if let publicKey {
+                server.logger.info("Accepted publickey for \(found.userName) from \(client) ssh2: \(publicKey.type) \(publicKey.fingerprint)")
+            }
             return Int32(SSH_AUTH_SUCCESS.rawValue)
-        default:
-            failedAuthAttempts += 1
-            server.logger.notice("Failed publickey for \(found.userName) from \(client) ssh2: bad signature \(publicKey.fingerprint)")
+        case .deny(.unknownKey):
+            server.countAuthFailure()
+            if let publicKey {
+                let safeUser = String(user.unicodeScalars.filter { $0.value >= 0x20 && $0.value < 0x7f }.prefix(64).map(Character.init))
+                server.logger.notice("Failed publickey for \(safeUser.isEmpty ? "-" : safeUser) from \(client) ssh2: \(publicKey.type) \(publicKey.fingerprint)")
+            }
+            return Int32(SSH_AUTH_DENIED.rawValue)
+        case .deny(.badSignature(let found)):
+            server.logger.notice("Failed publickey for \(found.userName) from \(client) ssh2: bad signature \(publicKey?.fingerprint ?? "-")")
+            return Int32(SSH_AUTH_DENIED.rawValue)
+        case .deny:
             return Int32(SSH_AUTH_DENIED.rawValue)
         }
     }
 
     private func openSessionChannel() -> ssh_channel? {
-        lastActivity = MonotonicClock.now
-        guard let identity, !server.isStopping,
-              channelsOpened < server.configuration.maxChannelsPerConnection,
-              let raw = ssh_channel_new(session) else { return nil }
-        channelsOpened += 1
+        if server.isStopping { policy.stop() }
+        guard case .allow = policy.openSession(at: .now) else { return nil }
+        guard let identity = policy.identity, let raw = ssh_channel_new(session) else {
+            policy.sessionEnded()
+            return nil
+        }
         let channel = ChannelSession(channel: raw, connection: self, identity: identity)
         channels.append(channel)
         return raw
@@ -220,5 +230,24 @@ final class Connection {
     /// Builds the request the delegate sees for a channel's exec/shell.
     func makeRequest(identity: SSHIdentity, command: String?, environment: [String: String]) -> ExecRequest {
         ExecRequest(connectionID: id, identity: identity, command: command, environment: environment, client: client)
+    }
+}
+
+/// The verbs an audit line lists. Bounded: one shared (ControlMaster) connection may run
+/// thousands of commands, and a list of all of them grew the connection and its log line
+/// without limit.
+struct AuditVerbs {
+    static let kept = 32
+    private(set) var verbs: [String] = []
+    private(set) var omitted = 0
+
+    mutating func append(_ verb: String) {
+        if verbs.count < Self.kept { verbs.append(verb) } else { omitted += 1 }
+    }
+
+    /// "-" when nothing ran; "a,b,...,+N" when more ran than are kept.
+    var text: String {
+        if verbs.isEmpty { return "-" }
+        return (verbs + (omitted > 0 ? ["+\(omitted)"] : [])).joined(separator: ",")
     }
 }

@@ -11,7 +11,8 @@ public struct SSHServerConfiguration: Sendable {
     public var maxAuthAttempts: Int = 6
     /// Connections not yet authenticated; beyond this new ones are closed at once.
     public var maxUnauthenticated: Int = 64
-    /// Session channels one connection may open over its life.
+    /// Session channels one connection may have open at the same time (sequential ones are
+    /// unlimited: OpenSSH connection sharing runs every command on one connection).
     public var maxChannelsPerConnection: Int = 10
     /// Seconds without a byte moving or a request before the connection is dropped.
     public var idleTimeout: Double = 600

@@ -14,7 +14,7 @@ public struct ExecRequest: Sendable {
     public let connectionID: UInt64
     public let identity: SSHIdentity
     public let command: String?
-    /// Only the environment variables the server accepted (GIT_PROTOCOL).
+    /// Only the environment variables the delegate accepted (`acceptEnvironment`).
     public let environment: [String: String]
     public let client: ClientAddress
 }
@@ -44,4 +44,17 @@ public protocol SSHServerDelegate: Sendable {
     /// Starts the program for an exec or shell request. Errors become a program too
     /// (a message on stderr and an exit status), so this never fails.
     func startProgram(for request: ExecRequest) -> ChannelProgram
+    /// Whether the client's "env" request `name=value` may reach the program (in
+    /// `ExecRequest.environment`); false refuses it. Called before the exec or shell request.
+    func acceptEnvironment(name: String, value: String) -> Bool
+}
+
+extension SSHServerDelegate {
+    /// The rule until the application states its own: only GIT_PROTOCOL, and only in its
+    /// documented shape ("version=2", colon-separated key[=value]). It lives here only so
+    /// existing delegates keep today's behaviour; the git knowledge belongs in the delegate.
+    public func acceptEnvironment(name: String, value: String) -> Bool {
+        name == "GIT_PROTOCOL" && value.utf8.count <= 256
+            && value.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "=:._-".contains($0)) }
+    }
 }

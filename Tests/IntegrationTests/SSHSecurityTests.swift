@@ -427,25 +427,92 @@ struct SSHSecurityTests {
         #expect(who.stdout == "admin (admin)\n", "\(who.output)")
     }
 
-    @Test("one connection may open at most 10 sessions")
-    func sessionsPerConnection() throws {
+    @Test("sequential commands through one OpenSSH ControlMaster all run on its one connection (11, then 100)")
+    func sequentialSessionsShareOneConnection() throws {
         let server = try TestServer()
+        // The bug report's setup: ControlMaster=auto with a persisting master. The first command
+        // starts the master; every later one is a mux client asking it for one more session.
+        let control = server.tmp.path + "/cm"
+        let shared = ["-o", "ControlMaster=auto", "-o", "ControlPath=\(control)", "-o", "ControlPersist=120"]
+        defer { _ = try? run("/usr/bin/ssh", server.sshOptions(server.admin) + ["-o", "ControlPath=\(control)", "-O", "exit", "git@127.0.0.1"], timeout: 10) }
+        func whoamiRuns(_ count: Int) throws -> [CommandResult] {
+            try (0..<count).map { _ in try server.ssh(nil, ["whoami"], options: shared, timeout: 30) }
+        }
+        let first = try whoamiRuns(11)
+        #expect(first.allSatisfy { $0.status == 0 && $0.stdout == "admin (admin)\n" && $0.stderr.isEmpty },
+                "\(first.enumerated().filter { $0.element.stderr != "" }.map { "#\($0.offset + 1): \($0.element.output)" })")
+        let check = try run("/usr/bin/ssh", server.sshOptions(server.admin) + ["-o", "ControlPath=\(control)", "-O", "check", "git@127.0.0.1"], timeout: 10)
+        #expect(check.status == 0, "the master is gone: \(check.output)")
+
+        // The server's fds after the first 11, then 100 more: the same (nothing kept per session).
+        let serverPID = try #require(server.process?.pid)
+        let fdsBefore = openFDs(pid: serverPID)
+        let rssBefore = residentKiB(pid: serverPID)
+        let more = try whoamiRuns(100)
+        #expect(more.allSatisfy { $0.status == 0 && $0.stdout == "admin (admin)\n" && $0.stderr.isEmpty },
+                "\(more.enumerated().filter { $0.element.stderr != "" }.prefix(3).map { "#\($0.offset + 12): \($0.element.output)" })")
+        // A session's fds are closed when the client's close arrives, just after the client exits.
+        waitUntil(timeout: 5) { openFDs(pid: serverPID) <= fdsBefore }
+        #expect(openFDs(pid: serverPID) <= fdsBefore, "fds grew over 100 sessions: \(fdsBefore) -> \(openFDs(pid: serverPID))")
+        let rssAfter = residentKiB(pid: serverPID)
+        #expect(rssAfter - rssBefore < 8 * 1024, "memory grew over 100 sessions: \(rssBefore) KiB -> \(rssAfter) KiB")
+
+        // One connection accepted and authenticated for all 111 commands (and this stats call).
+        let stats = try server.ssh(nil, ["stats", "--prometheus"], options: shared, timeout: 30)
+        #expect(stats.output.contains("patchd_ssh_connections_total 1\n"), "\(stats.output)")
+        #expect(server.log.components(separatedBy: "Accepted publickey").count - 1 == 1, "\(server.log)")
+        #expect(!server.log.contains("refused"))
+
+        // The connection's audit line: one, with a bounded list of what ran.
+        _ = try run("/usr/bin/ssh", server.sshOptions(server.admin) + ["-o", "ControlPath=\(control)", "-O", "exit", "git@127.0.0.1"], timeout: 10)
+        waitUntil(timeout: 10) { server.log.contains("audit conn=") }
+        let audits = server.log.split(separator: "\n").filter { $0.contains("audit conn=") }
+        #expect(audits.count == 1, "\(audits)")
+        #expect(audits.first?.contains("cmd=" + Array(repeating: "whoami", count: 32).joined(separator: ",") + ",+80 ") == true,
+                "\(audits)")
+    }
+
+    @Test("one connection may have at most 10 sessions open at once; a closed one frees its slot")
+    func concurrentSessionsPerConnection() throws {
+        let server = try TestServer()
+        let work = try server.makeWorkTree("work", repo: "held", commits: 1)
+        try expectOK(server.git(["push", "-q", "origin", "main"], in: work))
         let control = server.tmp.path + "/ctl"
         let master = try startBackground("/usr/bin/ssh", server.sshOptions(server.admin) +
                                          ["-M", "-S", control, "-o", "ControlPersist=no", "-N", "git@127.0.0.1"],
                                          outputPath: server.tmp.path + "/master.out")
         defer { master.signalGroup(SIGKILL); master.wait() }
         waitUntil(timeout: 15) { FileManager.default.fileExists(atPath: control) }
-        var results: [CommandResult] = []
-        for _ in 1...11 {
-            results.append(try server.ssh(nil, ["whoami"], options: ["-S", control, "-o", "ControlMaster=no"], timeout: 30))
+        let mux = ["-S", control, "-o", "ControlMaster=no"]
+        let logins = { server.log.components(separatedBy: "Accepted publickey").count - 1 }
+        let loginsBefore = logins() // the push and the master
+
+        // Ten sessions held open: upload-pack advertises its refs and waits for the client.
+        var held: [ChildProcess] = []
+        defer { for client in held { client.signalGroup(SIGKILL); client.wait() } }
+        for i in 1...10 {
+            let client = try ChildProcess(executable: "/usr/bin/ssh",
+                                          arguments: server.sshOptions(server.admin) + mux + ["git@127.0.0.1", "git-upload-pack 'held'"],
+                                          environment: clientEnvironment(), stdin: .pipe, stdout: .pipe, stderr: .null)
+            held.append(client)
+            let advert = readAvailable(client.stdout!.raw, until: "refs/heads/main", timeout: 15)
+            try #require(advert.contains("refs/heads/main"), "session \(i) did not start: \(advert)")
         }
-        #expect(results.prefix(10).allSatisfy { $0.stdout == "admin (admin)\n" && $0.stderr.isEmpty }, "\(results.map(\.output))")
-        // The 11th session on the shared connection is refused. (OpenSSH's mux client then falls
-        // back to a connection of its own, which is why its command still runs.)
-        #expect(results[10].stderr.contains("Session open refused by peer"), "\(results[10].output)")
-        #expect(server.log.components(separatedBy: "Accepted publickey").count - 1 == 2,
-                "the ten sessions should have shared one connection, the fallback is the second")
+        // The 11th at the same time is refused. (OpenSSH's mux client then falls back to a
+        // connection of its own, which is why its command still runs.)
+        let eleventh = try server.ssh(nil, ["whoami"], options: mux, timeout: 30)
+        #expect(eleventh.stderr.contains("Session open refused by peer"), "\(eleventh.output)")
+        #expect(logins() == loginsBefore + 1, "the fallback is a connection of its own")
+
+        // One ends (a flush packet: the client wants nothing; upload-pack exits 0): its slot is
+        // free for the next session.
+        let ending = held.removeFirst()
+        #expect((try? writeAll(ending.stdin!.raw, "0000")) != nil)
+        ending.stdin?.close()
+        #expect(ending.wait(timeout: 15) == 0)
+        let next = try server.ssh(nil, ["whoami"], options: mux, timeout: 30)
+        #expect(next.stdout == "admin (admin)\n" && next.stderr.isEmpty, "\(next.output)")
+        #expect(logins() == loginsBefore + 1, "the session after a close did not use the shared connection")
     }
 
     @Test("a session where nothing moves is dropped after --idle-timeout, and its git goes too")
@@ -629,6 +696,35 @@ func freeLocalPort() throws -> Int {
 func randomBytes(_ count: Int) -> [UInt8] {
     var generator = SystemRandomNumberGenerator()
     return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+}
+
+/// Reads what `fd` delivers until the text contains `marker`, it closes, or `timeout` seconds pass.
+func readAvailable(_ fd: Int32, until marker: String, timeout: Double) -> String {
+    let deadline = Date().addingTimeInterval(timeout)
+    var received: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while !String(decoding: received, as: UTF8.self).contains(marker) {
+        let remaining = deadline.timeIntervalSinceNow
+        if remaining <= 0 { break }
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        if poll(&pfd, 1, Int32(max(1, remaining * 1000))) <= 0 { continue }
+        let n = read(fd, &buffer, buffer.count)
+        if n <= 0 { break }
+        received += buffer[0..<n]
+    }
+    return String(decoding: received, as: UTF8.self)
+}
+
+/// How many fds process `pid` has open.
+func openFDs(pid: pid_t) -> Int {
+    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+}
+
+/// Process `pid`'s resident memory (VmRSS) in KiB.
+func residentKiB(pid: pid_t) -> Int {
+    let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+    let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+    return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
 }
 
 /// Polls `condition` every 50 ms until it holds or `timeout` seconds pass (then just returns).
