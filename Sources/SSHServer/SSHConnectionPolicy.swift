@@ -1,4 +1,5 @@
 // SSHServer: a connection's rules (auth attempts, login grace, idle, open sessions, stop) as a pure value.
+import SSHKeys
 
 /// What one connection may do next, decided from events alone. It holds no libssh handle,
 /// no fd and no clock of its own: every event carries its time, so the rules are unit-tested

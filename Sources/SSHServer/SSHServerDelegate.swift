@@ -50,11 +50,6 @@ public protocol SSHServerDelegate: Sendable {
 }
 
 extension SSHServerDelegate {
-    /// The rule until the application states its own: only GIT_PROTOCOL, and only in its
-    /// documented shape ("version=2", colon-separated key[=value]). It lives here only so
-    /// existing delegates keep today's behaviour; the git knowledge belongs in the delegate.
-    public func acceptEnvironment(name: String, value: String) -> Bool {
-        name == "GIT_PROTOCOL" && value.utf8.count <= 256
-            && value.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "=:._-".contains($0)) }
-    }
+    /// No environment reaches a program unless the application's delegate says so.
+    public func acceptEnvironment(name: String, value: String) -> Bool { false }
 }

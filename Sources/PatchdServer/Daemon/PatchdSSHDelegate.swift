@@ -11,6 +11,13 @@ struct PatchdSSHDelegate: SSHServerDelegate {
 
     func identity(for key: PublicKey) -> SSHIdentity? { users.identity(for: key) }
 
+    /// Of the client's env requests only GIT_PROTOCOL reaches git (soft-serve CVE-2024-41956),
+    /// and only in its documented shape ("version=2", colon-separated key[=value]).
+    func acceptEnvironment(name: String, value: String) -> Bool {
+        name == "GIT_PROTOCOL" && value.utf8.count <= 256
+            && value.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "=:._-".contains($0)) }
+    }
+
     func startProgram(for request: ExecRequest) -> ChannelProgram {
         guard let command = request.command else { return commands.greeting(for: request.identity) }
         let words: [String]
