@@ -78,6 +78,7 @@ enum LimitedProcess {
         var total = 0
         var pending: [UInt8] = []
         var tail: [UInt8] = []
+        var capture = OutputCapture()
         var buffer = [UInt8](repeating: 0, count: 65536)
         let deadline = started + limits.wallClockSeconds
         var exitedAt: Double?
@@ -99,6 +100,7 @@ enum LimitedProcess {
                         break readLoop
                     }
                     let chunk = buffer[0..<n]
+                    capture.append(chunk)
                     tail.append(contentsOf: chunk)
                     if tail.count > 2 * tailBytes { tail.removeFirst(tail.count - tailBytes) }
                     pending.append(contentsOf: chunk)
@@ -140,7 +142,7 @@ enum LimitedProcess {
         }
         if limit != nil && status == 0 { status = 137 }
         return SandboxResult(exitStatus: status, limit: limit, duration: MonotonicClock.now - started,
-                             outputBytes: total, outputTail: tailText)
+                             outputBytes: total, outputTail: tailText, output: capture)
     }
 }
 

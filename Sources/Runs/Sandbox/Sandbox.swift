@@ -53,6 +53,9 @@ public struct SandboxResult: Sendable {
     public var outputBytes: Int
     /// The last 64 KiB of output (for a failing check's feedback).
     public var outputTail: String
+    /// The raw output's first and last 64 KiB with exact counts, for callers that show it
+    /// (the builtin agent's bash tool): no line cut, no lossy decoding.
+    public var output = OutputCapture()
     public var succeeded: Bool { exitStatus == 0 && limit == nil }
 }
 

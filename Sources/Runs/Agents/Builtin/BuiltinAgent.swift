@@ -121,8 +121,9 @@ public struct BuiltinAgent: Agent {
             usage.costUSD += price.cost(message.usage)
             if !message.text.isEmpty {
                 lastText = message.text
-                for line in message.text.split(separator: "\n", omittingEmptySubsequences: true) {
-                    context.log(RunEvent(.info, "agent: " + line))
+                // On scalars: "\r\n" is one Character, so a Character split would not break a CRLF line.
+                for line in message.text.unicodeScalars.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+                    context.log(RunEvent(.info, "agent: " + String(String.UnicodeScalarView(line))))
                 }
             }
             messages.append(.object(["role": .string("assistant"), "content": .array(message.content.map(\.json))]))
@@ -163,8 +164,8 @@ public struct BuiltinAgent: Agent {
             messages.append(.object(["role": .string("user"), "content": .string("""
                 The task's check failed (exit \(result.exitStatus)). It runs:
                 \(check)
-                Its output (last part):
-                \(AgentTools.truncate(result.outputTail))
+                Its output:
+                \(VisibleText.commandOutput(result.output, budget: AgentTools.maxResultBytes))
                 Fix the problem, then reply with a short summary of the change.
                 """)]))
         }
