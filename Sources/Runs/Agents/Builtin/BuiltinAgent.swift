@@ -205,8 +205,22 @@ public struct BuiltinAgent: Agent {
                 throw FatalAPIError(description: "the Messages API failed and the time limit leaves no room to retry: \(why)")
             }
             context.log(RunEvent(.info, "API: \(why); retrying in \(String(format: "%.1f", delay))s (attempt \(attempt + 1) of \(configuration.maxAttempts))"))
-            usleep(useconds_t(delay * 1_000_000))
-            if let reason = context.cancel.reason { throw FatalAPIError(description: reason.explanation) }
+            if let reason = Self.wait(delay, cancel: context.cancel) { throw FatalAPIError(description: reason.explanation) }
+        }
+    }
+
+    /// How often a retry wait looks at the cancellation flag (a cancel is seen within this).
+    static let cancelPollSeconds = 0.02
+
+    /// Sleeps `seconds`, waking early when the run is canceled (returns why). A retry wait can be
+    /// a minute (Retry-After); the flag has no way to signal, so it is polled in short naps.
+    static func wait(_ seconds: Double, cancel: CancellationFlag) -> LimitHit? {
+        let until = MonotonicClock.now + seconds
+        while true {
+            if let reason = cancel.reason { return reason }
+            let left = until - MonotonicClock.now
+            if left <= 0 { return nil }
+            usleep(useconds_t(min(left, cancelPollSeconds) * 1_000_000))
         }
     }
 
