@@ -35,7 +35,6 @@ enum LimitedProcess {
     static let prlimit = (try? Executable.find("prlimit")) ?? "/usr/bin/prlimit"
 
     static let tailBytes = 64 * 1024
-    static let maxLineBytes = 4096
 
     /// `workspace`: the directory whose disk use the limits bound (nil: not watched).
     static func run(argv: [String], environment: [String: String], workingDirectory: String?, limits: SandboxLimits,
@@ -82,6 +81,7 @@ enum LimitedProcess {
         var verdict = CommandLimitWatch.Verdict.keepGoing
         var pending: [UInt8] = []
         var tail: [UInt8] = []
+        var capture = OutputCapture()
         var buffer = [UInt8](repeating: 0, count: 65536)
         var disk = workspace.map { DiskWatch(workspace: $0, limits: limits, now: started) }
 
@@ -98,6 +98,7 @@ enum LimitedProcess {
                     verdict = watch.output(n)
                     if verdict != .keepGoing { break readLoop }
                     let chunk = buffer[0..<n]
+                    capture.append(chunk)
                     tail.append(contentsOf: chunk)
                     if tail.count > 2 * tailBytes { tail.removeFirst(tail.count - tailBytes) }
                     pending.append(contentsOf: chunk)
@@ -107,8 +108,8 @@ enum LimitedProcess {
                         start = newline + 1
                     }
                     // An over-long line goes out in pieces, each cut at a UTF-8 character boundary.
-                    while pending.endIndex - start > maxLineBytes {
-                        let cut = UTF8Boundary.cut(pending, from: start, maxBytes: maxLineBytes)
+                    while pending.endIndex - start > limits.maxLineBytes {
+                        let cut = UTF8Boundary.cut(pending, from: start, maxBytes: limits.maxLineBytes)
                         emit(pending[start..<cut])
                         start = cut
                     }
@@ -140,7 +141,7 @@ enum LimitedProcess {
         if limit != nil && status == 0 { status = 137 }
         let total = watch.outputBytes
         return SandboxResult(exitStatus: status, limit: limit, duration: MonotonicClock.now - started,
-                             outputBytes: total, outputTail: tailText)
+                             outputBytes: total, outputTail: tailText, output: capture)
     }
 }
 

@@ -19,6 +19,10 @@ public struct SandboxLimits: Sendable, Equatable {
     /// Free space the workspace's filesystem must keep (nil: 5% of it, at most 1 GiB);
     /// checked every 0.5 s. This one cannot be dodged by making the walk fail.
     public var minFreeBytes: Int64?
+    /// The longest line `onLine` gets, in bytes; a longer one arrives in pieces cut at UTF-8
+    /// boundaries. Run logs want short lines; a reader of JSON lines (an agent CLI's event
+    /// stream) needs whole ones and raises it. Bounded by `maxOutputBytes` in any case.
+    public var maxLineBytes: Int = 4096
     public init() {}
 }
 
@@ -53,6 +57,9 @@ public struct SandboxResult: Sendable {
     public var outputBytes: Int
     /// The last 64 KiB of output (for a failing check's feedback).
     public var outputTail: String
+    /// The raw output's first and last 64 KiB with exact counts, for callers that show it
+    /// (the builtin agent's bash tool): no line cut, no lossy decoding.
+    public var output = OutputCapture()
     public var succeeded: Bool { exitStatus == 0 && limit == nil }
 }
 

@@ -1,6 +1,6 @@
 // UnitTests: SSHConnectionPolicy's rules with a made-up clock: timers, attempts, probes, stop, open sessions.
 import Testing
-import SSHKeys
+@testable import SSHKeys
 @testable import SSHServer
 
 @Suite struct SSHConnectionPolicyTests {

@@ -26,3 +26,13 @@ struct ShellQuoteTests {
         #expect(back == words)
     }
 }
+
+@Suite("script summary")
+struct ScriptSummaryTests {
+    @Test("a CRLF script is split into lines too (Swift's Character joins \\r\\n)")
+    func crlf() {
+        #expect(ScriptSummary.firstLine("make\r\nmake test\r\n") == "make (+1 lines)")
+        #expect(ScriptSummary.firstLine("  one  \n\ntwo") == "one (+1 lines)")
+        #expect(ScriptSummary.firstLine("") == "")
+    }
+}

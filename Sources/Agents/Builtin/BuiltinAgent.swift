@@ -123,8 +123,9 @@ public struct BuiltinAgent: Agent {
             usage.costUSD += price.cost(message.usage)
             if !message.text.isEmpty {
                 lastText = message.text
-                for line in message.text.split(separator: "\n", omittingEmptySubsequences: true) {
-                    context.log(RunEvent(.info, "agent: " + line))
+                // On scalars: "\r\n" is one Character, so a Character split would not break a CRLF line.
+                for line in message.text.unicodeScalars.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+                    context.log(RunEvent(.info, "agent: " + String(String.UnicodeScalarView(line))))
                 }
             }
             messages.append(.object(["role": .string("assistant"), "content": .array(message.content.map(\.json))]))
@@ -165,8 +166,8 @@ public struct BuiltinAgent: Agent {
             messages.append(.object(["role": .string("user"), "content": .string("""
                 The task's check failed (exit \(result.exitStatus)). It runs:
                 \(check)
-                Its output (last part):
-                \(AgentTools.truncate(result.outputTail))
+                Its output:
+                \(VisibleText.commandOutput(result.output, budget: AgentTools.maxResultBytes))
                 Fix the problem, then reply with a short summary of the change.
                 """)]))
         }
@@ -206,8 +207,22 @@ public struct BuiltinAgent: Agent {
                 throw FatalAPIError(description: "the Messages API failed and the time limit leaves no room to retry: \(why)")
             }
             context.log(RunEvent(.info, "API: \(why); retrying in \(String(format: "%.1f", delay))s (attempt \(attempt + 1) of \(configuration.maxAttempts))"))
-            usleep(useconds_t(delay * 1_000_000))
-            if let reason = context.cancel.reason { throw FatalAPIError(description: reason.explanation) }
+            if let reason = Self.wait(delay, cancel: context.cancel) { throw FatalAPIError(description: reason.explanation) }
+        }
+    }
+
+    /// How often a retry wait looks at the cancellation flag (a cancel is seen within this).
+    static let cancelPollSeconds = 0.02
+
+    /// Sleeps `seconds`, waking early when the run is canceled (returns why). A retry wait can be
+    /// a minute (Retry-After); the flag has no way to signal, so it is polled in short naps.
+    static func wait(_ seconds: Double, cancel: CancellationFlag) -> LimitHit? {
+        let until = MonotonicClock.now + seconds
+        while true {
+            if let reason = cancel.reason { return reason }
+            let left = until - MonotonicClock.now
+            if left <= 0 { return nil }
+            usleep(useconds_t(min(left, cancelPollSeconds) * 1_000_000))
         }
     }
 

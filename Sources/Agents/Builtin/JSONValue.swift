@@ -48,6 +48,7 @@ public enum JSONValue: Sendable, Equatable, Codable {
     }
 
     public var string: String? { if case .string(let s) = self { return s }; return nil }
-    public var int: Int? { if case .number(let n) = self { return Int(exactly: n.rounded()) }; return nil }
+    /// The number when it is a whole one (1.5 is not an Int, and is not rounded into one).
+    public var int: Int? { if case .number(let n) = self { return Int(exactly: n) }; return nil }
     public var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
 }

@@ -19,12 +19,19 @@ public struct WorkspaceFiles: Sendable {
     }
 
     public struct Failure: Error, CustomStringConvertible {
+        public enum Kind: Sendable, Equatable { case notFound, exists, tooLarge(Int), other }
         public let description: String
-        init(_ d: String) { description = d }
+        public let kind: Kind
+        init(_ d: String, _ kind: Kind = .other) { description = d; self.kind = kind }
     }
+
+    /// What the editor reads at most; bigger files are for bash (grep, sed -n).
+    public static let maxReadBytes = 4 << 20
 
     /// Components of a path inside the workspace; refuses anything that could leave it.
     func components(_ path: String) throws(Failure) -> [String] {
+        // C strings end at a NUL: openat would see "..\0x" as "..", past every check below.
+        if path.utf8.contains(0) { throw Failure("the path contains a NUL character; paths cannot") }
         var rel = path
         if rel.hasPrefix(displayRoot + "/") { rel = String(rel.dropFirst(displayRoot.count + 1)) }
         else if rel == displayRoot { rel = "" }
@@ -33,6 +40,12 @@ public struct WorkspaceFiles: Sendable {
         if parts.contains("..") { throw Failure("\(path): '..' is not allowed in paths") }
         if parts.first == ".git" { throw Failure("\(path): the .git directory is not editable") }
         return parts
+    }
+
+    /// The path as the agent sees it (`/workspace/src/a.swift`), for messages.
+    public func displayPath(_ path: String) -> String {
+        guard let parts = try? components(path) else { return VisibleText.render(Array(path.utf8)[...], keepNewlines: false) }
+        return parts.isEmpty ? displayRoot : displayRoot + "/" + parts.joined(separator: "/")
     }
 
     /// Opens the directory holding the last component (creating missing ones if asked).
@@ -48,6 +61,7 @@ public struct WorkspaceFiles: Sendable {
             let code = errno
             close(fd)
             guard next >= 0 else {
+                if code == ENOENT { throw Failure("no directory \(part) on the way to the path; it does not exist", .notFound) }
                 throw Failure(code == ELOOP || code == ENOTDIR ? "\(part) is a symlink or not a directory; symlinks are not followed"
                                                                : "\(part): \(String(cString: strerror(code)))")
             }
@@ -56,36 +70,64 @@ public struct WorkspaceFiles: Sendable {
         return fd
     }
 
-    public func read(_ path: String, limit: Int = 4 << 20) throws(Failure) -> String {
+    /// The file's bytes, exactly. Refuses symlinks, non-regular files and files over `limit`.
+    public func readBytes(_ path: String, limit: Int = maxReadBytes) throws(Failure) -> [UInt8] {
         let parts = try components(path)
-        guard let name = parts.last else { throw Failure("\(path) is a directory") }
-        let dir = try openParent(parts, create: false)
+        let shown = displayPath(path)
+        guard let name = parts.last else { throw Failure("\(shown) is a directory") }
+        let opened = Result { () throws(Failure) in try openParent(parts, create: false) }
+        if case .failure(let failure) = opened, failure.kind == .notFound { throw Failure("\(shown) does not exist", .notFound) }
+        let dir = try opened.get()
         defer { close(dir) }
         let fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
-            throw Failure(errno == ELOOP ? "\(path) is a symlink; not followed" : "\(path): \(String(cString: strerror(errno)))")
+            let code = errno
+            if code == ENOENT { throw Failure("\(shown) does not exist", .notFound) }
+            throw Failure(code == ELOOP ? "\(shown) is a symlink; not followed" : "\(shown): \(String(cString: strerror(code)))")
         }
         defer { close(fd) }
         var st = stat()
         fstat(fd, &st)
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw Failure("\(path) is not a regular file") }
-        guard Int(st.st_size) <= limit else { throw Failure("\(path) is \(st.st_size) bytes; too large to view") }
-        guard let bytes = try? readAll(fd, limit: limit) else { throw Failure("cannot read \(path)") }
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw Failure("\(path) is not UTF-8 text") }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw Failure("\(shown) is a directory") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw Failure("\(shown) is not a regular file") }
+        guard Int(st.st_size) <= limit else { throw Failure("\(shown) is \(st.st_size) bytes", .tooLarge(Int(st.st_size))) }
+        guard let bytes = try? readAll(fd, limit: limit + 1) else { throw Failure("cannot read \(shown)") }
+        guard bytes.count <= limit else { throw Failure("\(shown) grew past \(limit) bytes while read", .tooLarge(bytes.count)) }
+        return bytes
+    }
+
+    /// The file as UTF-8 text (refused when it is not).
+    public func read(_ path: String, limit: Int = maxReadBytes) throws(Failure) -> String {
+        let bytes = try readBytes(path, limit: limit)
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw Failure("\(displayPath(path)) is not UTF-8 text") }
         return text
     }
 
-    public func write(_ path: String, _ text: String) throws(Failure) {
+    public enum WriteMode: Sendable { case createNew, replaceExisting }
+
+    /// Writes `bytes` as the file: `.createNew` refuses an existing path (O_EXCL, so also a
+    /// symlink), creating missing directories; `.replaceExisting` truncates the file in place
+    /// (its mode and links kept) and refuses a missing one.
+    public func writeBytes(_ path: String, _ bytes: [UInt8], mode: WriteMode) throws(Failure) {
         let parts = try components(path)
-        guard let name = parts.last else { throw Failure("\(path) is a directory") }
-        let dir = try openParent(parts, create: true)
+        let shown = displayPath(path)
+        guard let name = parts.last else { throw Failure("\(shown) is a directory") }
+        let dir = try openParent(parts, create: mode == .createNew)
         defer { close(dir) }
-        let fd = openat(dir, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        let flags = mode == .createNew ? O_CREAT | O_EXCL : O_TRUNC
+        let fd = openat(dir, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | flags, 0o644)
         guard fd >= 0 else {
-            throw Failure(errno == ELOOP ? "\(path) is a symlink; not followed" : "\(path): \(String(cString: strerror(errno)))")
+            let code = errno
+            if code == EEXIST { throw Failure("\(shown) already exists", .exists) }
+            if code == ENOENT { throw Failure("\(shown) does not exist", .notFound) }
+            throw Failure(code == ELOOP ? "\(shown) is a symlink; not followed" : "\(shown): \(String(cString: strerror(code)))")
         }
         defer { close(fd) }
-        do { try writeAll(fd, text) } catch { throw Failure("cannot write \(path): \(error)") }
+        do { try writeAll(fd, bytes) } catch { throw Failure("cannot write \(shown): \(error)") }
+    }
+
+    public func write(_ path: String, _ text: String) throws(Failure) {
+        try writeBytes(path, Array(text.utf8), mode: exists(path) ? .replaceExisting : .createNew)
     }
 
     public func isDirectory(_ path: String) -> Bool {
@@ -106,8 +148,10 @@ public struct WorkspaceFiles: Sendable {
         return fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0
     }
 
-    /// Names in a directory, two levels deep, hidden ones and .git left out.
-    public func list(_ path: String) throws(Failure) -> [String] {
+    /// Paths in a directory, two levels deep like `find DIR -maxdepth 2`, hidden ones (and so
+    /// .git) left out, directories marked with a final "/", names made visible (control
+    /// characters, bytes that are not UTF-8); at most `maxEntries`, `truncated` says if more.
+    public func list(_ path: String, maxEntries: Int = 1000) throws(Failure) -> (entries: [String], truncated: Bool) {
         let parts = try components(path)
         var fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         for part in parts where fd >= 0 {
@@ -115,31 +159,36 @@ public struct WorkspaceFiles: Sendable {
             close(fd)
             fd = next
         }
-        guard fd >= 0 else { throw Failure("\(path) is not a directory") }
+        guard fd >= 0 else { throw Failure("\(displayPath(path)) is not a directory") }
+        defer { close(fd) }
         var out: [String] = []
+        var truncated = false
         func walk(_ dirFD: Int32, _ prefix: String, _ depth: Int) {
             guard let dir = fdopendir(dup(dirFD)) else { return }
-            defer { closedir(dir) }
-            var names: [String] = []
+            var names: [[UInt8]] = []
             while let e = readdir(dir) {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name.hasPrefix(".") { continue }
+                let name = withUnsafeBytes(of: e.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+                if name.first == UInt8(ascii: ".") { continue }
                 names.append(name)
             }
-            for name in names.sorted() {
-                let sub = openat(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            closedir(dir)
+            for name in names.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+                if out.count >= maxEntries { truncated = true; return }
+                let shown = prefix + VisibleText.render(name[...], keepNewlines: false)
+                // The raw bytes, not the shown text, name the entry (a name need not be UTF-8).
+                let sub = (name + [0]).withUnsafeBufferPointer {
+                    $0.withMemoryRebound(to: CChar.self) { openat(dirFD, $0.baseAddress!, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+                }
                 if sub >= 0 {
-                    out.append(prefix + name + "/")
-                    if depth < 2 { walk(sub, prefix + name + "/", depth + 1) }
+                    out.append(shown + "/")
+                    if depth < 2 { walk(sub, shown + "/", depth + 1) }
                     close(sub)
                 } else {
-                    out.append(prefix + name)
+                    out.append(shown)
                 }
-                if out.count > 1000 { return }
             }
         }
         walk(fd, "", 1)
-        close(fd)
-        return out
+        return (out, truncated)
     }
 }

@@ -13,8 +13,9 @@ public struct RunEvent: Sendable {
 public enum ScriptSummary {
     /// The first non-empty line, and "(+N lines)" when there are more.
     public static func firstLine(_ script: String) -> String {
-        let lines = script.split(separator: "\n", omittingEmptySubsequences: true)
-        let first = String(lines.first ?? "").trimmingCharacters(in: .whitespaces)
+        // On unicode scalars: as Characters, "\r\n" is one and would not split a CRLF script.
+        let lines = script.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: true)
+        let first = lines.first.map { String(String.UnicodeScalarView($0)) }?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         return lines.count > 1 ? first + " (+\(lines.count - 1) lines)" : first
     }
 }
