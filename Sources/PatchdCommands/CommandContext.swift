@@ -61,6 +61,11 @@ public struct CommandContext: Sendable {
               let role = try? services.repoStore.role(userID: identity.userID, repo: repo), role.canRead else { return nil }
         return ResolvedRepository(name: name, record: repo, role: role)
     }
+
+    /// Names of the repositories the caller may read; nil for admins, who read them all.
+    func readableRepositoryNames() throws -> Set<String>? {
+        isAdmin ? nil : Set(try services.repoStore.visible(userID: identity.userID).map { $0.0.name })
+    }
 }
 
 /// A repository the gate resolved, with the caller's role on it.

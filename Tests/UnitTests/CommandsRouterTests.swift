@@ -1,4 +1,4 @@
-// UnitTests: the router's parsing, help and usage errors, aliases and key lines, in-process.
+// UnitTests: the router's parsing, help and usage errors, aliases, key lines, and run list's access filter, in-process.
 import Foundation
 import Testing
 @testable import PatchdCommands
@@ -88,6 +88,27 @@ import SSHKeys
         #expect(h.run(["run", "--json"], as: bob).status == 2, "as before: only a bare run means run list")
     }
 
+    @Test("run list filters by access before the limit: older runs of your repositories still show")
+    func runListFiltersBeforeLimit() throws {
+        let h = try CommandHarness()
+        let olive = try h.user("olive")
+        let sam = try h.user("sam")
+        try h.repo("mine", owner: sam)
+        try h.repo("busy", owner: olive)
+        let own = try h.queueRun("mine")
+        for _ in 0..<210 { try h.queueRun("busy") }
+        let r = h.run(["run", "list", "--json"], as: sam)
+        let runs = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]]
+        #expect(runs?.count == 1 && runs?.first?["id"] as? Int64 == own.id, "\(r.stdout.prefix(300))")
+        // The store, directly: the limit counts only the repositories asked for.
+        #expect(try h.services.runs.list(repos: ["mine"], limit: 200).map(\.id) == [own.id])
+        #expect(try h.services.runs.list(repos: [], limit: 200).isEmpty)
+        #expect(try h.services.runs.list(repos: nil, limit: 200).count == 200)
+        // An admin still sees the 200 newest of all.
+        let admin = try h.user("ada", admin: true)
+        let all = try JSONSerialization.jsonObject(with: Data(h.run(["run", "list", "--json"], as: admin).stdout.utf8)) as? [Any]
+        #expect(all?.count == 200)
+    }
 
 
     @Test("key add and user create take the key line quoted or split, through the injected parser")

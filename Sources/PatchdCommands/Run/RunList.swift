@@ -5,7 +5,7 @@ import PatchdCore
 
 struct RunList: SSHCommand {
     static let configuration = CommandConfiguration(
-        commandName: "list", abstract: "runs on repositories you can read, newest first")
+        commandName: "list", abstract: "runs on repositories you can read, newest first (at most 200)")
     static let gate = CommandGate.repository(.read, optional: true)
 
     @Argument(help: "Only this repository's runs.")
@@ -25,9 +25,9 @@ struct RunList: SSHCommand {
 
     func run(_ invocation: CommandInvocation) throws -> Int32 {
         let ctx = invocation.context
-        let readable = Set(try ctx.repoStore.visible(userID: ctx.identity.userID).map { $0.0.name })
-        let runs = try ctx.runs.list(repo: invocation.repository?.name.value, status: status.flatMap(RunStatus.init(rawValue:)), limit: 200)
-            .filter { readable.contains($0.repo) }
+        // The access filter is part of the query, so the 200 are the newest the caller may read.
+        let runs = try ctx.runs.list(repo: invocation.repository?.name.value, status: status.flatMap(RunStatus.init(rawValue:)),
+                                     repos: try ctx.readableRepositoryNames(), limit: 200)
         if json { return invocation.json(runs.map(RunJSON.init)) }
         if runs.isEmpty { invocation.out("no runs\n"); return 0 }
         invocation.out(TextTable.render(["ID", "REPO", "BRANCH", "STATUS", "AGENT", "CREATED", "TITLE"], runs.map {
