@@ -1,4 +1,4 @@
-// UnitTests: the router's parsing, help and usage errors, aliases, key lines, and run list's access filter, in-process.
+// UnitTests: the router's parsing, help and usage errors, aliases, and the run list / run start fixes, in-process.
 import Foundation
 import Testing
 @testable import PatchdCommands
@@ -63,7 +63,7 @@ import SSHKeys
             #expect(r.status == 0 && r.stdout.hasPrefix("usage: "), "\(topic): \(r.stdout)")
         }
         let start = h.run(["help", "run", "start"], as: bob).stdout
-        #expect(start.contains("--agent"), "\(start)")
+        #expect(start.contains("refs/heads/-name") && start.contains("--agent"), "\(start)")
         let group = h.run(["repo", "--help"], as: bob).stdout
         #expect(group.contains("SUBCOMMANDS:") && group.contains("collab"), "\(group)")
         // `--help` after `--` is task text, not a help request.
@@ -110,6 +110,26 @@ import SSHKeys
         #expect(all?.count == 200)
     }
 
+    @Test("run start names a branch that starts with '-' as refs/heads/-name")
+    func runStartDashBranch() throws {
+        let h = try CommandHarness()
+        let bob = try h.user("bob")
+        try h.repo("app", owner: bob, branches: ["main", "-dash"])
+        try h.git(["update-ref", "refs/heads/-dev", try h.head("app")], h.services.repositories.path(for: try RepositoryName("app")))
+        let plain = h.run(["run", "start", "app", "-dev", "--agent", "command", "--", "true"], as: bob)
+        #expect(plain.status == 2, "a leading '-' is an option: \(plain.stderr)")
+        #expect(try h.services.runs.list().isEmpty)
+        let r = h.run(["run", "start", "app", "refs/heads/-dash", "--agent", "command", "--", "true"], as: bob)
+        #expect(r.status == 0 && r.stdout == "run 1 queued for -dash (agent command); result: agent/-dash\n", "\(r.stdout) \(r.stderr)")
+        let run = try #require(try h.services.runs.run(id: 1))
+        let dashHead = try h.head("app", "-dash")
+        #expect(run.branch == "-dash" && run.base == dashHead)
+        #expect(h.wakes.value == 1)
+        let main = h.run(["run", "start", "app", "refs/heads/main", "--agent", "command", "--", "true"], as: bob)
+        #expect(try main.status == 0 && h.services.runs.run(id: 2)?.branch == "main")
+        let missing = h.run(["run", "start", "app", "refs/heads/", "--agent", "command", "--", "true"], as: bob)
+        #expect(missing.status == 1 && missing.stderr.contains("no branch"))
+    }
 
     @Test("key add and user create take the key line quoted or split, through the injected parser")
     func keyLines() throws {

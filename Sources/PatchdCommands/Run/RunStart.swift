@@ -8,13 +8,14 @@ struct RunStart: SSHCommand {
         commandName: "start", abstract: "start a run without pushing",
         discussion: """
             The run works on BRANCH as it is on the server; its result is pushed to agent/BRANCH.
-            With --agent command the text is the script.
+            With --agent command the text is the script. A branch whose name starts with '-' is
+            written refs/heads/-name (anything else with a leading '-' is taken for an option).
             """)
     static let gate = CommandGate.repository(.write, action: "starting runs")
 
     @Argument(help: "The repository.")
     var repo: String
-    @Argument(help: "The branch to start from.")
+    @Argument(help: "The branch to start from, e.g. main or refs/heads/main.")
     var branch: String
     @Option(help: "builtin, claude-code or command (default: the server's).")
     var agent: String?
@@ -32,10 +33,14 @@ struct RunStart: SSHCommand {
         if let agent, AgentKind(rawValue: agent) == nil { throw ValidationError("--agent must be builtin, claude-code or command") }
     }
 
+    /// The branch's short name: `refs/heads/X` names X, so X may start with '-'.
+    var branchName: String { branch.hasPrefix("refs/heads/") ? String(branch.dropFirst("refs/heads/".count)) : branch }
+
     func run(_ invocation: CommandInvocation) throws -> Int32 {
         let ctx = invocation.context
         let name = try invocation.repo.name
-        guard let base = try? GitRepository(openBare: ctx.repositories.path(for: name)).resolve("refs/heads/\(branch)") else {
+        let branch = branchName
+        guard !branch.isEmpty, let base = try? GitRepository(openBare: ctx.repositories.path(for: name)).resolve("refs/heads/\(branch)") else {
             return invocation.fail("no branch '\(shown(branch, 100))' in \(name)")
         }
         let kind = agent.flatMap(AgentKind.init(rawValue:))
