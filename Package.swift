@@ -72,9 +72,18 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strictSwift),
 
+        // Layer 3, beside the run machinery: the SSH commands (repo, run, key, user, stats, whoami, help): one ArgumentParser command per
+        // file, each with its access gate as data; the router parses, gates and runs. No libssh: the
+        // daemon injects key parsing and the stats snapshot.
+        .target(name: "PatchdCommands", dependencies: [
+            "PatchdCore", "SSHKeys", "GitStore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: strictSwift),
+
         // Layer 4: the daemon. Wires SSH exec to git transport and commands; config, lifecycle, doctor, backup.
         .target(name: "PatchdServer", dependencies: [
             "PatchdSystem", "SSHKeys", "SSHServer", "PatchdCore", "GitStore", "Sandboxing", "Agents", "Runs", "HTTPClient",
+            "PatchdCommands",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
@@ -85,7 +94,7 @@ let package = Package(
         ], swiftSettings: strictSwift),
 
         // Fuzz targets for the parsers of hostile input: `patchd-fuzz replay` (plain build), libFuzzer with -DFUZZING.
-        .executableTarget(name: "PatchdFuzz", dependencies: ["PatchdCore", "Runs", "PatchdServer", "HTTPClient"],
+        .executableTarget(name: "PatchdFuzz", dependencies: ["PatchdCore", "Runs", "PatchdServer", "PatchdCommands", "HTTPClient"],
                           swiftSettings: strictSwift),
 
         // Shared by both test targets: a locked collector, the ready-line wait; C: mallinfo2 for leak tests.
@@ -93,7 +102,7 @@ let package = Package(
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         .testTarget(name: "UnitTests", dependencies: [
             "CTestSupport", "TestSupport", "SSHKeys", "SSHServer", "PatchdCore", "GitStore", "Sandboxing", "Agents", "Runs",
-            "PatchdServer", "PatchdSystem", "HTTPClient",
+            "PatchdServer", "PatchdCommands", "PatchdSystem", "HTTPClient",
             .product(name: "GRDB", package: "GRDB.swift"),
         ], swiftSettings: strictSwift),
         .testTarget(name: "IntegrationTests", dependencies: ["PatchdSystem", "TestSupport"], swiftSettings: strictSwift),

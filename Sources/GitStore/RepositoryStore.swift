@@ -72,13 +72,34 @@ public final class RepositoryStore: Sendable {
         }
     }
 
-    /// `git diff [--stat] BASE RESULT` in the bare repository (safe: the config is patchd's).
+    /// `git diff [--stat] BASE RESULT` in the bare repository (safe: the config is patchd's), as
+    /// text for people: not byte-exact (invalid UTF-8 is replaced); `binaryDiff` is the patch.
     public func diff(_ name: RepositoryName, base: String, result: String, stat: Bool) -> String {
         let args = ["diff", "--no-color", "--no-ext-diff"] + (stat ? ["--stat=100"] : []) + [base, result, "--"]
         guard let r = try? runProcess(gitExecutable, args, environment: gitEnvironment(), workingDirectory: path(for: name)) else {
             return ""
         }
         return String(decoding: r.stdout, as: UTF8.self)
+    }
+
+    /// Why `binaryDiff` has no patch to give.
+    public struct DiffError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// The exact bytes of `git diff --binary BASE RESULT`: CRLF, Latin-1 and binary files
+    /// included, so `git apply --binary` at BASE reproduces RESULT. No textconv, no colour.
+    public func binaryDiff(_ name: RepositoryName, base: String, result: String) throws(DiffError) -> [UInt8] {
+        let args = ["diff", "--binary", "--full-index", "--no-color", "--no-ext-diff", "--no-textconv", base, result, "--"]
+        let r: (status: Int32, stdout: [UInt8], stderr: [UInt8])
+        do { r = try runProcess(gitExecutable, args, environment: gitEnvironment(), workingDirectory: path(for: name)) } catch {
+            throw DiffError(description: "cannot run git diff in '\(name)': \(error)")
+        }
+        guard r.status == 0 else {
+            let why = Terminal.sanitize(String(decoding: r.stderr.prefix(300), as: UTF8.self)).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw DiffError(description: "git diff \(base.prefix(12)) \(result.prefix(12)) in '\(name)' failed (exit \(r.status)): \(why)")
+        }
+        return r.stdout
     }
 
     public func delete(_ name: RepositoryName) {

@@ -4,6 +4,7 @@
 // `patchd-fuzz replay TARGET DIR...`, the corpus regression runner (Replay.swift).
 import HTTPClient
 import PatchdServer
+import PatchdCommands
 import PatchdCore
 import Runs
 import Agents

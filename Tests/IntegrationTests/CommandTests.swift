@@ -193,17 +193,21 @@ struct CommandTests {
         #expect(info["owner"] as? String == "admin")
     }
 
-    @Test("run diff strips terminal escape sequences from the agent's output")
+    @Test("run diff is the exact patch; --stat and run logs strip terminal escape sequences")
     func diffEscapes() throws {
         let server = try TestServer()
         let work = try server.makeWorkTree("w", repo: "esc", commits: 1)
-        try server.write(work, ".patchd/task.md", TestServer.commandTask("printf 'red \\033[31mtext\\033]0;title\\007\\n' > ESC.txt"))
+        try server.write(work, ".patchd/task.md", TestServer.commandTask(
+            "printf 'red \\033[31mtext\\033]0;title\\007\\n' > ESC.txt\nprintf 'say \\033[31mred\\007\\n'"))
         try server.commitAll(work, "task")
         try expectOK(server.git(["push", "-q", "-o", "wait", "origin", "main"], in: work))
         try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
         #expect(try server.git(["show", "FETCH_HEAD:ESC.txt"], in: work).stdout.contains("\u{1b}"), "the file itself keeps its bytes")
         let diff = try expectOK(server.ssh(nil, ["run", "diff", "1"])).stdout
-        #expect(diff.contains("red") && diff.contains("text"))
-        #expect(!diff.contains("\u{1b}") && !diff.contains("\u{07}"), "escape sequences reached the terminal")
+        #expect(diff.contains("red \u{1b}[31mtext"), "the patch is the file's bytes")
+        let stat = try expectOK(server.ssh(nil, ["run", "diff", "1", "--stat"])).stdout
+        #expect(stat.contains("ESC.txt") && !stat.contains("\u{1b}"))
+        let logs = try expectOK(server.ssh(nil, ["run", "logs", "1"])).stdout
+        #expect(logs.contains("say") && !logs.contains("\u{1b}") && !logs.contains("\u{07}"), "escape sequences reached the terminal")
     }
 }

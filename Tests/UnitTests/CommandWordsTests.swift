@@ -1,6 +1,6 @@
 // UnitTests: exec command splitting: shell-style quoting, no shell syntax, bounded sizes.
 import Testing
-@testable import PatchdServer
+@testable import PatchdCommands
 
 @Suite struct CommandWordsTests {
     @Test func gitClientForms() throws {

@@ -105,10 +105,13 @@ public struct RunStore: Sendable {
 
     public func run(id: Int64) throws -> RunRecord? { try db.pool.read { try RunRecord.fetchOne($0, key: id) } }
 
-    public func list(repo: String? = nil, status: RunStatus? = nil, limit: Int = 50) throws -> [RunRecord] {
+    /// The newest runs, optionally of one repository, of one status, and only of the repositories
+    /// in `repos` (the ones a user may read; nil: all). Every filter is applied before `limit`.
+    public func list(repo: String? = nil, status: RunStatus? = nil, repos: Set<String>? = nil, limit: Int = 50) throws -> [RunRecord] {
         try db.pool.read { db in
             var request = RunRecord.order(Column("id").desc).limit(limit)
             if let repo { request = request.filter(Column("repo") == repo) }
+            if let repos { request = request.filter(repos.sorted().contains(Column("repo"))) }
             if let status { request = request.filter(Column("status") == status.rawValue) }
             return try request.fetchAll(db)
         }

@@ -1,9 +1,10 @@
-// PatchdServer: counters and the `stats` command's figures, as text, JSON or Prometheus exposition format.
+// PatchdServer: transfer counters, and gathering the `stats` command's figures (MetricsSnapshot, in PatchdCommands).
 import Foundation
 import GRDB
 import SSHServer
 import Synchronization
 import PatchdCore
+import PatchdCommands
 
 /// In-process counters that the database does not hold (git transfers).
 final class TransferCounters: Sendable {
@@ -19,24 +20,8 @@ final class TransferCounters: Sendable {
     var snapshot: [String: Double] { values.withLock { $0 } }
 }
 
-/// One `stats` answer: gathered from the SSH server, the transfer counters and the database.
-struct MetricsSnapshot: Encodable {
-    var connectionsAccepted = 0
-    var connectionsRejected = 0
-    var connectionsActive = 0
-    var authFailures = 0
-    var transfers: [String: Int] = [:]          // "git-receive-pack ok" -> count
-    var transferSeconds: [String: Double] = [:]  // "git-receive-pack" -> total seconds
-    var runs: [String: Int] = [:]               // status -> count
-    var queueDepth = 0
-    var runSeconds = 0.0
-    var runsTimed = 0
-    var inputTokens = 0
-    var outputTokens = 0
-    var cacheReadTokens = 0
-    var cacheWriteTokens = 0
-    var costUSD = 0.0
-
+extension MetricsSnapshot {
+    /// One `stats` answer: gathered from the SSH server, the transfer counters and the database.
     static func gather(ssh: SSHStatistics, transfers: TransferCounters, db: PatchdDatabase) throws -> MetricsSnapshot {
         var m = MetricsSnapshot()
         m.connectionsAccepted = ssh.accepted
@@ -66,51 +51,5 @@ struct MetricsSnapshot: Encodable {
             }
         }
         return m
-    }
-
-    /// Prometheus text exposition format (version 0.0.4).
-    var prometheus: String {
-        var out = ""
-        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-            for (labels, value) in samples { out += "\(name)\(labels) \(Self.format(value))\n" }
-        }
-        metric("patchd_ssh_connections_total", "counter", "SSH connections accepted.", [("", Double(connectionsAccepted))])
-        metric("patchd_ssh_connections_rejected_total", "counter", "Connections closed at once: too many unauthenticated.", [("", Double(connectionsRejected))])
-        metric("patchd_ssh_connections_active", "gauge", "Open SSH connections.", [("", Double(connectionsActive))])
-        metric("patchd_ssh_auth_failures_total", "counter", "Failed public key attempts.", [("", Double(authFailures))])
-        metric("patchd_git_transfers_total", "counter", "git upload-pack/receive-pack runs by outcome.",
-               transfers.sorted { $0.key < $1.key }.map { key, n in
-                   let parts = key.split(separator: " ")
-                   return ("{service=\"\(parts[0])\",result=\"\(parts[1])\"}", Double(n))
-               })
-        metric("patchd_git_transfer_seconds_total", "counter", "Time spent in git transfers.",
-               transferSeconds.sorted { $0.key < $1.key }.map { ("{service=\"\($0.key)\"}", $0.value) })
-        metric("patchd_runs", "gauge", "Runs by status.",
-               ["queued", "running", "succeeded", "failed", "canceled"].map { ("{status=\"\($0)\"}", Double(runs[$0] ?? 0)) })
-        metric("patchd_run_queue_depth", "gauge", "Queued runs.", [("", Double(queueDepth))])
-        metric("patchd_run_seconds_total", "counter", "Wall time of finished runs.", [("", runSeconds)])
-        metric("patchd_runs_timed_total", "counter", "Finished runs counted in patchd_run_seconds_total.", [("", Double(runsTimed))])
-        metric("patchd_tokens_total", "counter", "LLM tokens by kind.", [
-            ("{kind=\"input\"}", Double(inputTokens)), ("{kind=\"output\"}", Double(outputTokens)),
-            ("{kind=\"cache_read\"}", Double(cacheReadTokens)), ("{kind=\"cache_write\"}", Double(cacheWriteTokens)),
-        ])
-        metric("patchd_cost_usd_total", "counter", "LLM cost in USD.", [("", costUSD)])
-        return out
-    }
-
-    var text: String {
-        var lines = [
-            "connections  \(connectionsAccepted) accepted, \(connectionsRejected) rejected, \(connectionsActive) open, \(authFailures) auth failures",
-        ]
-        for (key, n) in transfers.sorted(by: { $0.key < $1.key }) { lines.append("transfers    \(key): \(n)") }
-        lines.append("runs         " + ["queued", "running", "succeeded", "failed", "canceled"].map { "\($0) \(runs[$0] ?? 0)" }.joined(separator: ", "))
-        lines.append("tokens       \(inputTokens) in, \(outputTokens) out, \(cacheReadTokens) cache read, \(cacheWriteTokens) cache write")
-        lines.append(String(format: "cost         $%.4f", costUSD))
-        return lines.joined(separator: "\n") + "\n"
-    }
-
-    static func format(_ v: Double) -> String {
-        v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)
     }
 }

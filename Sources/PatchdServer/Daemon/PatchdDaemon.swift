@@ -4,6 +4,7 @@ import GitStore
 import Logging
 import PatchdSystem
 import PatchdCore
+import PatchdCommands
 import Sandboxing
 import Agents
 import Runs
@@ -106,7 +107,8 @@ public final class PatchdDaemon: Sendable {
             scheduler: SchedulerHandle(cancel: { schedulerRef.cancel(runID: $0) }, wake: { schedulerRef.poke() }),
             stats: { [database] in
                 try MetricsSnapshot.gather(ssh: statsSource.ssh?.statistics ?? SSHStatistics(), transfers: counters, db: database)
-            }))
+            },
+            parseKey: { try PublicKey(line: $0) }))
         let delegate = PatchdSSHDelegate(users: users, transport: transport, commands: commands)
         ssh = try SSHServer(configuration: sshConfig, hostKeys: hostKeys, delegate: delegate, logger: logger)
         statsSource.ssh = ssh

@@ -2,6 +2,7 @@
 import Foundation
 import SSHServer
 import PatchdCore
+import PatchdCommands
 import SSHKeys
 
 struct PatchdSSHDelegate: SSHServerDelegate {
@@ -19,7 +20,9 @@ struct PatchdSSHDelegate: SSHServerDelegate {
     }
 
     func startProgram(for request: ExecRequest) -> ChannelProgram {
-        guard let command = request.command else { return commands.greeting(for: request.identity) }
+        guard let command = request.command else {
+            return ThreadProgram.message(verb: "greeting", stdout: CommandRouter.greeting(for: request.identity), status: 0)
+        }
         let words: [String]
         do { words = try CommandWords.split(command) } catch {
             return ThreadProgram.message(verb: "invalid", stderr: ErrorLine.format("\(error)"), status: 2)
@@ -33,6 +36,21 @@ struct PatchdSSHDelegate: SSHServerDelegate {
                 ? "git upload-archive is disabled on this server" : "'\(verb)' is not a git service this server offers"
             return ThreadProgram.message(verb: "refused", stderr: ErrorLine.format(why), status: 1)
         }
-        return commands.start(words: words, request: request)
+        // Each command runs on its own thread and writes through ProgramOutput.
+        let commands = self.commands
+        return ThreadProgramFactory.make(verb: CommandRouter.auditVerb(words)) { io in
+            commands.run(words, identity: request.identity, output: io)
+        }
+    }
+}
+
+/// The SSH channel's output is where commands write.
+extension ProgramOutput: CommandOutput {}
+
+/// Builds a ThreadProgram, or a failed one if the OS refuses pipes.
+enum ThreadProgramFactory {
+    static func make(verb: String, repo: String? = nil, _ body: @escaping @Sendable (ProgramOutput) -> Int32) -> ChannelProgram {
+        (try? ThreadProgram(verb: verb, repo: repo, body: body))
+            ?? ThreadProgram.message(verb: verb, stderr: "patchd: error: the server is out of resources\n", status: 1)
     }
 }

@@ -1,4 +1,4 @@
-// PatchdServer: splits an SSH exec string into words with shell-style quoting, without ever running a shell.
+// PatchdCommands: splits an SSH exec string into words with shell-style quoting, without ever running a shell.
 
 /// The words of an exec command. Quoting follows the shell ('...', "...", backslash) so
 /// `git-upload-pack 'repo'` and `run start r b -- "fix it"` parse as users expect, but

@@ -1,0 +1,86 @@
+// PatchdCommands: what every command gets: who is asking, and the stores and services it may use.
+import Foundation
+import GitStore
+import PatchdCore
+import SSHKeys
+
+/// What every command may use: the stores, the repositories, the scheduler, the counters,
+/// and what only the SSH layer can do (parse a key line with libssh).
+public struct CommandServices: Sendable {
+    public let users: UserStore
+    public let repoStore: RepoStore
+    public let runs: RunStore
+    public let repositories: RepositoryStore
+    public let scheduler: SchedulerHandle
+    public let stats: @Sendable () throws -> MetricsSnapshot
+    /// An OpenSSH public key line -> a validated key (`PublicKey(line:)` in SSHServer).
+    public let parseKey: @Sendable (String) throws -> PublicKey
+
+    public init(users: UserStore, repoStore: RepoStore, runs: RunStore, repositories: RepositoryStore,
+                scheduler: SchedulerHandle, stats: @escaping @Sendable () throws -> MetricsSnapshot,
+                parseKey: @escaping @Sendable (String) throws -> PublicKey) {
+        self.users = users
+        self.repoStore = repoStore
+        self.runs = runs
+        self.repositories = repositories
+        self.scheduler = scheduler
+        self.stats = stats
+        self.parseKey = parseKey
+    }
+}
+
+/// What commands may ask of the scheduler, without depending on it.
+public struct SchedulerHandle: Sendable {
+    public let cancel: @Sendable (Int64) -> Bool
+    public let wake: @Sendable () -> Void
+
+    public init(cancel: @escaping @Sendable (Int64) -> Bool, wake: @escaping @Sendable () -> Void) {
+        self.cancel = cancel
+        self.wake = wake
+    }
+}
+
+/// One command invocation's world: who is asking, and the services.
+@dynamicMemberLookup
+public struct CommandContext: Sendable {
+    public let identity: SSHIdentity
+    public let isAdmin: Bool
+    public let services: CommandServices
+
+    public init(identity: SSHIdentity, isAdmin: Bool, services: CommandServices) {
+        self.identity = identity
+        self.isAdmin = isAdmin
+        self.services = services
+    }
+
+    public subscript<T>(dynamicMember path: KeyPath<CommandServices, T>) -> T { services[keyPath: path] }
+
+    /// Resolves a repository the caller may see, or nil (missing and unreadable look the same).
+    func readableRepo(_ raw: String) -> ResolvedRepository? {
+        guard let name = try? RepositoryName(fromClient: raw), let repo = try? services.repoStore.repo(named: name),
+              let role = try? services.repoStore.role(userID: identity.userID, repo: repo), role.canRead else { return nil }
+        return ResolvedRepository(name: name, record: repo, role: role)
+    }
+
+    /// Names of the repositories the caller may read; nil for admins, who read them all.
+    func readableRepositoryNames() throws -> Set<String>? {
+        isAdmin ? nil : Set(try services.repoStore.visible(userID: identity.userID).map { $0.0.name })
+    }
+}
+
+/// A repository the gate resolved, with the caller's role on it.
+public struct ResolvedRepository: Sendable {
+    public let name: RepositoryName
+    public let record: RepoRecord
+    public let role: RepoRole
+}
+
+/// A run the gate resolved, with the caller's role on its repository.
+public struct ResolvedRun: Sendable {
+    public let record: RunRecord
+    public let role: RepoRole
+    public var id: Int64 { record.id! }
+}
+
+/// A name a client typed, made safe and short for an error message.
+func shown(_ raw: String, _ limit: Int = 40) -> String { Terminal.sanitize(String(raw.prefix(limit))) }

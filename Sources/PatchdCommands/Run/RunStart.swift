@@ -1,0 +1,59 @@
+// PatchdCommands: `run start REPO BRANCH [--agent A] [--model M] [--wait] -- TASK TEXT...`: a run without a push. Gate: write.
+import ArgumentParser
+import GitStore
+import PatchdCore
+
+struct RunStart: SSHCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "start", abstract: "start a run without pushing",
+        discussion: """
+            The run works on BRANCH as it is on the server; its result is pushed to agent/BRANCH.
+            With --agent command the text is the script. A branch whose name starts with '-' is
+            written refs/heads/-name (anything else with a leading '-' is taken for an option).
+            """)
+    static let gate = CommandGate.repository(.write, action: "starting runs")
+
+    @Argument(help: "The repository.")
+    var repo: String
+    @Argument(help: "The branch to start from, e.g. main or refs/heads/main.")
+    var branch: String
+    @Option(help: "builtin, claude-code or command (default: the server's).")
+    var agent: String?
+    @Option(help: "The model, for the LLM agents.")
+    var model: String?
+    @Flag(help: "Stream the run's log until it ends: exit 0 if it succeeded, 1 otherwise.")
+    var wait = false
+    @Argument(parsing: .postTerminator, help: "The task, after '--'.")
+    var task: [String] = []
+
+    var gateSubject: String? { repo }
+
+    func validate() throws {
+        guard !task.isEmpty else { throw ValidationError("missing the task text after --") }
+        if let agent, AgentKind(rawValue: agent) == nil { throw ValidationError("--agent must be builtin, claude-code or command") }
+    }
+
+    /// The branch's short name: `refs/heads/X` names X, so X may start with '-'.
+    var branchName: String { branch.hasPrefix("refs/heads/") ? String(branch.dropFirst("refs/heads/".count)) : branch }
+
+    func run(_ invocation: CommandInvocation) throws -> Int32 {
+        let ctx = invocation.context
+        let name = try invocation.repo.name
+        let branch = branchName
+        guard !branch.isEmpty, let base = try? GitRepository(openBare: ctx.repositories.path(for: name)).resolve("refs/heads/\(branch)") else {
+            return invocation.fail("no branch '\(shown(branch, 100))' in \(name)")
+        }
+        let kind = agent.flatMap(AgentKind.init(rawValue:))
+        let defaultAgent = AgentKind(rawValue: ctx.repositories.defaultAgent) ?? .builtin
+        var spec: TaskSpec
+        do { spec = try TaskFile.fromText(task.joined(separator: " "), agent: kind, defaultAgent: defaultAgent, file: "run start text") } catch {
+            return invocation.fail("\(error)")
+        }
+        if let model { spec.model = model }
+        let run = try ctx.runs.enqueue(.init(repo: name.value, branch: branch, base: base, agent: kind ?? defaultAgent,
+                                             spec: spec, source: "command", requestedBy: ctx.identity.userID))
+        ctx.scheduler.wake()
+        invocation.out("run \(run.id!) queued for \(Terminal.sanitize(branch)) (agent \(run.agent)); result: agent/\(Terminal.sanitize(branch))\n")
+        return wait ? invocation.follow(run.id!) : 0
+    }
+}
