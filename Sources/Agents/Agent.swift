@@ -38,11 +38,15 @@ public struct AgentContext: Sendable {
 
     /// Runs a script in the sandbox, logging each output line as an `.output` event
     /// (or handing it to `onLine` instead).
+    /// - Parameter maxLineBytes: the longest line `onLine` gets whole (see `SandboxLimits.maxLineBytes`);
+    ///   a reader of JSON lines raises it so a long event is not cut.
     public func runScript(_ script: String, environment: [String: String] = [:], extraBinds: [SandboxBind] = [],
-                          onLine: ((String) -> Void)? = nil) throws -> SandboxResult {
+                          maxLineBytes: Int? = nil, onLine: ((String) -> Void)? = nil) throws -> SandboxResult {
         var withBinds = mounts
         withBinds.extra += extraBinds
-        return try sandbox.execute(script: script, environment: environment, mounts: withBinds, limits: commandLimits(),
+        var limits = commandLimits()
+        if let maxLineBytes { limits.maxLineBytes = maxLineBytes }
+        return try sandbox.execute(script: script, environment: environment, mounts: withBinds, limits: limits,
                                    cancel: cancel) { line in
             if let onLine { onLine(line) } else { log(RunEvent(.output, line)) }
         }

@@ -15,10 +15,12 @@ public struct CommandServices: Sendable {
     public let stats: @Sendable () throws -> MetricsSnapshot
     /// An OpenSSH public key line -> a validated key (`PublicKey(line:)` in SSHServer).
     public let parseKey: @Sendable (String) throws -> PublicKey
+    /// Which agents this server can run (decided at start); nil: not known, nothing refused early.
+    public let agents: AgentAvailability?
 
     public init(users: UserStore, repoStore: RepoStore, runs: RunStore, repositories: RepositoryStore,
                 scheduler: SchedulerHandle, stats: @escaping @Sendable () throws -> MetricsSnapshot,
-                parseKey: @escaping @Sendable (String) throws -> PublicKey) {
+                parseKey: @escaping @Sendable (String) throws -> PublicKey, agents: AgentAvailability? = nil) {
         self.users = users
         self.repoStore = repoStore
         self.runs = runs
@@ -26,6 +28,7 @@ public struct CommandServices: Sendable {
         self.scheduler = scheduler
         self.stats = stats
         self.parseKey = parseKey
+        self.agents = agents
     }
 }
 

@@ -26,7 +26,17 @@ final class RunLog: Sendable {
         self.maxOutputLines = maxOutputLines
     }
 
-    func append(_ event: RunEvent) {
+    /// The longest event text kept, in bytes; a longer one keeps its head and says how much went.
+    /// (Agents may pass whole JSON lines of any length; the log is for people.)
+    static let maxEventBytes = 16 * 1024
+
+    func append(_ original: RunEvent) {
+        var event = original
+        if event.text.utf8.count > Self.maxEventBytes {
+            let bytes = Array(event.text.utf8)
+            let cut = UTF8Boundary.cut(bytes, from: 0, maxBytes: Self.maxEventBytes)
+            event = RunEvent(event.kind, String(decoding: bytes[..<cut], as: UTF8.self) + " … (\(bytes.count - cut) more bytes)")
+        }
         let batch = state.withLock { s -> [RunEvent]? in
             if event.kind == .output {
                 s.outputLines += 1

@@ -42,7 +42,7 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Concurrent runs (default: number of cores).")
     var workers: Int?
 
-    @Option(help: ArgumentHelp("Agent for tasks that name none: builtin (default), claude-code or command.", valueName: "agent"))
+    @Option(help: ArgumentHelp("Agent for tasks that name none: builtin (default), claude-code, codex or command.", valueName: "agent"))
     var defaultAgent: String?
 
     @Option(help: ArgumentHelp("YAML config file; its keys mirror these flags (data_dir, listen, admin_keys, ...).", valueName: "file"))

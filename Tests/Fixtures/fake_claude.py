@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """A stand-in for the Claude Code CLI, for patchd's claude-code agent tests.
 
-Invoked as `claude -p TEXT --output-format stream-json --verbose ... --max-turns N --model M`
-inside patchd's sandbox. It makes one streaming Messages API call to $ANTHROPIC_BASE_URL
+Invoked as `claude -p --output-format stream-json --verbose ... --max-turns N --model=M` with the
+prompt on stdin (or as `claude -p TEXT ...`), inside patchd's sandbox. It makes one streaming Messages API call to $ANTHROPIC_BASE_URL
 with $ANTHROPIC_API_KEY (patchd's placeholder; patchd's proxy swaps in the real key),
 writes the reply to CLAUDE.txt and its environment to env-claude.txt, and prints
 stream-json events (system, assistant, result) like the real CLI.
@@ -22,8 +22,11 @@ def emit(event):
 
 def main():
     args = sys.argv[1:]
-    prompt = args[args.index("-p") + 1]
-    model = args[args.index("--model") + 1] if "--model" in args else "claude-sonnet-4-5"
+    after = args[args.index("-p") + 1] if args.index("-p") + 1 < len(args) else "-"
+    prompt = sys.stdin.read() if after.startswith("-") else after
+    model = next((a.split("=", 1)[1] for a in args if a.startswith("--model=")), None)
+    if model is None:
+        model = args[args.index("--model") + 1] if "--model" in args else "claude-sonnet-4-5"
     emit({"type": "system", "subtype": "init", "model": model, "cwd": os.getcwd()})
     body = json.dumps({"model": model, "max_tokens": 1024, "stream": True,
                        "messages": [{"role": "user", "content": prompt}]}).encode()

@@ -146,8 +146,8 @@ import Testing
         Case("max_cost_usd quoted", "---\nmax_cost_usd: '2.5'\n---\nDo it\n", line: 2, says: "remove the quotes"),
         Case("max_cost_usd text", "---\nmax_cost_usd: $3\n---\nDo it\n", line: 2, says: "number of dollars"),
         Case("agent unknown", "---\nagent: gpt\n---\nDo it\n", line: 2,
-             says: "unknown agent 'gpt'; use one of: builtin, claude-code, command"),
-        Case("agent wrong case", "---\nagent: Builtin\n---\nDo it\n", line: 2, says: "use one of: builtin, claude-code, command"),
+             says: "unknown agent 'gpt'; use one of: builtin, claude-code, codex, command"),
+        Case("agent wrong case", "---\nagent: Builtin\n---\nDo it\n", line: 2, says: "use one of: builtin, claude-code, codex, command"),
         Case("agent empty", "---\nagent:\nmodel: x\n---\nDo it\n", line: 2, says: "'agent' has no value", "remove the line"),
         Case("model empty", "---\nmodel: \"  \"\n---\nDo it\n", line: 2, says: "non-empty model name"),
         Case("model number", "---\nmodel: 4\n---\nDo it\n", line: 2, says: "'model' must be a model name", "quote it"),
@@ -347,7 +347,7 @@ import Testing
     }
 
     @Test func specIsCodable() throws {
-        #expect(AgentKind.allCases.map(\.rawValue) == ["builtin", "claude-code", "command"])
+        #expect(AgentKind.allCases.map(\.rawValue) == ["builtin", "claude-code", "codex", "command"])
         let spec = TaskSpec(agent: .claudeCode, model: "m", timeoutSeconds: 60, maxTurns: 3, maxCostUSD: 0.5,
                             setup: "s", check: "c", body: "# B")
         let json = try JSONEncoder().encode(spec)

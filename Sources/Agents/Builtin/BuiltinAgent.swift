@@ -103,7 +103,7 @@ public struct BuiltinAgent: Agent {
             if MonotonicClock.now >= context.deadline { return outcome(false, error: "time limit reached", limit: .timeout) }
             if usage.turns >= maxTurns { return outcome(false, error: "stopped after \(usage.turns) turns (max_turns)", limit: .turns) }
             if let maxCost, usage.costUSD >= maxCost {
-                return outcome(false, error: String(format: "stopped at $%.4f (max_cost_usd %.2f)", usage.costUSD, maxCost), limit: .cost)
+                return outcome(false, error: BudgetText.costStop(spent: usage.costUSD, budget: maxCost), limit: .cost)
             }
             let body: JSONValue = .object([
                 "model": .string(model), "max_tokens": .number(Double(configuration.maxTokens)), "stream": .bool(true),

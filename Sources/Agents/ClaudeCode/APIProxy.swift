@@ -1,4 +1,4 @@
-// Agents: the claude-code run's way to the Messages API: a unix-socket HTTP proxy that adds the real key.
+// Agents: the CLI agents' way to their model API: a unix-socket HTTP proxy that adds the real key and meters usage.
 import Foundation
 import HTTPClient
 import Logging
@@ -10,17 +10,75 @@ import Synchronization
 import Glibc
 #endif
 
+/// One agent's API as the proxy serves it: which wire format (for usage and error bodies),
+/// where requests go, and how the real key is sent.
+struct APIRoute: Sendable {
+    enum Wire: Sendable { case anthropicMessages, openAIResponses }
+    let wire: Wire
+    /// ANTHROPIC_BASE_URL (no /v1), or OPENAI_BASE_URL (which ends in /v1, as OpenAI's clients expect).
+    let upstream: String
+    let apiKey: String
+
+    init(wire: Wire, upstream: String, apiKey: String) {
+        self.wire = wire
+        self.upstream = upstream.hasSuffix("/") ? String(upstream.dropLast()) : upstream
+        self.apiKey = apiKey
+    }
+
+    /// The sandbox always asks for /v1/...; OpenAI's base URL already carries the /v1.
+    func url(for path: String) -> String {
+        switch wire {
+        case .anthropicMessages: return upstream + path
+        case .openAIResponses: return upstream + (upstream.hasSuffix("/v1") ? String(path.dropFirst(3)) : path)
+        }
+    }
+
+    var keyHeader: HTTPHeader {
+        switch wire {
+        case .anthropicMessages: return HTTPHeader("x-api-key", apiKey)
+        case .openAIResponses: return HTTPHeader("authorization", "Bearer " + apiKey)
+        }
+    }
+
+    /// Requests that cost money: counted, and refused once the budget is spent.
+    func isMetered(_ path: String) -> Bool {
+        let bare = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+        switch wire {
+        case .anthropicMessages: return bare.hasPrefix("/v1/messages") && !bare.hasPrefix("/v1/messages/count_tokens")
+        case .openAIResponses: return bare.hasPrefix("/v1/responses")
+        }
+    }
+
+    /// A request that is one agent turn (one model answer in the conversation), for max_turns.
+    func isTurn(_ method: String, _ path: String) -> Bool {
+        let bare = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+        switch wire {
+        case .anthropicMessages: return method == "POST" && bare == "/v1/messages"
+        case .openAIResponses: return method == "POST" && bare == "/v1/responses"
+        }
+    }
+
+    /// An error answer in the API's own shape, so the CLI shows the message.
+    func errorBody(_ message: String, type: String) -> String {
+        let text = JSONValue.string("patchd proxy: " + message).serialized()
+        switch wire {
+        case .anthropicMessages: return "{\"type\":\"error\",\"error\":{\"type\":\"\(type)\",\"message\":\(text)}}"
+        case .openAIResponses: return "{\"error\":{\"message\":\(text),\"type\":\"\(type)\",\"param\":null,\"code\":null}}"
+        }
+    }
+}
+
 /// Listens on a unix socket in the run's scratch directory, bound into the sandbox where
 /// socat bridges 127.0.0.1:PORT (inside the sandbox's own network namespace) to it. Each
 /// connection carries one HTTP/1.1 request; only `/v1/...` paths pass. The client's
 /// `x-api-key`/`authorization` (a placeholder) are dropped and the real key is added, so
 /// the key never enters the sandbox. The response is streamed back and the connection closed.
-/// With a `UsageMeter`, the usage in every Messages answer is counted on the way through, and
-/// once the run's budget is spent further Messages requests are refused (400).
+/// With a `UsageMeter`, the usage in every model answer is counted on the way through, and
+/// once the run's budget (or, where the meter has one, its turn limit) is spent further
+/// requests are refused (400).
 final class APIProxy: Sendable {
     let socketPath: String
-    private let upstream: String
-    private let apiKey: String
+    private let route: APIRoute
     private let listenFD: Int32
     private let state = Mutex<(stopping: Bool, thread: OSThread?)>((false, nil))
     private let logger: Logger
@@ -29,10 +87,9 @@ final class APIProxy: Sendable {
     static let maxHeaderBytes = 64 * 1024
     static let maxBodyBytes = 32 << 20
 
-    init(socketPath: String, upstream: String, apiKey: String, meter: UsageMeter? = nil, logger: Logger) throws {
+    init(socketPath: String, route: APIRoute, meter: UsageMeter? = nil, logger: Logger) throws {
         self.socketPath = socketPath
-        self.upstream = upstream.hasSuffix("/") ? String(upstream.dropLast()) : upstream
-        self.apiKey = apiKey
+        self.route = route
         self.logger = logger
         self.meter = meter
         let fd = try UnixSocket.bind(.stream, path: socketPath)
@@ -133,19 +190,21 @@ final class APIProxy: Sendable {
             while body.count < contentLength { guard readMore() else { return } }
             body = Array(body.prefix(contentLength))
         }
-        headers.append(HTTPHeader("x-api-key", apiKey))
-        // Messages requests cost money (count_tokens does not): metered, and refused once the budget is spent.
-        let metered = meter != nil && path.hasPrefix("/v1/messages") && !path.hasPrefix("/v1/messages/count_tokens")
+        headers.append(route.keyHeader)
+        // Model requests cost money (count_tokens does not): metered, and refused once the budget is spent.
+        let metered = meter != nil && route.isMetered(path)
         if metered, let meter, meter.exhausted {
-            let budget = String(format: "%.2f", meter.budgetUSD ?? 0)
-            return reply(fd, 400, "this run's budget (max_cost_usd \(budget)) is spent", type: "invalid_request_error")
+            return reply(fd, 400, "this run's budget (max_cost_usd \(BudgetText.usd(meter.budgetUSD ?? 0))) is spent", type: "invalid_request_error")
+        }
+        if route.isTurn(method, path), let meter, !meter.beginTurn() {
+            return reply(fd, 400, "this run's turns (max_turns \(meter.maxTurns ?? 0)) are used up", type: "invalid_request_error")
         }
         let requestModel = JSONValue.parse(String(decoding: body, as: UTF8.self))?["model"]?.string ?? ""
         var usageReader: ResponseUsageReader?
 
         // Forward and stream the answer back.
         guard let client = try? HTTPClient() else { return reply(fd, 502, "proxy cannot create an HTTP client") }
-        let request = HTTPRequest(method: method, url: upstream + path, headers: headers, body: body,
+        let request = HTTPRequest(method: method, url: route.url(for: path), headers: headers, body: body,
                                   connectTimeout: 10, totalTimeout: 600, lowSpeedTimeout: 120)
         var clientGone = false
         do {
@@ -157,7 +216,7 @@ final class APIProxy: Sendable {
                 }
                 text += "connection: close\r\n\r\n"
                 if metered, (200..<300).contains(head.status) {
-                    usageReader = ResponseUsageReader(contentType: head.headers["content-type"] ?? "", requestModel: requestModel)
+                    usageReader = ResponseUsageReader(wire: route.wire, contentType: head.headers["content-type"] ?? "", requestModel: requestModel)
                 }
                 clientGone = (try? writeAll(fd, text)) == nil
             }, onData: { data in
@@ -178,7 +237,7 @@ final class APIProxy: Sendable {
     }
 
     private func reply(_ fd: Int32, _ status: Int, _ message: String, type: String = "api_error") {
-        let body = "{\"type\":\"error\",\"error\":{\"type\":\"\(type)\",\"message\":\"patchd proxy: \(message)\"}}"
+        let body = route.errorBody(message, type: type)
         _ = try? writeAll(fd, "HTTP/1.1 \(status) \(Self.reason(status))\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)")
     }
 

@@ -17,7 +17,7 @@ struct RunStart: SSHCommand {
     var repo: String
     @Argument(help: "The branch to start from, e.g. main or refs/heads/main.")
     var branch: String
-    @Option(help: "builtin, claude-code or command (default: the server's).")
+    @Option(help: "builtin, claude-code, codex or command (default: the server's).")
     var agent: String?
     @Option(help: "The model, for the LLM agents.")
     var model: String?
@@ -30,7 +30,9 @@ struct RunStart: SSHCommand {
 
     func validate() throws {
         guard !task.isEmpty else { throw ValidationError("missing the task text after --") }
-        if let agent, AgentKind(rawValue: agent) == nil { throw ValidationError("--agent must be builtin, claude-code or command") }
+        if let agent, AgentKind(rawValue: agent) == nil {
+            throw ValidationError("--agent must be one of " + AgentKind.allCases.map(\.rawValue).joined(separator: ", "))
+        }
     }
 
     /// The branch's short name: `refs/heads/X` names X, so X may start with '-'.
@@ -50,6 +52,8 @@ struct RunStart: SSHCommand {
             return invocation.fail("\(error)")
         }
         if let model { spec.model = model }
+        // As a push is refused in pre-receive: an agent this server cannot run is said now, with the fix.
+        if let refusal = ctx.agents?.refusal(for: kind ?? defaultAgent) { return invocation.fail(refusal) }
         let run = try ctx.runs.enqueue(.init(repo: name.value, branch: branch, base: base, agent: kind ?? defaultAgent,
                                              spec: spec, source: "command", requestedBy: ctx.identity.userID))
         ctx.scheduler.wake()

@@ -4,7 +4,7 @@ import Yams
 
 /// Who does the work of a run.
 public enum AgentKind: String, Sendable, Codable, CaseIterable {
-    case builtin, claudeCode = "claude-code", command
+    case builtin, claudeCode = "claude-code", codex, command
     /// Whether the agent is an LLM (takes a model and a Markdown task) rather than a script.
     public var usesModel: Bool { self != .command }
 }

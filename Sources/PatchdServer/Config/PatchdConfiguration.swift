@@ -35,6 +35,10 @@ public struct PatchdConfiguration: Sendable, Equatable {
     public var prices: [String: ModelPrice] = [:]
     /// The Claude Code CLI for the claude-code agent (a name in PATH or an absolute path).
     public var claudePath = "claude"
+    /// OpenAI's Codex CLI for the codex agent (a name in PATH or an absolute path).
+    public var codexPath = "codex"
+    /// Model for codex tasks that name none (nil: the CLI's own default).
+    public var codexModel: String?
     /// Cap on an LLM run's turns (a task's max_turns is capped by it).
     public var maxTurns = BuiltinAgentConfiguration().maxTurns
     /// Cap on a run's wall-clock time (a task's timeout: is capped by it).
@@ -57,6 +61,7 @@ public struct PatchdConfiguration: Sendable, Equatable {
     static let fileKeys: Set<String> = [
         "data_dir", "listen", "admin_keys", "sandbox", "workers", "auth_timeout", "idle_timeout",
         "max_unauthenticated", "max_sessions_per_connection", "max_push_bytes", "default_agent", "max_run_seconds", "model", "max_turns", "claude_path", "max_cost_usd", "prices",
+        "codex_path", "codex_model",
         "max_processes", "max_file_bytes", "max_memory_bytes", "max_output_bytes", "max_cpus", "max_workspace_bytes", "min_free_bytes",
         "container_engine", "container_image", "container_options",
     ]
@@ -116,6 +121,8 @@ public struct PatchdConfiguration: Sendable, Equatable {
             case "default_agent": defaultAgent = try string()
             case "model": model = try string()
             case "claude_path": claudePath = try string()
+            case "codex_path": codexPath = try string()
+            case "codex_model": codexModel = try string()
             case "container_engine": containerEngine = try string()
             case "container_image": containerImage = try string()
             case "container_options":
@@ -184,8 +191,8 @@ public struct PatchdConfiguration: Sendable, Equatable {
             throw Invalid("sandbox must be 'bwrap', 'container' or 'none', not '\(sandbox)'")
         }
         guard workers >= 1 && workers <= 256 else { throw Invalid("workers must be between 1 and 256") }
-        guard ["builtin", "claude-code", "command"].contains(defaultAgent) else {
-            throw Invalid("default_agent must be builtin, claude-code or command, not '\(defaultAgent)'")
+        guard AgentKind(rawValue: defaultAgent) != nil else {
+            throw Invalid("default_agent must be one of \(AgentKind.allCases.map(\.rawValue).joined(separator: ", ")), not '\(defaultAgent)'")
         }
         guard maxRunSeconds >= 1 else { throw Invalid("max_run_seconds must be at least 1") }
         _ = try listenAddress()

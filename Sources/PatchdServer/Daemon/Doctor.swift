@@ -1,6 +1,7 @@
 // PatchdServer: `patchd doctor`: one line per check of what a deployment needs; failing checks make it exit 1.
 import Foundation
 import GRDB
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -59,20 +60,34 @@ public struct Doctor {
         checks.append(hostKeyCheck())
         checks.append(databaseCheck())
         checks.append(listenCheck())
-        let hasKey = !(ProcessInfo.processInfo.environment["ANTHROPIC_API_KEY"] ?? "").isEmpty
-        checks.append(Check(name: "ANTHROPIC_API_KEY", status: hasKey ? .ok : .warn,
-                            detail: hasKey ? "set" : "not set: the builtin and claude-code agents cannot run; the command agent can"))
         if (try? PatchdDaemon.findExecutable("socat")) == nil {
-            checks.append(Check(name: "socat", status: .warn, detail: "not found: the claude-code agent needs it for its API bridge (apt-get install socat)"))
+            checks.append(Check(name: "socat", status: .warn, detail: "not found: the claude-code and codex agents need it for their API bridge (apt-get install socat)"))
         } else {
-            checks.append(Check(name: "socat", status: .ok, detail: "found (claude-code API bridge)"))
+            checks.append(Check(name: "socat", status: .ok, detail: "found (the CLI agents' API bridge)"))
         }
-        if let claude = try? PatchdDaemon.findExecutable(configuration.claudePath) {
-            checks.append(Check(name: "claude", status: .ok, detail: "\(claude): the claude-code agent is offered when ANTHROPIC_API_KEY is set"))
-        } else {
-            checks.append(Check(name: "claude", status: .warn, detail: "'\(configuration.claudePath)' not found: the claude-code agent is not offered (set claude_path)"))
+        for (name, path, setting) in [("claude", configuration.claudePath, "claude_path"), ("codex", configuration.codexPath, "codex_path")] {
+            if let found = try? PatchdDaemon.findExecutable(path) {
+                checks.append(Check(name: name, status: .ok, detail: found))
+            } else {
+                checks.append(Check(name: name, status: .warn,
+                                    detail: "'\(path)' not found: install it (scripts/install-agent-clis.sh, or see the README) or set \(setting)"))
+            }
         }
+        checks += agentChecks()
         return checks
+    }
+
+    /// One line per agent: offered (how) or not (why, and the fix), as the daemon would decide
+    /// with this configuration and environment, and as the push hooks enforce.
+    func agentChecks(environment: [String: String] = ProcessInfo.processInfo.environment) -> [Check] {
+        var quiet = Logger(label: "patchd-doctor")
+        quiet.logLevel = .critical
+        let availability = PatchdDaemon.agents(configuration, environment: environment, logger: quiet).availability
+        return availability.entries.map { entry in
+            let name = "agent \(entry.kind.rawValue)" + (entry.kind.rawValue == configuration.defaultAgent ? " (default)" : "")
+            return Check(name: name, status: entry.offered ? .ok : .warn,
+                         detail: (entry.offered ? "offered: " : "not offered: ") + entry.detail)
+        }
     }
 
     var dataDirPath: String { URL(fileURLWithPath: configuration.dataDir).standardizedFileURL.path }

@@ -22,6 +22,9 @@ public final class PatchdDaemon: Sendable {
     public let repositories: RepositoryStore
     let scheduler: RunScheduler
     let hookContext: HookContext
+    /// Which agents this server runs, and why not the others: the hooks refuse tasks naming one
+    /// it cannot run (they get it as PATCHD_AGENTS); `run start` should ask it too.
+    public let agentAvailability: AgentAvailability
 
     public init(configuration: PatchdConfiguration) throws {
         _ = PatchdLogging.bootstrap
@@ -65,7 +68,13 @@ public final class PatchdDaemon: Sendable {
         let hostKeys = try HostKeys.loadOrCreate(in: layout.root)
         let repoStore = RepoStore(db: database)
         let runStore = RunStore(db: database)
+        let agentSetup = Self.agents(configuration, environment: ProcessInfo.processInfo.environment, logger: logger)
+        agentAvailability = agentSetup.availability
+        for entry in agentSetup.availability.entries where !entry.offered {
+            logger.info("\(entry.kind.rawValue) agent not offered: \(entry.detail)")
+        }
         hookContext = HookContext(base: [
+            AgentAvailability.environmentKey: agentSetup.availability.environmentValue,
             "PATCHD_DATA_DIR": layout.root,
             "PATCHD_EXECUTABLE": Self.ownExecutable(),
             "PATCHD_GIT": git,
@@ -91,7 +100,7 @@ public final class PatchdDaemon: Sendable {
         limits.minFreeBytes = configuration.minFreeBytes
         limits.maxOutputBytes = configuration.maxOutputBytes
         let runEnvironment = RunEnvironment(runs: runStore, repositories: repositories, layout: layout, sandbox: sandbox,
-                                            agents: Self.agents(configuration, logger: logger), defaultLimits: limits,
+                                            agents: agentSetup.agents, defaultLimits: limits,
                                             maxTimeoutSeconds: configuration.maxRunSeconds,
                                             hostName: ProcessInfo.processInfo.hostName, logger: logger)
         let wakeup = try RunWakeup(dataDir: layout.root)
@@ -108,32 +117,78 @@ public final class PatchdDaemon: Sendable {
             stats: { [database] in
                 try MetricsSnapshot.gather(ssh: statsSource.ssh?.statistics ?? SSHStatistics(), transfers: counters, db: database)
             },
-            parseKey: { try PublicKey(line: $0) }))
+            parseKey: { try PublicKey(line: $0) }, agents: agentSetup.availability))
         let delegate = PatchdSSHDelegate(users: users, transport: transport, commands: commands)
         ssh = try SSHServer(configuration: sshConfig, hostKeys: hostKeys, delegate: delegate, logger: logger)
         statsSource.ssh = ssh
     }
 
-    /// The agents this server offers. The LLM agents need ANTHROPIC_API_KEY; without it a
-    /// task naming them fails with a message saying so.
-    static func agents(_ configuration: PatchdConfiguration, logger: Logger) -> [AgentKind: Agent] {
+    /// The agents this server offers, and for each one it does not, why and what to do (the
+    /// same decision `patchd doctor` shows and the push hooks enforce). builtin and claude-code
+    /// need ANTHROPIC_API_KEY, codex OPENAI_API_KEY; the CLI agents need their CLI, socat and a
+    /// sandbox with a private network (bwrap or container).
+    static func agents(_ configuration: PatchdConfiguration, environment env: [String: String],
+                       logger: Logger) -> (agents: [AgentKind: Agent], availability: AgentAvailability) {
         var agents: [AgentKind: Agent] = [.command: CommandAgent()]
-        let env = ProcessInfo.processInfo.environment
-        guard let key = env["ANTHROPIC_API_KEY"], !key.isEmpty else { return agents }
-        let baseURL = env["ANTHROPIC_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://api.anthropic.com"
+        var entries = [AgentAvailability.Entry(kind: .command, offered: true, detail: "runs the task's run: script; no model, no key")]
+        func value(_ name: String) -> String? { env[name].flatMap { $0.isEmpty ? nil : $0 } }
+        let anthropicKey = value("ANTHROPIC_API_KEY")
+        let anthropicURL = value("ANTHROPIC_BASE_URL") ?? "https://api.anthropic.com"
+        let openAIKey = value("OPENAI_API_KEY")
+        let openAIURL = value("OPENAI_BASE_URL") ?? "https://api.openai.com/v1"
         var builtin = BuiltinAgentConfiguration()
         builtin.defaultModel = configuration.model
         builtin.maxTurns = configuration.maxTurns
         builtin.maxCostUSD = configuration.maxCostUSD
         builtin.prices.merge(configuration.prices) { _, configured in configured }
-        agents[.builtin] = BuiltinAgent(configuration: builtin) { try AnthropicTransport(baseURL: baseURL, apiKey: key) }
-        logger.info("builtin agent: model \(configuration.model), Messages API at \(baseURL)")
-        if let claude = try? findExecutable(configuration.claudePath) {
-            agents[.claudeCode] = ClaudeCodeAgent(claudePath: claude, upstream: baseURL, apiKey: key, defaultModel: configuration.model,
-                                                  maxTurns: configuration.maxTurns, pricing: builtin, logger: logger)
-            logger.info("claude-code agent: \(claude)")
+
+        if let key = anthropicKey {
+            agents[.builtin] = BuiltinAgent(configuration: builtin) { try AnthropicTransport(baseURL: anthropicURL, apiKey: key) }
+            entries.append(.init(kind: .builtin, offered: true, detail: "model \(configuration.model), Messages API at \(anthropicURL)"))
+        } else {
+            entries.append(.init(kind: .builtin, offered: false,
+                                 detail: "the server has no ANTHROPIC_API_KEY: ask its admin, or use agent: command"))
         }
-        return agents
+        let alternative = anthropicKey != nil ? "agent: builtin" : "agent: command"
+        // What the CLI agents share: the API bridge needs a private network namespace and socat.
+        var bridgeProblem: String?
+        if configuration.sandbox == "none" {
+            bridgeProblem = "the server runs with --sandbox none, which has no private network for the API bridge (an admin can use bwrap or container)"
+        } else if (try? Executable.find("socat")) == nil {
+            bridgeProblem = "the server has no socat for the API bridge (an admin can apt-get install socat)"
+        }
+
+        if anthropicKey == nil {
+            entries.append(.init(kind: .claudeCode, offered: false,
+                                 detail: "the server has no ANTHROPIC_API_KEY: ask its admin, or use agent: command"))
+        } else if let bridgeProblem {
+            entries.append(.init(kind: .claudeCode, offered: false, detail: "\(bridgeProblem); or use \(alternative)"))
+        } else if let claude = try? Executable.find(configuration.claudePath) {
+            agents[.claudeCode] = ClaudeCodeAgent(claudePath: claude, upstream: anthropicURL, apiKey: anthropicKey!, defaultModel: configuration.model,
+                                                  maxTurns: configuration.maxTurns, pricing: builtin, logger: logger)
+            entries.append(.init(kind: .claudeCode, offered: true, detail: "\(claude), model \(configuration.model), Messages API at \(anthropicURL)"))
+        } else {
+            entries.append(.init(kind: .claudeCode, offered: false,
+                                 detail: "the server has no Claude Code CLI ('\(configuration.claudePath)' not found; an admin can install it and set claude_path, see the README), or use \(alternative)"))
+        }
+
+        if openAIKey == nil {
+            entries.append(.init(kind: .codex, offered: false,
+                                 detail: "the server has no OPENAI_API_KEY: ask its admin, or use \(alternative)"))
+        } else if let bridgeProblem {
+            entries.append(.init(kind: .codex, offered: false, detail: "\(bridgeProblem); or use \(alternative)"))
+        } else if let codex = try? Executable.find(configuration.codexPath) {
+            agents[.codex] = CodexAgent(codexPath: codex, upstream: openAIURL, apiKey: openAIKey!, defaultModel: configuration.codexModel,
+                                        maxTurns: configuration.maxTurns, maxCostUSD: configuration.maxCostUSD,
+                                        prices: configuration.prices, logger: logger)
+            entries.append(.init(kind: .codex, offered: true,
+                                 detail: "\(codex), model \(configuration.codexModel ?? "the CLI's default"), Responses API at \(openAIURL)"))
+        } else {
+            entries.append(.init(kind: .codex, offered: false,
+                                 detail: "the server has no Codex CLI ('\(configuration.codexPath)' not found; an admin can install it and set codex_path, see the README), or use \(alternative)"))
+        }
+        for entry in entries where entry.offered { logger.info("\(entry.kind.rawValue) agent: \(entry.detail)") }
+        return (agents, AgentAvailability(entries: entries))
     }
 
     /// The running binary, for hooks to call back into (`patchd hook ...`).

@@ -89,14 +89,29 @@ public struct HookRunner {
                 say("error: -o task=... needs exactly one branch in the push (this push updates \(branches.count)); push one branch at a time")
                 return 1
             }
-            do { _ = try TaskFile.fromText(text, agent: nil, defaultAgent: defaultAgent) } catch {
+            do {
+                let spec = try TaskFile.fromText(text, agent: nil, defaultAgent: defaultAgent)
+                if let why = agentRefusal(spec) {
+                    say("error: -o task: \(why)")
+                    say("nothing from this push was stored")
+                    return 1
+                }
+            } catch {
                 say("error: \(error)")
                 return 1
             }
         }
         for update in branches {
             do {
-                _ = try taskFile(at: update.new, in: repo)
+                let file = try taskFile(at: update.new, in: repo)
+                // A push that would queue a run (as post-receive decides) must name an agent this
+                // server runs; a branch whose unchanged task names another still takes code.
+                if options.task == nil, let file, file.blob != blobID(update.old, TaskFile.path, in: repo) || options.run,
+                   let why = agentRefusal(file.spec) {
+                    say("error: branch \(Terminal.sanitize(update.branch)): \(TaskFile.path): \(why)")
+                    say("nothing from this push was stored")
+                    return 1
+                }
             } catch {
                 say("error: branch \(Terminal.sanitize(update.branch)): \(error)")
                 say("fix the file and push again; nothing from this push was stored")
@@ -104,6 +119,12 @@ public struct HookRunner {
             }
         }
         return 0
+    }
+
+    /// Why the server cannot run the agent `spec` asks for (or the default), with the fix; nil
+    /// when it can, or when the daemon did not say which agents it runs.
+    func agentRefusal(_ spec: TaskSpec) -> String? {
+        AgentAvailability(environmentValue: env[AgentAvailability.environmentKey])?.refusal(for: spec.agent ?? defaultAgent)
     }
 
     /// The repository being pushed to, read with libgit2 in this process (no git programs):
