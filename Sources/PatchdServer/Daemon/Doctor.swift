@@ -11,6 +11,7 @@ import Sandboxing
 import Agents
 import Runs
 import SSHServer
+import Offsite
 
 public struct Doctor {
     public struct Check: Sendable {
@@ -59,6 +60,7 @@ public struct Doctor {
         checks.append(hostKeyCheck())
         checks.append(databaseCheck())
         checks.append(listenCheck())
+        checks.append(offsiteCheck())
         let hasKey = !(ProcessInfo.processInfo.environment["ANTHROPIC_API_KEY"] ?? "").isEmpty
         checks.append(Check(name: "ANTHROPIC_API_KEY", status: hasKey ? .ok : .warn,
                             detail: hasKey ? "set" : "not set: the builtin and claude-code agents cannot run; the command agent can"))
@@ -76,6 +78,25 @@ public struct Doctor {
     }
 
     var dataDirPath: String { URL(fileURLWithPath: configuration.dataDir).standardizedFileURL.path }
+
+    /// `offsite:`: the store is reached, the credentials accepted, a probe object written, read
+    /// back and removed; and the replication lag the daemon recorded in DATA/offsite.sqlite.
+    func offsiteCheck() -> Check {
+        guard let offsite = configuration.offsite else {
+            return Check(name: "offsite", status: .ok, detail: "off (no offsite: in the config): nothing leaves this disk but `patchd backup` copies")
+        }
+        let lag = OffsiteProbe.lag(dataDir: dataDirPath).map { status in
+            "; replication lag \(Int(status.lagSeconds)) s, \(status.pending) pending, \(status.failing) failing"
+                + (status.lastError.map { " (last error: \($0.prefix(200)))" } ?? "")
+        } ?? "; nothing replicated from this data dir yet"
+        do {
+            let probe = try OffsiteProbe.writeReadDelete(offsite)
+            let behind = (OffsiteProbe.lag(dataDir: dataDirPath)?.lagSeconds ?? 0) >= offsite.lagWarnSeconds
+            return Check(name: "offsite", status: behind ? .warn : .ok, detail: probe + lag)
+        } catch {
+            return Check(name: "offsite", status: .fail, detail: "\(error)" + lag)
+        }
+    }
 
     func diskSpaceCheck() -> Check {
         var dir = dataDirPath

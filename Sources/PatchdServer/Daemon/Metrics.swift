@@ -4,6 +4,7 @@ import GRDB
 import SSHServer
 import Synchronization
 import PatchdCore
+import Offsite
 
 /// In-process counters that the database does not hold (git transfers).
 final class TransferCounters: Sendable {
@@ -36,9 +37,14 @@ struct MetricsSnapshot: Encodable {
     var cacheReadTokens = 0
     var cacheWriteTokens = 0
     var costUSD = 0.0
+    /// Off-machine replication (nil when `offsite:` is not configured): changes not yet in
+    /// the bucket, the age of the oldest, how many are failing, and the newest error.
+    var offsite: OffsiteState.Status?
 
-    static func gather(ssh: SSHStatistics, transfers: TransferCounters, db: PatchdDatabase) throws -> MetricsSnapshot {
+    static func gather(ssh: SSHStatistics, transfers: TransferCounters, db: PatchdDatabase,
+                       offsite: OffsiteState.Status? = nil) throws -> MetricsSnapshot {
         var m = MetricsSnapshot()
+        m.offsite = offsite
         m.connectionsAccepted = ssh.accepted
         m.connectionsRejected = ssh.rejected
         m.connectionsActive = ssh.active
@@ -96,6 +102,11 @@ struct MetricsSnapshot: Encodable {
             ("{kind=\"cache_read\"}", Double(cacheReadTokens)), ("{kind=\"cache_write\"}", Double(cacheWriteTokens)),
         ])
         metric("patchd_cost_usd_total", "counter", "LLM cost in USD.", [("", costUSD)])
+        if let offsite {
+            metric("patchd_offsite_lag_seconds", "gauge", "Age of the oldest change not yet replicated off the machine (0: none).", [("", offsite.lagSeconds)])
+            metric("patchd_offsite_pending", "gauge", "Changes queued for off-machine replication.", [("", Double(offsite.pending))])
+            metric("patchd_offsite_failing", "gauge", "Queued changes whose last upload failed.", [("", Double(offsite.failing))])
+        }
         return out
     }
 
@@ -107,6 +118,10 @@ struct MetricsSnapshot: Encodable {
         lines.append("runs         " + ["queued", "running", "succeeded", "failed", "canceled"].map { "\($0) \(runs[$0] ?? 0)" }.joined(separator: ", "))
         lines.append("tokens       \(inputTokens) in, \(outputTokens) out, \(cacheReadTokens) cache read, \(cacheWriteTokens) cache write")
         lines.append(String(format: "cost         $%.4f", costUSD))
+        if let offsite {
+            lines.append("offsite      lag \(Int(offsite.lagSeconds)) s, \(offsite.pending) pending, \(offsite.failing) failing"
+                         + (offsite.lastError.map { "; last error: \($0.prefix(200))" } ?? ""))
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 
