@@ -95,9 +95,12 @@ public final class Replicator: Sendable {
                 try scanRepositories()
                 lastScan = MonotonicClock.now
             }
-            while !shouldStop, let item = try state.nextDue() {
+            // Bounded, so a queue that cannot record its own failures (a full disk) cannot spin.
+            var worked = 0
+            while !shouldStop, worked < 64, let item = try state.nextDue() {
                 process(item, s3)
                 drainNotifications()
+                worked += 1
             }
             lastWarning = try reportLag(lastWarning: lastWarning)
             let wait = min(1.0, try state.secondsUntilNextDue() ?? 1.0)
@@ -108,6 +111,8 @@ public final class Replicator: Sendable {
     /// At start: host keys if they changed, every repository whose refs differ from the
     /// bucket's, and one database snapshot.
     private func enqueueStartupWork() throws {
+        // A restart (after fixing the credentials, say) retries at once, whatever the backoff was.
+        try state.retryNow()
         try state.enqueue(.hostkeys)
         try scanRepositories()
         try state.enqueue(.database)
