@@ -64,7 +64,7 @@ public struct DatabaseManifest: Codable, Sendable, Equatable {
 enum JSONCoding {
     static func encode<T: Encodable>(_ value: T) throws(OffsiteError) -> [UInt8] {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         do { return Array(try encoder.encode(value)) + [0x0a] } catch { throw .local("cannot encode \(T.self): \(error)") }
     }
 

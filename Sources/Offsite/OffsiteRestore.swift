@@ -32,6 +32,19 @@ public struct OffsiteRestore {
         guard fm.isReadableFile(atPath: identity) else {
             throw OffsiteError.configuration("offsite: cannot read the age identity file \(identity) (the key whose public half is in age_recipients)")
         }
+        let existed = fm.fileExists(atPath: dataDir)
+        do { try restoreInto(fm) } catch {
+            // Leave the directory as it was (absent or empty), so the restore can simply be run again.
+            if existed {
+                for entry in (try? fm.contentsOfDirectory(atPath: dataDir)) ?? [] { try? fm.removeItem(atPath: dataDir + "/" + entry) }
+            } else {
+                try? fm.removeItem(atPath: dataDir)
+            }
+            throw error
+        }
+    }
+
+    private func restoreInto(_ fm: FileManager) throws {
         let cipher = try AgeCipher()
         let s3 = try S3Client(configuration: configuration)
         let layout = try DataLayout(root: dataDir)

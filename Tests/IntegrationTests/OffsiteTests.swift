@@ -105,6 +105,13 @@ struct OffsiteTests {
         let missingIdentity = try run(patchdBinary, ["restore", "--from-offsite", "--config", server.tmp.path + "/patchd.yaml",
                                                      "--data-dir", restoredDir])
         #expect(missingIdentity.status != 0 && missingIdentity.stderr.contains("--identity"))
+        // A wrong identity fails at the database, and leaves no half-restored directory behind.
+        let otherIdentity = server.tmp.path + "/other-identity.txt"
+        try expectOK(run("/usr/bin/age-keygen", ["-o", otherIdentity]))
+        let wrongKey = try run(patchdBinary, ["restore", "--from-offsite", "--config", server.tmp.path + "/patchd.yaml",
+                                              "--data-dir", restoredDir, "--identity", otherIdentity])
+        #expect(wrongKey.status == 1 && wrongKey.stderr.contains("age failed decrypting"), "\(wrongKey.output)")
+        #expect(!FileManager.default.fileExists(atPath: restoredDir))
         let restored = try expectOK(run(patchdBinary, ["restore", "--from-offsite", "--config", server.tmp.path + "/patchd.yaml",
                                                        "--data-dir", restoredDir, "--identity", store.identityFile]), "restore --from-offsite")
         #expect(restored.stdout.contains("repo team/app:") && restored.stdout.contains("fsck clean"))
