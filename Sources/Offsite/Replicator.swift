@@ -213,11 +213,10 @@ public final class Replicator: Sendable {
         try? FileManager.default.removeItem(atPath: bundlePath)
         defer { try? FileManager.default.removeItem(atPath: bundlePath) }
 
-        // Refs are read again after bundling: the manifest names what the bundles really hold.
         var current = try git.refs(path)
         var bytes: Int64 = 0
         if !current.refs.isEmpty, try git.createBundle(path, to: bundlePath, excluding: excluding) {
-            current.refs = try bundleHeads(bundlePath, git: git, repo: path)
+            current.refs = try manifestRefs(bundle: bundlePath, before: current.refs, git: git, repo: path)
             let file = BucketLayout.bundleFile(seq)
             try s3.put(BucketLayout.bundle(name, file), file: bundlePath, shouldStop: { shouldStop })
             bytes = (try? FileManager.default.attributesOfItem(atPath: bundlePath)[.size] as? NSNumber)?.int64Value ?? 0
@@ -239,6 +238,24 @@ public final class Replicator: Sendable {
             for old in previous.bundles where !bundles.contains(old) { try? s3.delete(BucketLayout.bundle(name, old)) }
         }
         logger.info("offsite: repo \(name): manifest \(seq), \(current.refs.count) refs\(bytes > 0 ? ", bundle of \(bytes) bytes" : "")")
+    }
+
+    /// The refs the manifest may name once `bundle` is uploaded: those the bundle records, at
+    /// the values it holds, plus the refs it leaves out. git records only refs whose tips are
+    /// new (an incremental bundle skips a ref whose tip the previous upload already has), so
+    /// a ref missing from the bundle keeps its value from before bundling, if it did not move
+    /// meanwhile (then its objects were in the earlier bundles); if it moved, this sync is
+    /// retried rather than naming objects the bucket may not hold.
+    func manifestRefs(bundle: String, before: [String: String], git: GitReplication, repo: String) throws -> [String: String] {
+        var refs = try bundleHeads(bundle, git: git, repo: repo)
+        let after = try git.refs(repo).refs
+        for (name, oid) in before where refs[name] == nil {
+            guard after[name] == oid else {
+                throw OffsiteError.local("ref \(name) moved while it was being bundled; retrying")
+            }
+            refs[name] = oid
+        }
+        return refs
     }
 
     /// The refs a bundle carries (HEAD left out: it is recorded as a symbolic ref).

@@ -150,6 +150,27 @@ struct OffsiteTests {
         #expect(chain.count > bundles.count && chain.starts(with: bundles), "\(continued)")
     }
 
+    @Test("a push to one branch: the first manifest that has it still names every other ref (an incremental bundle records only new tips)")
+    func incrementalManifestKeepsUnchangedRefs() throws {
+        let store = try S3TestStore()
+        let server = try TestServer(config: store.offsiteYAML())
+        let work = try server.makeWorkTree("w", repo: "app", commits: 2)
+        try expectOK(server.git(["push", "-q", "origin", "main", "main:other", "main:refs/tags/t1"], in: work))
+        try server.waitForReplication(store, repos: ["app"])
+        try "3\n".write(toFile: work + "/f3.txt", atomically: true, encoding: .utf8)
+        try server.commitAll(work, "three")
+        try expectOK(server.git(["push", "-q", "origin", "main"], in: work))
+        let tip = try expectOK(server.git(["rev-parse", "HEAD"], in: work)).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        var refs: [String: String] = [:]
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && refs["refs/heads/main"] != tip {
+            let manifest = try? JSONSerialization.jsonObject(with: store.object("test/repos/app.git/refs.json")) as? [String: Any]
+            refs = manifest?["refs"] as? [String: String] ?? [:]
+        }
+        #expect(refs["refs/heads/main"] == tip)
+        #expect(Set(refs.keys) == ["refs/heads/main", "refs/heads/other", "refs/tags/t1"], "\(refs)")
+    }
+
     @Test("the store down during pushes: pushes succeed, the lag grows and is logged past the threshold, replication catches up when it returns")
     func storeDownThenCatchUp() throws {
         let store = try S3TestStore()
