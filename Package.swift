@@ -72,6 +72,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strictSwift),
 
+        // Layer 3: off-machine replication: pushes, runs and the database to S3-compatible storage (through
+        // HTTPClient's libcurl SigV4), a durable queue in DATA/offsite.sqlite, restore from the bucket.
+        .target(name: "Offsite", dependencies: [
+            "PatchdSystem", "PatchdCore", "GitStore", "HTTPClient",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strictSwift),
+
         // Layer 3, beside the run machinery: the SSH commands (repo, run, key, user, stats, whoami, help): one ArgumentParser command per
         // file, each with its access gate as data; the router parses, gates and runs. No libssh: the
         // daemon injects key parsing and the stats snapshot.
@@ -83,13 +91,13 @@ let package = Package(
         // Layer 4: the daemon. Wires SSH exec to git transport and commands; config, lifecycle, doctor, backup.
         .target(name: "PatchdServer", dependencies: [
             "PatchdSystem", "SSHKeys", "SSHServer", "PatchdCore", "GitStore", "Sandboxing", "Agents", "Runs", "HTTPClient",
-            "PatchdCommands",
+            "PatchdCommands", "Offsite",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: strictSwift),
         .executableTarget(name: "patchd", dependencies: [
-            "PatchdSystem", "SSHServer", "PatchdCore", "GitStore", "Runs", "PatchdServer",
+            "PatchdSystem", "SSHServer", "PatchdCore", "GitStore", "Runs", "PatchdServer", "Offsite",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strictSwift),
 
@@ -102,7 +110,7 @@ let package = Package(
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         .testTarget(name: "UnitTests", dependencies: [
             "CTestSupport", "TestSupport", "SSHKeys", "SSHServer", "PatchdCore", "GitStore", "Sandboxing", "Agents", "Runs",
-            "PatchdServer", "PatchdCommands", "PatchdSystem", "HTTPClient",
+            "PatchdServer", "PatchdCommands", "PatchdSystem", "HTTPClient", "Offsite",
             .product(name: "GRDB", package: "GRDB.swift"),
         ], swiftSettings: strictSwift),
         .testTarget(name: "IntegrationTests", dependencies: ["PatchdSystem", "TestSupport"], swiftSettings: strictSwift),

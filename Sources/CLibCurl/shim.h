@@ -28,4 +28,14 @@ static inline CURLcode patchd_curl_getinfo_long(CURL *handle, CURLINFO info, lon
 static inline CURLcode patchd_curl_setopt_off_t(CURL *handle, CURLoption option, curl_off_t value) {
     return curl_easy_setopt(handle, option, value);
 }
+// Request bodies streamed from a file (CURLOPT_UPLOAD), with a seek callback so libcurl can
+// rewind when it resends a request on a connection that turned out to be closed.
+static inline CURLcode patchd_curl_setopt_read_function(CURL *handle,
+    size_t (*fn)(char *buffer, size_t size, size_t nitems, void *userdata)) {
+    return curl_easy_setopt(handle, CURLOPT_READFUNCTION, fn);
+}
+static inline CURLcode patchd_curl_setopt_seek_function(CURL *handle,
+    int (*fn)(void *userdata, curl_off_t offset, int origin)) {
+    return curl_easy_setopt(handle, CURLOPT_SEEKFUNCTION, fn);
+}
 #endif

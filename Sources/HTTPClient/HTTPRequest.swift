@@ -11,6 +11,11 @@ public struct HTTPRequest: Sendable {
     public var headers: [HTTPHeader]
     /// Sent when non-empty, or always for POST (an empty POST has `Content-Length: 0`).
     public var body: [UInt8]
+    /// A body streamed from a file instead of `body` (which must then be empty), with its
+    /// length as Content-Length.
+    public var bodyFile: HTTPFileBody?
+    /// Sign the request with AWS SigV4 (libcurl's `CURLOPT_AWS_SIGV4`).
+    public var awsSigV4: HTTPAWSSigV4?
     /// Seconds to establish the connection (TCP + TLS). 0 means libcurl's default (300 s).
     public var connectTimeout: Double
     /// Seconds for the whole transfer, streaming included. 0 means no limit.
@@ -29,5 +34,7 @@ public struct HTTPRequest: Sendable {
         self.connectTimeout = connectTimeout
         self.totalTimeout = totalTimeout
         self.lowSpeedTimeout = lowSpeedTimeout
+        bodyFile = nil
+        awsSigV4 = nil
     }
 }

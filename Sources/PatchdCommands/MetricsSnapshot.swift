@@ -1,5 +1,6 @@
 // PatchdCommands: the `stats` command's figures and their text, JSON and Prometheus renderings (gathered by the daemon).
 import Foundation
+import PatchdCore
 
 /// One `stats` answer: gathered from the SSH server, the transfer counters and the database.
 public struct MetricsSnapshot: Encodable, Sendable {
@@ -18,6 +19,29 @@ public struct MetricsSnapshot: Encodable, Sendable {
     public var cacheReadTokens = 0
     public var cacheWriteTokens = 0
     public var costUSD = 0.0
+    /// Off-machine replication (nil when `offsite:` is not configured).
+    public var offsite: OffsiteLag?
+
+    /// The replication queue as `stats` shows it (gathered from the Offsite target by the daemon).
+    public struct OffsiteLag: Encodable, Sendable, Equatable {
+        /// Changes not yet in the bucket.
+        public var pending: Int
+        /// Seconds since the oldest unreplicated change (0 when nothing is pending).
+        public var lagSeconds: Double
+        /// Changes whose last upload failed, and the newest such error.
+        public var failing: Int
+        public var lastError: String?
+        /// When the last upload finished (Unix seconds), if any.
+        public var lastSuccessAt: Double?
+
+        public init(pending: Int, lagSeconds: Double, failing: Int, lastError: String?, lastSuccessAt: Double?) {
+            self.pending = pending
+            self.lagSeconds = lagSeconds
+            self.failing = failing
+            self.lastError = lastError
+            self.lastSuccessAt = lastSuccessAt
+        }
+    }
 
     public init() {}
 
@@ -49,6 +73,11 @@ public struct MetricsSnapshot: Encodable, Sendable {
             ("{kind=\"cache_read\"}", Double(cacheReadTokens)), ("{kind=\"cache_write\"}", Double(cacheWriteTokens)),
         ])
         metric("patchd_cost_usd_total", "counter", "LLM cost in USD.", [("", costUSD)])
+        if let offsite {
+            metric("patchd_offsite_lag_seconds", "gauge", "Age of the oldest change not yet replicated off the machine (0: none).", [("", offsite.lagSeconds)])
+            metric("patchd_offsite_pending", "gauge", "Changes queued for off-machine replication.", [("", Double(offsite.pending))])
+            metric("patchd_offsite_failing", "gauge", "Queued changes whose last upload failed.", [("", Double(offsite.failing))])
+        }
         return out
     }
 
@@ -60,6 +89,10 @@ public struct MetricsSnapshot: Encodable, Sendable {
         lines.append("runs         " + ["queued", "running", "succeeded", "failed", "canceled"].map { "\($0) \(runs[$0] ?? 0)" }.joined(separator: ", "))
         lines.append("tokens       \(inputTokens) in, \(outputTokens) out, \(cacheReadTokens) cache read, \(cacheWriteTokens) cache write")
         lines.append(String(format: "cost         $%.4f", costUSD))
+        if let offsite {
+            lines.append("offsite      lag \(Int(offsite.lagSeconds)) s, \(offsite.pending) pending, \(offsite.failing) failing"
+                         + (offsite.lastError.map { "; last error: \(Terminal.sanitize(String($0.prefix(200))))" } ?? ""))
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 

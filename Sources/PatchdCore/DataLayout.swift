@@ -15,6 +15,11 @@ public struct DataLayout: Sendable {
     public var home: String { root + "/home" }
     /// The scheduler's wake-up datagram socket (hooks send one byte after queueing a run).
     public var wakeSocket: String { root + "/wake.sock" }
+    /// Off-machine replication: its durable queue (SQLite, apart from the main database so its own
+    /// writes never count as a change to replicate), the hooks' notification socket, scratch files.
+    public var offsiteQueue: String { root + "/offsite.sqlite" }
+    public var offsiteSocket: String { root + "/offsite.sock" }
+    public var offsiteScratch: String { root + "/offsite-tmp" }
     /// The SSH host keys, as OpenSSH names them (private keys 0600, `.pub` beside each).
     public static let hostKeyNames = ["ssh_host_ed25519_key", "ssh_host_rsa_key"]
     public var hostKeys: [String] { Self.hostKeyNames.map { root + "/" + $0 } }

@@ -7,6 +7,7 @@ import PatchdServer
 import PatchdSystem
 import SSHServer
 import Runs
+import Offsite
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -159,18 +160,42 @@ struct BackupCommand: ParsableCommand {
 struct RestoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restore",
-        abstract: "Recreate a data dir from a backup.",
-        discussion: "The data dir (--data-dir) must be new or empty. Start patchd on it afterwards; it rewrites hooks and repository config at start.")
+        abstract: "Recreate a data dir from a backup, or from the offsite bucket.",
+        discussion: "The data dir (--data-dir) must be new or empty. Start patchd on it afterwards; it rewrites hooks and repository config at start. With --from-offsite it reads the bucket named by the config file's offsite: settings and decrypts the host keys and database with --identity (docs/OPERATIONS.md, Disaster recovery).")
 
-    @Argument(help: "A directory written by 'patchd backup'.")
-    var directory: String
+    @Argument(help: "A directory written by 'patchd backup' (not with --from-offsite).")
+    var directory: String?
+
+    @Flag(help: "Restore from the offsite: bucket in --config instead of a backup directory.")
+    var fromOffsite = false
+
+    @Option(help: ArgumentHelp("With --from-offsite: the age identity file whose public key is in age_recipients (default $PATCHD_OFFSITE_IDENTITY).", valueName: "file"))
+    var identity: String?
 
     @OptionGroup var options: ServerOptions
+
+    func validate() throws {
+        if fromOffsite && directory != nil { throw ValidationError("give either a backup directory or --from-offsite, not both") }
+        if !fromOffsite && directory == nil { throw ValidationError("give a backup directory, or --from-offsite") }
+    }
 
     func run() throws {
         do {
             let configuration = try options.resolve()
-            try Backup(dataDir: configuration.dataDir) { print("patchd: \($0)") }.restore(from: directory)
+            if fromOffsite {
+                guard let offsite = configuration.offsite else {
+                    throw OffsiteError.configuration("--from-offsite needs the offsite: settings: pass --config with an offsite: mapping (docs/OPERATIONS.md)")
+                }
+                guard let identity = identity ?? ProcessInfo.processInfo.environment["PATCHD_OFFSITE_IDENTITY"], !identity.isEmpty else {
+                    throw OffsiteError.configuration("--from-offsite needs --identity FILE (the age identity that decrypts host keys and database snapshots)")
+                }
+                let git = try Backup(dataDir: configuration.dataDir) { _ in }.git
+                try OffsiteRestore(configuration: offsite, dataDir: configuration.dataDir, identity: identity, git: git) {
+                    print("patchd: \($0)")
+                }.restore()
+                return
+            }
+            try Backup(dataDir: configuration.dataDir) { print("patchd: \($0)") }.restore(from: directory ?? "")
         } catch {
             printError(ErrorLine.format("\(error)"))
             throw ExitCode(1)
@@ -206,7 +231,10 @@ struct Hook: ParsableCommand {
         let status: Int32
         switch name {
         case "pre-receive": status = runner.preReceive(stdin: input)
-        case "post-receive": status = runner.postReceive(stdin: input)
+        case "post-receive":
+            // First, before -o wait streams a run: the replicator uploads in the background.
+            OffsiteNotify.pushed(environment: ProcessInfo.processInfo.environment)
+            status = runner.postReceive(stdin: input)
         default:
             printError(ErrorLine.format("unknown hook '\(name)'"))
             status = 2

@@ -4,6 +4,7 @@ import PatchdCore
 import Sandboxing
 import Agents
 import Runs
+import Offsite
 import Yams
 
 /// Everything `patchd serve` can be told. Precedence (lowest first): built-in
@@ -54,6 +55,8 @@ public struct PatchdConfiguration: Sendable, Equatable {
     /// Disk caps: the workspace's size (nil: none), and the free space its filesystem keeps (nil: 5%, at most 1 GiB).
     public var maxWorkspaceBytes = SandboxLimits().maxWorkspaceBytes
     public var minFreeBytes = SandboxLimits().minFreeBytes
+    /// Continuous replication to an S3-compatible store (the `offsite:` mapping); nil: off.
+    public var offsite: OffsiteConfiguration?
 
     public init() {}
 
@@ -63,7 +66,7 @@ public struct PatchdConfiguration: Sendable, Equatable {
         "max_unauthenticated", "max_sessions_per_connection", "max_push_bytes", "default_agent", "max_run_seconds", "model", "max_turns", "claude_path", "max_cost_usd", "prices",
         "codex_path", "codex_model",
         "max_processes", "max_file_bytes", "max_memory_bytes", "max_output_bytes", "max_cpus", "max_workspace_bytes", "min_free_bytes",
-        "container_engine", "container_image", "container_options",
+        "container_engine", "container_image", "container_options", "offsite",
     ]
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -165,6 +168,23 @@ public struct PatchdConfiguration: Sendable, Equatable {
                 let cpus = try number()
                 guard cpus >= 0.01 else { throw Invalid("\(at) must be at least 0.01 (cores), or left out for no cap") }
                 maxCPUs = cpus
+            case "offsite":
+                // offsite: {endpoint, bucket, prefix, region, addressing, credentials_file, age_recipients, ...}
+                guard let fields = value.mapping else { throw Invalid("\(at) must be a mapping (endpoint, bucket, age_recipients, ...); see docs/OPERATIONS.md") }
+                var values: [String: String] = [:]
+                for (k, v) in fields {
+                    guard let name = k.string else { throw Invalid("\(at): keys must be strings") }
+                    if let items = v.sequence {
+                        values[name] = items.compactMap(\.string).joined(separator: " ")
+                    } else if let text = v.string {
+                        values[name] = text
+                    } else {
+                        throw Invalid("\(at): '\(name)' must be a string or a number")
+                    }
+                }
+                do { offsite = try OffsiteConfiguration(fields: values, environment: ProcessInfo.processInfo.environment) } catch {
+                    throw Invalid("config file \(path): \(error)")
+                }
             case "admin_keys":
                 let items: [String]
                 if let seq = value.sequence { items = seq.compactMap(\.string) } else { items = [try string()] }

@@ -12,6 +12,7 @@ import Sandboxing
 import Agents
 import Runs
 import SSHServer
+import Offsite
 
 public struct Doctor {
     public struct Check: Sendable {
@@ -60,6 +61,7 @@ public struct Doctor {
         checks.append(hostKeyCheck())
         checks.append(databaseCheck())
         checks.append(listenCheck())
+        checks.append(offsiteCheck())
         if (try? PatchdDaemon.findExecutable("socat")) == nil {
             checks.append(Check(name: "socat", status: .warn, detail: "not found: the claude-code and codex agents need it for their API bridge (apt-get install socat)"))
         } else {
@@ -91,6 +93,25 @@ public struct Doctor {
     }
 
     var dataDirPath: String { URL(fileURLWithPath: configuration.dataDir).standardizedFileURL.path }
+
+    /// `offsite:`: the store is reached, the credentials accepted, a probe object written, read
+    /// back and removed; and the replication lag the daemon recorded in DATA/offsite.sqlite.
+    func offsiteCheck() -> Check {
+        guard let offsite = configuration.offsite else {
+            return Check(name: "offsite", status: .ok, detail: "off (no offsite: in the config): nothing leaves this disk but `patchd backup` copies")
+        }
+        let lag = OffsiteProbe.lag(dataDir: dataDirPath).map { status in
+            "; replication lag \(Int(status.lagSeconds)) s, \(status.pending) pending, \(status.failing) failing"
+                + (status.lastError.map { " (last error: \($0.prefix(200)))" } ?? "")
+        } ?? "; nothing replicated from this data dir yet"
+        do {
+            let probe = try OffsiteProbe.writeReadDelete(offsite)
+            let behind = (OffsiteProbe.lag(dataDir: dataDirPath)?.lagSeconds ?? 0) >= offsite.lagWarnSeconds
+            return Check(name: "offsite", status: behind ? .warn : .ok, detail: probe + lag)
+        } catch {
+            return Check(name: "offsite", status: .fail, detail: "\(error)" + lag)
+        }
+    }
 
     func diskSpaceCheck() -> Check {
         var dir = dataDirPath

@@ -4,6 +4,7 @@ import GRDB
 import SSHServer
 import Synchronization
 import PatchdCore
+import Offsite
 import PatchdCommands
 
 /// In-process counters that the database does not hold (git transfers).
@@ -22,8 +23,13 @@ final class TransferCounters: Sendable {
 
 extension MetricsSnapshot {
     /// One `stats` answer: gathered from the SSH server, the transfer counters and the database.
-    static func gather(ssh: SSHStatistics, transfers: TransferCounters, db: PatchdDatabase) throws -> MetricsSnapshot {
+    static func gather(ssh: SSHStatistics, transfers: TransferCounters, db: PatchdDatabase,
+                       offsite: OffsiteState.Status? = nil) throws -> MetricsSnapshot {
         var m = MetricsSnapshot()
+        m.offsite = offsite.map {
+            MetricsSnapshot.OffsiteLag(pending: $0.pending, lagSeconds: $0.lagSeconds, failing: $0.failing,
+                                       lastError: $0.lastError, lastSuccessAt: $0.lastSuccessAt)
+        }
         m.connectionsAccepted = ssh.accepted
         m.connectionsRejected = ssh.rejected
         m.connectionsActive = ssh.active

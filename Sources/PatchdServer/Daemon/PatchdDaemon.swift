@@ -11,6 +11,7 @@ import Runs
 import SSHServer
 import Synchronization
 import SSHKeys
+import Offsite
 
 /// `patchd serve`, as an object tests can also start and stop.
 public final class PatchdDaemon: Sendable {
@@ -25,6 +26,8 @@ public final class PatchdDaemon: Sendable {
     /// Which agents this server runs, and why not the others: the hooks refuse tasks naming one
     /// it cannot run (they get it as PATCHD_AGENTS); `run start` should ask it too.
     public let agentAvailability: AgentAvailability
+    /// Off-machine replication, when `offsite:` is configured.
+    let replicator: Replicator?
 
     public init(configuration: PatchdConfiguration) throws {
         _ = PatchdLogging.bootstrap
@@ -107,6 +110,10 @@ public final class PatchdDaemon: Sendable {
         scheduler = RunScheduler(executor: RunExecutor(env: runEnvironment), runs: runStore,
                                  workers: configuration.workers, wakeup: wakeup, logger: logger)
 
+        let replicator = try configuration.offsite.map { [layout, repositories] offsite in
+            try Replicator(configuration: offsite, layout: layout, repositories: repositories, logger: logger)
+        }
+        self.replicator = replicator
         let counters = TransferCounters()
         let transport = GitTransport(repos: repositories, repoStore: repoStore, logger: logger, hooks: hookContext, counters: counters)
         let statsSource = StatsSource()
@@ -114,8 +121,9 @@ public final class PatchdDaemon: Sendable {
         let commands = CommandRouter(services: CommandServices(
             users: users, repoStore: repoStore, runs: runStore, repositories: repositories,
             scheduler: SchedulerHandle(cancel: { schedulerRef.cancel(runID: $0) }, wake: { schedulerRef.poke() }),
-            stats: { [database] in
-                try MetricsSnapshot.gather(ssh: statsSource.ssh?.statistics ?? SSHStatistics(), transfers: counters, db: database)
+            stats: { [database, replicator] in
+                try MetricsSnapshot.gather(ssh: statsSource.ssh?.statistics ?? SSHStatistics(), transfers: counters, db: database,
+                                           offsite: try replicator?.state.status())
             },
             parseKey: { try PublicKey(line: $0) }, agents: agentSetup.availability))
         let delegate = PatchdSSHDelegate(users: users, transport: transport, commands: commands)
@@ -204,6 +212,10 @@ public final class PatchdDaemon: Sendable {
         let shownHost = address.host == "0.0.0.0" || address.host == "::" ? ProcessInfo.processInfo.hostName : address.host
         hookContext.set("PATCHD_SSH_HINT", ShellQuote.command(["ssh", "-p", String(address.port), "git@" + shownHost]))
         try scheduler.start()
+        if let replicator {
+            try replicator.start()
+            logger.info("offsite replication to \(replicator.configuration.endpoint) bucket \(replicator.configuration.bucket)\(replicator.configuration.prefix.isEmpty ? "" : " prefix \(replicator.configuration.prefix)")")
+        }
         return address
     }
 
@@ -211,6 +223,7 @@ public final class PatchdDaemon: Sendable {
     public func stop(grace: Double = 60) {
         ssh.shutdown(grace: grace)
         scheduler.stop()
+        replicator?.stop()
     }
 
     /// The sandbox backend the configuration names; `owner` (the data directory) tells this
