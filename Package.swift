@@ -7,12 +7,10 @@ import PackageDescription
 
 /// Every Swift target: imports are internal unless marked, and a member is visible only where
 /// its module is imported.
-let strictSwiftLater: [SwiftSetting] = [
+let strictSwift: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
-
-let strictSwift: [SwiftSetting] = []
 
 let package = Package(
     name: "patchd",

@@ -1,13 +1,14 @@
 // GitStore: libgit2 errors, captured on the calling thread right after the failing call.
+
 import CLibGit2
 
 /// A failed libgit2 call with libgit2's own message.
-public struct GitError: Error, CustomStringConvertible, Sendable {
-    public let code: Int32
-    public let operation: String
-    public let message: String
+package struct GitError: Error, CustomStringConvertible, Sendable {
+    package let code: Int32
+    package let operation: String
+    package let message: String
 
-    public var description: String { "\(operation): \(message)" }
+    package var description: String { "\(operation): \(message)" }
 }
 
 /// Every libgit2 call goes through here: the error is thread-local in libgit2, so it
@@ -21,7 +22,7 @@ func git(_ operation: @autoclosure () -> String, _ call: () -> Int32) throws(Git
 }
 
 /// libgit2 process-wide setup, done once: init, and no user or system config is ever read.
-public enum LibGit2 {
+package enum LibGit2 {
     private static let initialized: Bool = {
         git_libgit2_init()
         // Never read the daemon user's ~/.gitconfig or /etc/gitconfig: only each repository's own.
@@ -29,13 +30,13 @@ public enum LibGit2 {
         return true
     }()
 
-    public static func initialize() {
+    package static func initialize() {
         _ = initialized
     }
 }
 
 extension LibGit2 {
-    public static var version: String {
+    package static var version: String {
         var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
         git_libgit2_version(&major, &minor, &patch)
         return "\(major).\(minor).\(patch)"

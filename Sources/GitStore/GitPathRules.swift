@@ -60,8 +60,10 @@ enum GitPathRules {
     // MARK: HFS+ (git's utf8.c: is_hfs_dot_generic)
 
     /// Code points HFS+ ignores in names: ".g\u{200c}it" is ".git" there.
-    private static let hfsIgnorable: Set<UInt32> = [0x200c, 0x200d, 0x200e, 0x200f, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e,
-                                                    0x206a, 0x206b, 0x206c, 0x206d, 0x206e, 0x206f, 0xfeff]
+    private static let hfsIgnorable: Set<UInt32> = [
+        0x200c, 0x200d, 0x200e, 0x200f, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e,
+        0x206a, 0x206b, 0x206c, 0x206d, 0x206e, 0x206f, 0xfeff,
+    ]
 
     /// True when `name` is "." + `needle`, ignoring ASCII case and HFS+-ignorable code points.
     static func isHFSDot(_ name: [UInt8], _ needle: String) -> Bool {

@@ -1,11 +1,12 @@
 // GitStore: reference bookkeeping for patchd's own refs: which existing refs block a new name, deleting one.
+
 import CLibGit2
 
 extension GitRepository {
     /// The existing references that make `name` impossible to create: git stores refs as files,
     /// so `refs/heads/agent/feat` blocks `refs/heads/agent/feat/x` and the other way round
     /// (a directory/file conflict). Sorted; empty when `name` can be created or already exists.
-    public func referencesBlocking(_ name: String) throws(GitError) -> [String] {
+    package func referencesBlocking(_ name: String) throws(GitError) -> [String] {
         let existing = Set(try referenceNames())
         guard !existing.contains(name) else { return [] }
         var blocking: [String] = []
@@ -19,7 +20,7 @@ extension GitRepository {
     }
 
     /// Deletes the reference `name`. - Throws: `GitError` when it does not exist or cannot be removed.
-    public func deleteReference(_ name: String) throws(GitError) {
+    package func deleteReference(_ name: String) throws(GitError) {
         var ref: OpaquePointer?
         try git("look up \(name)") { git_reference_lookup(&ref, raw, name) }
         defer { git_reference_free(ref) }

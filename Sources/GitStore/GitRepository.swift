@@ -1,14 +1,16 @@
 // GitStore: a libgit2 repository handle (one owner; freed at deinit) with the few operations patchd needs.
+
 import CLibGit2
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Owns one `git_repository*`. Not Sendable: open it where you use it.
-public final class GitRepository {
+package final class GitRepository {
     let raw: OpaquePointer
 
-    public init(openBare path: String) throws(GitError) {
+    package init(openBare path: String) throws(GitError) {
         LibGit2.initialize()
         var repo: OpaquePointer?
         try git("open \(path)") { git_repository_open_bare(&repo, path) }
@@ -16,12 +18,13 @@ public final class GitRepository {
     }
 
     /// Creates a bare repository whose HEAD names `initialBranch`.
-    public static func createBare(at path: String, initialBranch: String) throws(GitError) -> GitRepository {
+    package static func createBare(at path: String, initialBranch: String) throws(GitError) -> GitRepository {
         LibGit2.initialize()
         var options = git_repository_init_options()
         try git("init options") { git_repository_init_options_init(&options, UInt32(GIT_REPOSITORY_INIT_OPTIONS_VERSION)) }
-        options.flags = UInt32(GIT_REPOSITORY_INIT_BARE.rawValue | GIT_REPOSITORY_INIT_MKPATH.rawValue
-                               | GIT_REPOSITORY_INIT_NO_REINIT.rawValue)
+        options.flags = UInt32(
+            GIT_REPOSITORY_INIT_BARE.rawValue | GIT_REPOSITORY_INIT_MKPATH.rawValue
+                | GIT_REPOSITORY_INIT_NO_REINIT.rawValue)
         var repo: OpaquePointer?
         let branch = strdup(initialBranch)
         defer { free(branch) }
@@ -35,7 +38,7 @@ public final class GitRepository {
     deinit { git_repository_free(raw) }
 
     /// Sets string config values in the repository's own config file.
-    public func setConfig(_ values: [(String, String)]) throws(GitError) {
+    package func setConfig(_ values: [(String, String)]) throws(GitError) {
         var config: OpaquePointer?
         try git("open config") { git_repository_config(&config, raw) }
         defer { git_config_free(config) }
@@ -45,19 +48,19 @@ public final class GitRepository {
     }
 
     /// Names of all references (refs/heads/..., refs/tags/...).
-    public func referenceNames() throws(GitError) -> [String] {
+    package func referenceNames() throws(GitError) -> [String] {
         var array = git_strarray()
         try git("list references") { git_reference_list(&array, raw) }
         defer { git_strarray_dispose(&array) }
         return (0..<array.count).compactMap { array.strings[$0].map { String(cString: $0) } }
     }
 
-    public func setHead(_ refName: String) throws(GitError) {
+    package func setHead(_ refName: String) throws(GitError) {
         try git("set HEAD to \(refName)") { git_repository_set_head(raw, refName) }
     }
 
     /// The commit a reference points at, as hex.
-    public func resolve(_ refName: String) throws(GitError) -> String {
+    package func resolve(_ refName: String) throws(GitError) -> String {
         var oid = git_oid()
         try git("resolve \(refName)") { git_reference_name_to_id(&oid, raw, refName) }
         return String(cString: git_oid_tostr_s(&oid))
@@ -65,7 +68,7 @@ public final class GitRepository {
 
     /// Also reads objects from `directory`: a push's quarantine, which git shows pre-receive
     /// hooks in GIT_OBJECT_DIRECTORY (the pushed objects are there until the hook accepts them).
-    public func addObjectDirectory(_ directory: String) throws(GitError) {
+    package func addObjectDirectory(_ directory: String) throws(GitError) {
         var odb: OpaquePointer?
         try git("open object database") { git_repository_odb(&odb, raw) }
         defer { git_odb_free(odb) }
@@ -74,7 +77,7 @@ public final class GitRepository {
 
     /// The blob at `path` in `commit` (hex): its id and size, read from the object header only;
     /// nil when the commit has no such path or it is not a file.
-    public func blob(at path: String, in commit: String) throws(GitError) -> (id: String, size: Int)? {
+    package func blob(at path: String, in commit: String) throws(GitError) -> (id: String, size: Int)? {
         var oid = git_oid()
         try git("parse \(commit)") { git_oid_fromstr(&oid, commit) }
         var commitObject: OpaquePointer?
@@ -100,7 +103,7 @@ public final class GitRepository {
     }
 
     /// The bytes of blob `id` (hex).
-    public func blobContent(_ id: String) throws(GitError) -> [UInt8] {
+    package func blobContent(_ id: String) throws(GitError) -> [UInt8] {
         var oid = git_oid()
         try git("parse \(id)") { git_oid_fromstr(&oid, id) }
         var blob: OpaquePointer?
@@ -111,7 +114,7 @@ public final class GitRepository {
         return Array(UnsafeRawBufferPointer(start: data, count: size))
     }
 
-    public var headTarget: String? {
+    package var headTarget: String? {
         var ref: OpaquePointer?
         guard git_reference_lookup(&ref, raw, "HEAD") == 0 else { return nil }
         defer { git_reference_free(ref) }

@@ -22,7 +22,7 @@ enum GitmodulesCheck {
         let prefix = Array("submodule.".utf8)
         guard name.starts(with: prefix) else { return nil }
         let rest = Array(name[prefix.count...])
-        guard let dot = rest.lastIndex(of: UInt8(ascii: ".")) else { return nil } // no subsection
+        guard let dot = rest.lastIndex(of: UInt8(ascii: ".")) else { return nil }  // no subsection
         let submodule = Array(rest[..<dot])
         let key = String(decoding: rest[(dot + 1)...], as: UTF8.self)
         let show = String(decoding: submodule, as: UTF8.self)
@@ -192,7 +192,7 @@ struct ConfigParser {
             if comment { continue }
             if Self.isSpace(c) { continue }
             if c == 35 || c == 59 { comment = true; continue }
-            if c == 91 { // '['
+            if c == 91 {  // '['
                 variable = []
                 guard baseVariable(&variable), !variable.isEmpty else { return }
                 variable.append(46)
@@ -211,7 +211,7 @@ struct ConfigParser {
         while true {
             let c = next()
             if eof { return false }
-            if c == 93 { return true } // ']'
+            if c == 93 { return true }  // ']'
             if Self.isSpace(c) { return extendedBaseVariable(&name, c) }
             guard Self.isKeyChar(c) || c == 46 else { return false }
             name.append(Self.lower(c))
@@ -224,13 +224,13 @@ struct ConfigParser {
             if c == 10 { return false }
             c = next()
         } while Self.isSpace(c)
-        guard c == 34 else { return false } // '"'
+        guard c == 34 else { return false }  // '"'
         name.append(46)
         while true {
             var c = next()
             if c == 10 { return false }
             if c == 34 { break }
-            if c == 92 { // '\\'
+            if c == 92 {  // '\\'
                 c = next()
                 if c == 10 { return false }
             }
@@ -251,7 +251,7 @@ struct ConfigParser {
         while c == 32 || c == 9 { c = next() }
         var value: [UInt8]?
         if c != 10 {
-            guard c == 61, let parsed = parseValue() else { return false } // '='
+            guard c == 61, let parsed = parseValue() else { return false }  // '='
             value = parsed
         }
         entry(Self.cString(name), value.map(Self.cString))

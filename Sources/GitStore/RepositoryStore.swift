@@ -1,27 +1,30 @@
 // GitStore: the bare repositories under DATA/repos: create, configure, delete, and how git is spawned on them.
+
 import Foundation
-import PatchdCore
-import PatchdSystem
+package import PatchdCore
+package import PatchdSystem
 
 /// Bare repositories on disk, `ROOT/NAME.git`. Names are validated `RepositoryName`s,
 /// so no path here is built from unchecked input.
-public final class RepositoryStore: Sendable {
-    public let root: String
+package final class RepositoryStore: Sendable {
+    package let root: String
     /// Settings written into every repository's config at creation and at each start.
-    public let serverConfig: [(String, String)]
-    public let gitExecutable: String
+    package let serverConfig: [(String, String)]
+    package let gitExecutable: String
     private let gitHome: String
 
     /// Hook name -> script, written into every repository's hooks/.
-    public let hooks: [String: String]
+    package let hooks: [String: String]
     /// The agent for tasks that name none (the hooks and `run start` need it).
-    public let defaultAgent: String
+    package let defaultAgent: String
 
     /// - Parameters:
     ///   - gitHome: patchd's own HOME for git processes (no user config leaks in).
     ///   - maxPushBytes: receive.maxInputSize.
-    public init(root: String, gitExecutable: String, gitHome: String, maxPushBytes: Int64, hooks: [String: String] = [:],
-                defaultAgent: String = "builtin") {
+    package init(
+        root: String, gitExecutable: String, gitHome: String, maxPushBytes: Int64, hooks: [String: String] = [:],
+        defaultAgent: String = "builtin"
+    ) {
         self.root = root
         self.hooks = hooks
         self.defaultAgent = defaultAgent
@@ -39,22 +42,22 @@ public final class RepositoryStore: Sendable {
         ]
     }
 
-    public func path(for name: RepositoryName) -> String { "\(root)/\(name.value).git" }
+    package func path(for name: RepositoryName) -> String { "\(root)/\(name.value).git" }
 
-    public func exists(_ name: RepositoryName) -> Bool {
+    package func exists(_ name: RepositoryName) -> Bool {
         var isDir: ObjCBool = false
         return FileManager.default.fileExists(atPath: path(for: name) + "/objects", isDirectory: &isDir) && isDir.boolValue
     }
 
     /// Creates an empty bare repository with HEAD at refs/heads/main.
-    public func create(_ name: RepositoryName) throws(GitError) {
+    package func create(_ name: RepositoryName) throws(GitError) {
         let repo = try GitRepository.createBare(at: path(for: name), initialBranch: "main")
         try repo.setConfig(serverConfig)
         installHooks(name)
     }
 
     /// Rewrites the server-owned settings and hooks (done at every start, so upgrades apply).
-    public func refreshConfig(_ name: RepositoryName) throws(GitError) {
+    package func refreshConfig(_ name: RepositoryName) throws(GitError) {
         try GitRepository(openBare: path(for: name)).setConfig(serverConfig)
         installHooks(name)
     }
@@ -66,15 +69,18 @@ public final class RepositoryStore: Sendable {
             let file = "\(dir)/\(hook)"
             let temp = file + ".patchd-tmp"
             // Written aside and renamed: a push running meanwhile sees the old or the new script, never half.
-            guard FileManager.default.createFile(atPath: temp, contents: Data(script.utf8),
-                                                 attributes: [.posixPermissions: 0o755]) else { continue }
+            guard
+                FileManager.default.createFile(
+                    atPath: temp, contents: Data(script.utf8),
+                    attributes: [.posixPermissions: 0o755])
+            else { continue }
             _ = rename(temp, file)
         }
     }
 
     /// `git diff [--stat] BASE RESULT` in the bare repository (safe: the config is patchd's), as
     /// text for people: not byte-exact (invalid UTF-8 is replaced); `binaryDiff` is the patch.
-    public func diff(_ name: RepositoryName, base: String, result: String, stat: Bool) -> String {
+    package func diff(_ name: RepositoryName, base: String, result: String, stat: Bool) -> String {
         let args = ["diff", "--no-color", "--no-ext-diff"] + (stat ? ["--stat=100"] : []) + [base, result, "--"]
         guard let r = try? runProcess(gitExecutable, args, environment: gitEnvironment(), workingDirectory: path(for: name)) else {
             return ""
@@ -83,13 +89,13 @@ public final class RepositoryStore: Sendable {
     }
 
     /// Why `binaryDiff` has no patch to give.
-    public struct DiffError: Error, CustomStringConvertible {
-        public let description: String
+    package struct DiffError: Error, CustomStringConvertible {
+        package let description: String
     }
 
     /// The exact bytes of `git diff --binary BASE RESULT`: CRLF, Latin-1 and binary files
     /// included, so `git apply --binary` at BASE reproduces RESULT. No textconv, no colour.
-    public func binaryDiff(_ name: RepositoryName, base: String, result: String) throws(DiffError) -> [UInt8] {
+    package func binaryDiff(_ name: RepositoryName, base: String, result: String) throws(DiffError) -> [UInt8] {
         let args = ["diff", "--binary", "--full-index", "--no-color", "--no-ext-diff", "--no-textconv", base, result, "--"]
         let r: (status: Int32, stdout: [UInt8], stderr: [UInt8])
         do { r = try runProcess(gitExecutable, args, environment: gitEnvironment(), workingDirectory: path(for: name)) } catch {
@@ -102,7 +108,7 @@ public final class RepositoryStore: Sendable {
         return r.stdout
     }
 
-    public func delete(_ name: RepositoryName) {
+    package func delete(_ name: RepositoryName) {
         try? FileManager.default.removeItem(atPath: path(for: name))
         if let group = name.group {
             // An empty group directory goes too; a non-empty one stays (rmdir fails).
@@ -111,32 +117,37 @@ public final class RepositoryStore: Sendable {
     }
 
     /// True when the repository has no references at all (nothing was ever pushed).
-    public func isEmpty(_ name: RepositoryName) -> Bool {
+    package func isEmpty(_ name: RepositoryName) -> Bool {
         ((try? GitRepository(openBare: path(for: name)).referenceNames()) ?? []).isEmpty
     }
 
     /// After the first push into a new repository: HEAD names `main` if it was pushed,
     /// else the first of `pushedBranches`, else the first branch there is.
-    public func pointHeadAtFirstBranch(_ name: RepositoryName, pushedBranches: [String] = []) {
+    package func pointHeadAtFirstBranch(_ name: RepositoryName, pushedBranches: [String] = []) {
         guard let repo = try? GitRepository(openBare: path(for: name)),
-              let refs = try? repo.referenceNames() else { return }
+            let refs = try? repo.referenceNames()
+        else { return }
         let heads = refs.filter { $0.hasPrefix("refs/heads/") }
         if let current = repo.headTarget, heads.contains(current) { return }
-        let choice = heads.contains("refs/heads/main") ? "refs/heads/main"
+        let choice =
+            heads.contains("refs/heads/main")
+            ? "refs/heads/main"
             : pushedBranches.first(where: heads.contains) ?? heads.sorted().first
         if let choice { try? repo.setHead(choice) }
     }
 
     /// The environment every git process gets: nothing from the daemon's own,
     /// patchd's HOME, no system or global config, plus `extra` (GIT_PROTOCOL, hook context).
-    public func gitEnvironment(extra: [String: String] = [:]) -> [String: String] {
+    package func gitEnvironment(extra: [String: String] = [:]) -> [String: String] {
         GitEnvironment.make(home: gitHome, extra: extra)
     }
 
     /// `git upload-pack` / `git receive-pack` on a repository, run in its directory with
     /// `.` as the path so the name can never be read as an option.
-    public func spawnPackProtocol(_ service: PackService, repository name: RepositoryName,
-                                  environment extra: [String: String]) throws(SystemError) -> ChildProcess {
+    package func spawnPackProtocol(
+        _ service: PackService, repository name: RepositoryName,
+        environment extra: [String: String]
+    ) throws(SystemError) -> ChildProcess {
         var args = ["-c", "protocol.file.allow=never", "-c", "core.hooksPath=\(path(for: name))/hooks"]
         switch service {
         case .uploadPack: args += ["upload-pack", "--strict", "."]
@@ -146,13 +157,14 @@ public final class RepositoryStore: Sendable {
             args.insert(contentsOf: PatchdRefs.hidden.flatMap { ["-c", "receive.hideRefs=\($0)"] }, at: 0)
             args += ["receive-pack", "."]
         }
-        return try ChildProcess(executable: gitExecutable, arguments: args,
-                                environment: gitEnvironment(extra: extra),
-                                workingDirectory: path(for: name), stdin: .pipe, stdout: .pipe, stderr: .pipe)
+        return try ChildProcess(
+            executable: gitExecutable, arguments: args,
+            environment: gitEnvironment(extra: extra),
+            workingDirectory: path(for: name), stdin: .pipe, stdout: .pipe, stderr: .pipe)
     }
 
     /// Every repository on disk (for start-up refresh and listings).
-    public func allNames() -> [RepositoryName] {
+    package func allNames() -> [RepositoryName] {
         let fm = FileManager.default
         var names: [RepositoryName] = []
         for entry in (try? fm.contentsOfDirectory(atPath: root)) ?? [] {
@@ -169,9 +181,9 @@ public final class RepositoryStore: Sendable {
 }
 
 /// The two pack protocol services.
-public enum PackService: String, Sendable {
+package enum PackService: String, Sendable {
     case uploadPack = "git-upload-pack"
     case receivePack = "git-receive-pack"
 
-    public var writes: Bool { self == .receivePack }
+    package var writes: Bool { self == .receivePack }
 }

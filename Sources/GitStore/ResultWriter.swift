@@ -1,33 +1,38 @@
 // GitStore: builds a run's result in the bare repository: snapshot tree, commit, refs, note.
+
 import CLibGit2
 import Foundation
 import PatchdSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Who patchd's commits and notes are by.
-public struct GitIdentity: Sendable {
-    public let name: String
-    public let email: String
-    public init(name: String, email: String) { self.name = name; self.email = email }
+package struct GitIdentity: Sendable {
+    package let name: String
+    package let email: String
+    package init(name: String, email: String) { self.name = name; self.email = email }
 }
 
 /// Writes a run's result into a bare repository with libgit2 only: the workspace's `.git`
 /// is not read after the agent (only the `WorkspaceBaseline` taken before it), and no git
 /// program runs on the workspace.
-public final class ResultWriter {
+package final class ResultWriter {
     private let repo: GitRepository
 
-    public init(bareRepository path: String) throws(GitError) {
+    package init(bareRepository path: String) throws(GitError) {
         repo = try GitRepository(openBare: path)
     }
 
     /// The tree of the workspace's files, and whether it differs from `baseCommit`'s tree.
     /// With a `baseline` (read before the agent ran), files it shows unchanged are not read again.
     /// `notes` are sentences for the run log: paths left out or kept as pushed, and why.
-    public func snapshot(workspace: String, baseCommit: String, maxFileBytes: Int64 = .max, baseline: WorkspaceBaseline? = nil) throws
-        -> (tree: String, changed: Bool, filesHashed: Int, notes: [String]) {
+    package func snapshot(
+        workspace: String, baseCommit: String, maxFileBytes: Int64 = .max, baseline: WorkspaceBaseline? = nil
+    ) throws
+        -> (tree: String, changed: Bool, filesHashed: Int, notes: [String])
+    {
         var baseOID = try Self.oid(baseCommit)
         var commit: OpaquePointer?
         try git("lookup base commit \(baseCommit)") { git_commit_lookup(&commit, repo.raw, &baseOID) }
@@ -40,14 +45,19 @@ public final class ResultWriter {
         let collected = TreeListing()
         let box = Unmanaged.passUnretained(collected).toOpaque()
         try git("walk base tree") {
-            git_tree_walk(baseTree, GIT_TREEWALK_PRE, { root, entry, payload in
-                let listing = Unmanaged<TreeListing>.fromOpaque(payload!).takeUnretainedValue()
-                let name = Array(UnsafeBufferPointer(start: UnsafeRawPointer(git_tree_entry_name(entry)).assumingMemoryBound(to: UInt8.self),
-                                                     count: strlen(git_tree_entry_name(entry))))
-                let rootBytes = Array(UnsafeBufferPointer(start: UnsafeRawPointer(root!).assumingMemoryBound(to: UInt8.self), count: strlen(root!)))
-                listing.entries[rootBytes + name] = BaseEntry(oid: git_tree_entry_id(entry).pointee, mode: git_tree_entry_filemode(entry))
-                return 0
-            }, box)
+            git_tree_walk(
+                baseTree, GIT_TREEWALK_PRE,
+                { root, entry, payload in
+                    let listing = Unmanaged<TreeListing>.fromOpaque(payload!).takeUnretainedValue()
+                    let name = Array(
+                        UnsafeBufferPointer(
+                            start: UnsafeRawPointer(git_tree_entry_name(entry)).assumingMemoryBound(to: UInt8.self),
+                            count: strlen(git_tree_entry_name(entry))))
+                    let rootBytes = Array(
+                        UnsafeBufferPointer(start: UnsafeRawPointer(root!).assumingMemoryBound(to: UInt8.self), count: strlen(root!)))
+                    listing.entries[rootBytes + name] = BaseEntry(oid: git_tree_entry_id(entry).pointee, mode: git_tree_entry_filemode(entry))
+                    return 0
+                }, box)
         }
 
         // The pushed tree as the index, as in the workspace before the agent: `git add` keeps
@@ -62,7 +72,8 @@ public final class ResultWriter {
         let attributesName = Array(".gitattributes".utf8)
         for (path, entry) in collected.entries where entry.mode != GIT_FILEMODE_TREE && entry.mode != GIT_FILEMODE_COMMIT {
             guard path.count >= attributesName.count, Array(path.suffix(attributesName.count)) == attributesName,
-                  path.count == attributesName.count || path[path.count - attributesName.count - 1] == UInt8(ascii: "/") else { continue }
+                path.count == attributesName.count || path[path.count - attributesName.count - 1] == UInt8(ascii: "/")
+            else { continue }
             try git("drop \(show(path)) from the index") { git_index_remove(index, cString(path), 0) }
         }
         try git("set the index") { git_repository_set_index(repo.raw, index) }
@@ -97,7 +108,7 @@ public final class ResultWriter {
     }
 
     /// A commit of `tree` on `parent` (no reference is moved).
-    public func commit(tree: String, parent: String, message: String, identity: GitIdentity) throws(GitError) -> String {
+    package func commit(tree: String, parent: String, message: String, identity: GitIdentity) throws(GitError) -> String {
         var treeOID = try Self.oid(tree)
         var parentOID = try Self.oid(parent)
         var treeObj: OpaquePointer?
@@ -120,7 +131,7 @@ public final class ResultWriter {
     }
 
     /// Creates or moves a reference (patchd's own refs: agent/*, refs/patchd/*).
-    public func setReference(_ name: String, to commit: String, log: String) throws(GitError) {
+    package func setReference(_ name: String, to commit: String, log: String) throws(GitError) {
         var target = try Self.oid(commit)
         var ref: OpaquePointer?
         try git("update \(name)") { git_reference_create(&ref, repo.raw, name, &target, 1, log) }
@@ -133,7 +144,7 @@ public final class ResultWriter {
     /// together would each build on the same tip and one note would be lost (or the loser
     /// fails on the ref lock). Every notes update in this process goes through one lock,
     /// and a lock held by another process (a git maintenance command) is retried.
-    public func addNote(to commit: String, text: String, notesRef: String, identity: GitIdentity) throws(GitError) {
+    package func addNote(to commit: String, text: String, notesRef: String, identity: GitIdentity) throws(GitError) {
         var target = try Self.oid(commit)
         var sig: UnsafeMutablePointer<git_signature>?
         try git("signature") { git_signature_now(&sig, identity.name, identity.email) }

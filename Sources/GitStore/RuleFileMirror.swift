@@ -1,6 +1,8 @@
 // GitStore: a private copy of the workspace's .gitignore/.gitattributes files, the only place libgit2 reads rules from.
+
 import Foundation
 import PatchdSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif

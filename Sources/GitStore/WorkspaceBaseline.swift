@@ -1,6 +1,8 @@
 // GitStore: the workspace as checked out, before the agent ran, so the result snapshot re-hashes only changed files.
+
 import CLibGit2
 import PatchdSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,7 +16,7 @@ import Glibc
 /// from user space and every write, chmod or rename moves it; the age test is git's "racy
 /// git" rule: a file written in the same clock tick as the index could change again without
 /// its timestamps moving, so such files are hashed like any other.
-public struct WorkspaceBaseline: Sendable {
+package struct WorkspaceBaseline: Sendable {
     struct Entry: Sendable {
         var ctime: (sec: Int64, nsec: Int64)
         var mtime: (sec: Int64, nsec: Int64)
@@ -26,11 +28,11 @@ public struct WorkspaceBaseline: Sendable {
     let entries: [[UInt8]: Entry]
     let indexTime: (sec: Int64, nsec: Int64)
 
-    public var count: Int { entries.count }
+    package var count: Int { entries.count }
 
     /// Reads `workspace/.git/index`; nil if there is none or it cannot be read (the snapshot
     /// then hashes every file, as without a baseline).
-    public static func read(workspace: String) -> WorkspaceBaseline? {
+    package static func read(workspace: String) -> WorkspaceBaseline? {
         LibGit2.initialize()
         let path = workspace + "/.git/index"
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
@@ -50,9 +52,10 @@ public struct WorkspaceBaseline: Sendable {
             let name = Array(UnsafeBufferPointer(start: UnsafeRawPointer(cPath).assumingMemoryBound(to: UInt8.self), count: strlen(cPath)))
             var oid = e.id
             let bytes = withUnsafeBytes(of: &oid.id) { Array($0) }
-            entries[name] = Entry(ctime: (Int64(e.ctime.seconds), Int64(e.ctime.nanoseconds)),
-                                  mtime: (Int64(e.mtime.seconds), Int64(e.mtime.nanoseconds)),
-                                  dev: e.dev, ino: e.ino, size: e.file_size, oid: bytes)
+            entries[name] = Entry(
+                ctime: (Int64(e.ctime.seconds), Int64(e.ctime.nanoseconds)),
+                mtime: (Int64(e.mtime.seconds), Int64(e.mtime.nanoseconds)),
+                dev: e.dev, ino: e.ino, size: e.file_size, oid: bytes)
         }
         return WorkspaceBaseline(entries: entries, indexTime: (Int64(st.st_mtim.tv_sec), Int64(st.st_mtim.tv_nsec)))
     }
@@ -63,8 +66,9 @@ public struct WorkspaceBaseline: Sendable {
         let ctime = (Int64(st.st_ctim.tv_sec), Int64(st.st_ctim.tv_nsec))
         let mtime = (Int64(st.st_mtim.tv_sec), Int64(st.st_mtim.tv_nsec))
         guard e.ctime == ctime, e.mtime == mtime, e.ino == UInt32(truncatingIfNeeded: st.st_ino),
-              e.dev == UInt32(truncatingIfNeeded: st.st_dev), e.size == UInt32(st.st_size),
-              e.ctime < indexTime, e.mtime < indexTime else { return nil }
+            e.dev == UInt32(truncatingIfNeeded: st.st_dev), e.size == UInt32(st.st_size),
+            e.ctime < indexTime, e.mtime < indexTime
+        else { return nil }
         var oid = git_oid()
         withUnsafeMutableBytes(of: &oid.id) { raw in
             for (i, byte) in e.oid.prefix(raw.count).enumerated() { raw[i] = byte }

@@ -1,6 +1,8 @@
 // GitStore: turns a workspace's files into a tree in the bare repository, never following a symlink.
+
 import CLibGit2
 import PatchdSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,8 +22,8 @@ import Glibc
 ///   its bytes changed, and the snapshot says so.
 /// - Names and contents `git fsck` refuses (`GitPathRules`, `GitmodulesCheck`) never reach a
 ///   tree: such a path keeps its pushed version, or is left out, with the reason in `notes`.
-public struct SnapshotError: Error, CustomStringConvertible {
-    public let description: String
+package struct SnapshotError: Error, CustomStringConvertible {
+    package let description: String
 }
 
 /// One entry of the pushed tree.
@@ -31,7 +33,7 @@ struct BaseEntry {
 }
 
 final class WorkspaceSnapshotter {
-    let repo: OpaquePointer       // the bare repository, with its workdir pointed at the rule mirror
+    let repo: OpaquePointer  // the bare repository, with its workdir pointed at the rule mirror
     let odb: OpaquePointer
     let rules: RuleFileMirror
     /// Every path of the pushed tree (blobs, links, trees and submodules).
@@ -147,7 +149,7 @@ final class WorkspaceSnapshotter {
                 oid = try writeBlob(Array(target[0..<n]))
                 mode = GIT_FILEMODE_LINK
             default:
-                continue // fifos, sockets, devices: not content
+                continue  // fifos, sockets, devices: not content
             }
             try git("tree entry \(show(path))") { git_treebuilder_insert(nil, builder, cString(name), &oid, mode) }
             count += 1

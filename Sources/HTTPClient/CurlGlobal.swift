@@ -1,4 +1,5 @@
 // HTTPClient: runs curl_global_init exactly once per process, before the first easy handle.
+
 import CLibCurl
 
 enum CurlGlobal {

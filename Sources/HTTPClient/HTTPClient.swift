@@ -1,5 +1,7 @@
 // HTTPClient: a blocking libcurl client with streamed response bodies, for one OS thread at a time.
+
 import CLibCurl
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,14 +15,14 @@ import Glibc
 /// (`HTTPS_PROXY`), `all_proxy` and `no_proxy` from the environment are honoured.
 /// Signals: CURLOPT_NOSIGNAL is set (the program is multi-threaded), so libcurl neither uses
 /// alarm() for DNS timeouts nor ignores SIGPIPE itself: the process should ignore SIGPIPE.
-public final class HTTPClient {
+package final class HTTPClient {
     private let handle: UnsafeMutableRawPointer
     private let errorBuffer: UnsafeMutablePointer<CChar>
     private var inTransfer = false
 
-    public static let userAgent = "patchd/0.1"
+    package static let userAgent = "patchd/0.1"
 
-    public init() throws(HTTPError) {
+    package init() throws(HTTPError) {
         try CurlGlobal.ensureInitialised()
         guard let easy = curl_easy_init() else {
             throw .transport(code: Self.code(CURLE_FAILED_INIT), message: "curl_easy_init failed")
@@ -40,8 +42,10 @@ public final class HTTPClient {
     /// chunk as it arrives. `onData` returning false stops the transfer with `.aborted`.
     /// Any status is a success here (the caller judges 4xx/5xx); the head is also returned.
     @discardableResult
-    public func send(_ request: HTTPRequest, onHead: (HTTPResponseHead) -> Void = { _ in },
-                     onData: ([UInt8]) -> Bool) throws(HTTPError) -> HTTPResponseHead {
+    package func send(
+        _ request: HTTPRequest, onHead: (HTTPResponseHead) -> Void = { _ in },
+        onData: ([UInt8]) -> Bool
+    ) throws(HTTPError) -> HTTPResponseHead {
         guard !inTransfer else {
             throw .invalidRequest("send called from inside one of this client's own callbacks")
         }
@@ -66,15 +70,19 @@ public final class HTTPClient {
             _ = patchd_curl_setopt_pointer(handle, CURLOPT_SEEKDATA, nil)
         }
         if let upload, upload.readError != 0 {
-            throw .transport(code: Self.code(CURLE_READ_ERROR),
-                             message: "reading request body \(upload.body.path): \(String(cString: strerror(upload.readError)))")
+            throw .transport(
+                code: Self.code(CURLE_READ_ERROR),
+                message: "reading request body \(upload.body.path): \(String(cString: strerror(upload.readError)))")
         }
         return try outcome.get()
     }
 
     /// Performs `request` and returns the whole body, failing with `.responseTooLarge` past `maxBytes`.
-    public func collect(_ request: HTTPRequest, maxBytes: Int = 16 << 20) throws(HTTPError)
-        -> (HTTPResponseHead, [UInt8]) {
+    package func collect(
+        _ request: HTTPRequest, maxBytes: Int = 16 << 20
+    ) throws(HTTPError)
+        -> (HTTPResponseHead, [UInt8])
+    {
         var body: [UInt8] = []
         var tooLarge = false
         do throws(HTTPError) {
@@ -102,20 +110,22 @@ public final class HTTPClient {
         do throws(HTTPError) {
             try set(CURLOPT_HEADERDATA, pointer: userdata)
             try set(CURLOPT_WRITEDATA, pointer: userdata)
-            try check(patchd_curl_setopt_header_function(handle) { buffer, size, count, userdata in
-                let length = size * count
-                guard let userdata else { return length }
-                let context = Unmanaged<TransferContext>.fromOpaque(userdata).takeUnretainedValue()
-                context.headerLine(UnsafeRawBufferPointer(start: buffer, count: length))
-                return length
-            }, "CURLOPT_HEADERFUNCTION")
-            try check(patchd_curl_setopt_write_function(handle) { buffer, size, count, userdata in
-                let length = size * count
-                guard let userdata else { return 0 }
-                let context = Unmanaged<TransferContext>.fromOpaque(userdata).takeUnretainedValue()
-                // Any count other than `length` makes libcurl stop with CURLE_WRITE_ERROR.
-                return context.bodyChunk(UnsafeRawBufferPointer(start: buffer, count: length)) ? length : 0
-            }, "CURLOPT_WRITEFUNCTION")
+            try check(
+                patchd_curl_setopt_header_function(handle) { buffer, size, count, userdata in
+                    let length = size * count
+                    guard let userdata else { return length }
+                    let context = Unmanaged<TransferContext>.fromOpaque(userdata).takeUnretainedValue()
+                    context.headerLine(UnsafeRawBufferPointer(start: buffer, count: length))
+                    return length
+                }, "CURLOPT_HEADERFUNCTION")
+            try check(
+                patchd_curl_setopt_write_function(handle) { buffer, size, count, userdata in
+                    let length = size * count
+                    guard let userdata else { return 0 }
+                    let context = Unmanaged<TransferContext>.fromOpaque(userdata).takeUnretainedValue()
+                    // Any count other than `length` makes libcurl stop with CURLE_WRITE_ERROR.
+                    return context.bodyChunk(UnsafeRawBufferPointer(start: buffer, count: length)) ? length : 0
+                }, "CURLOPT_WRITEFUNCTION")
         } catch {
             return .failure(error)
         }
@@ -164,8 +174,9 @@ public final class HTTPClient {
             // CURLOPT_UPLOAD sends a PUT; another method with a file body is named explicitly.
             if method != "PUT" { try set(CURLOPT_CUSTOMREQUEST, string: method) }
         } else if method == "POST" || !request.body.isEmpty {
-            try check(patchd_curl_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count)),
-                      "CURLOPT_POSTFIELDSIZE_LARGE")
+            try check(
+                patchd_curl_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count)),
+                "CURLOPT_POSTFIELDSIZE_LARGE")
             // COPYPOSTFIELDS: libcurl keeps its own copy, so the body need not outlive this call.
             if request.body.isEmpty {
                 try set(CURLOPT_COPYPOSTFIELDS, string: "")
@@ -211,17 +222,19 @@ public final class HTTPClient {
         try check(patchd_curl_setopt_off_t(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(file.length)), "CURLOPT_INFILESIZE_LARGE")
         try set(CURLOPT_READDATA, pointer: userdata)
         try set(CURLOPT_SEEKDATA, pointer: userdata)
-        try check(patchd_curl_setopt_read_function(handle) { buffer, size, count, userdata in
-            let abort = Int(CURL_READFUNC_ABORT)
-            guard let buffer, let userdata else { return abort }
-            let source = Unmanaged<UploadSource>.fromOpaque(userdata).takeUnretainedValue()
-            return source.read(into: buffer, capacity: size * count) ?? abort
-        }, "CURLOPT_READFUNCTION")
-        try check(patchd_curl_setopt_seek_function(handle) { userdata, offset, origin in
-            guard let userdata else { return Int32(CURL_SEEKFUNC_FAIL) }
-            let source = Unmanaged<UploadSource>.fromOpaque(userdata).takeUnretainedValue()
-            return source.seek(to: Int64(offset), origin: origin) ? Int32(CURL_SEEKFUNC_OK) : Int32(CURL_SEEKFUNC_CANTSEEK)
-        }, "CURLOPT_SEEKFUNCTION")
+        try check(
+            patchd_curl_setopt_read_function(handle) { buffer, size, count, userdata in
+                let abort = Int(CURL_READFUNC_ABORT)
+                guard let buffer, let userdata else { return abort }
+                let source = Unmanaged<UploadSource>.fromOpaque(userdata).takeUnretainedValue()
+                return source.read(into: buffer, capacity: size * count) ?? abort
+            }, "CURLOPT_READFUNCTION")
+        try check(
+            patchd_curl_setopt_seek_function(handle) { userdata, offset, origin in
+                guard let userdata else { return Int32(CURL_SEEKFUNC_FAIL) }
+                let source = Unmanaged<UploadSource>.fromOpaque(userdata).takeUnretainedValue()
+                return source.seek(to: Int64(offset), origin: origin) ? Int32(CURL_SEEKFUNC_OK) : Int32(CURL_SEEKFUNC_CANTSEEK)
+            }, "CURLOPT_SEEKFUNCTION")
         return source
     }
 
@@ -247,8 +260,10 @@ public final class HTTPClient {
         if request.bodyFile != nil && !request.body.isEmpty {
             throw .invalidRequest("a request has either body bytes or a file body, not both")
         }
-        for (name, seconds) in [("connectTimeout", request.connectTimeout), ("totalTimeout", request.totalTimeout),
-                                ("lowSpeedTimeout", request.lowSpeedTimeout)] {
+        for (name, seconds) in [
+            ("connectTimeout", request.connectTimeout), ("totalTimeout", request.totalTimeout),
+            ("lowSpeedTimeout", request.lowSpeedTimeout),
+        ] {
             guard seconds.isFinite, seconds >= 0, seconds < 1e9 else {
                 throw .invalidRequest("\(name) must be between 0 and 1e9 seconds, not \(seconds)")
             }
@@ -257,15 +272,16 @@ public final class HTTPClient {
 
     /// RFC 9110 token: what a method or a header name may be made of.
     private static func isToken(_ text: String) -> Bool {
-        !text.isEmpty && text.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"):
-                true
-            default:
-                "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        !text.isEmpty
+            && text.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    true
+                default:
+                    "!#$%&'*+-.^_`|~".utf8.contains(byte)
+                }
             }
-        }
     }
 
     private static func milliseconds(_ seconds: Double) -> Int { Int((seconds * 1000).rounded(.up)) }
@@ -282,8 +298,9 @@ public final class HTTPClient {
 
     private func check(_ code: CURLcode, _ option: String) throws(HTTPError) {
         guard code == CURLE_OK else {
-            throw .transport(code: Self.code(code),
-                             message: "curl_easy_setopt(\(option)): \(String(cString: curl_easy_strerror(code)))")
+            throw .transport(
+                code: Self.code(code),
+                message: "curl_easy_setopt(\(option)): \(String(cString: curl_easy_strerror(code)))")
         }
     }
 

@@ -1,7 +1,8 @@
 // HTTPClient: typed transfer errors carrying libcurl's code and message, and which ones are worth retrying.
+
 import CLibCurl
 
-public enum HTTPError: Error, CustomStringConvertible, Sendable, Equatable {
+package enum HTTPError: Error, CustomStringConvertible, Sendable, Equatable {
     /// libcurl failed: its CURLcode, `curl_easy_strerror` and, when set, its error buffer's detail.
     case transport(code: Int32, message: String)
     /// A callback asked to stop (`onData` returned false).
@@ -11,7 +12,7 @@ public enum HTTPError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The request cannot be sent as given (bad method, header, URL or timeout).
     case invalidRequest(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .transport(let code, let message): "HTTP transport error (curl \(code)): \(message)"
         case .aborted: "HTTP transfer aborted by the caller"
@@ -22,14 +23,15 @@ public enum HTTPError: Error, CustomStringConvertible, Sendable, Equatable {
 
     /// True for failures a later attempt may not hit: DNS, connection refused or reset,
     /// timeouts, TLS handshake failures, and connections lost mid-transfer.
-    public var isRetryable: Bool {
+    package var isRetryable: Bool {
         guard case .transport(let code, _) = self else { return false }
         return Self.retryableCodes.contains(code)
     }
 
-    private static let retryableCodes: Set<Int32> = Set([
-        CURLE_COULDNT_RESOLVE_PROXY, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_CONNECT,
-        CURLE_HTTP2, CURLE_PARTIAL_FILE, CURLE_OPERATION_TIMEDOUT, CURLE_SSL_CONNECT_ERROR,
-        CURLE_GOT_NOTHING, CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_HTTP2_STREAM,
-    ].map { Int32(bitPattern: $0.rawValue) })
+    private static let retryableCodes: Set<Int32> = Set(
+        [
+            CURLE_COULDNT_RESOLVE_PROXY, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_CONNECT,
+            CURLE_HTTP2, CURLE_PARTIAL_FILE, CURLE_OPERATION_TIMEDOUT, CURLE_SSL_CONNECT_ERROR,
+            CURLE_GOT_NOTHING, CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_HTTP2_STREAM,
+        ].map { Int32(bitPattern: $0.rawValue) })
 }

@@ -2,12 +2,12 @@
 
 /// A body read from `path`, bytes `offset..<offset+length`, while the request is sent: a large
 /// upload (an S3 object or one part of a multipart upload) never sits in memory.
-public struct HTTPFileBody: Sendable, Equatable {
-    public var path: String
-    public var offset: Int64
-    public var length: Int64
+package struct HTTPFileBody: Sendable, Equatable {
+    package var path: String
+    package var offset: Int64
+    package var length: Int64
 
-    public init(path: String, offset: Int64 = 0, length: Int64) {
+    package init(path: String, offset: Int64 = 0, length: Int64) {
         self.path = path
         self.offset = offset
         self.length = length
@@ -21,13 +21,13 @@ public struct HTTPFileBody: Sendable, Equatable {
 /// streamed body), so S3 requests carry that header (`UNSIGNED-PAYLOAD` or the body's SHA-256).
 /// A query parameter without a value must be written `name=` (libcurl 7.88 signs `?uploads` as
 /// `uploads`, S3 expects `uploads=`).
-public struct HTTPAWSSigV4: Sendable, Equatable {
+package struct HTTPAWSSigV4: Sendable, Equatable {
     /// "aws:amz:REGION:SERVICE", e.g. "aws:amz:us-east-1:s3" (R2: region "auto").
-    public var provider: String
-    public var accessKeyID: String
-    public var secretAccessKey: String
+    package var provider: String
+    package var accessKeyID: String
+    package var secretAccessKey: String
 
-    public init(region: String, service: String, accessKeyID: String, secretAccessKey: String) {
+    package init(region: String, service: String, accessKeyID: String, secretAccessKey: String) {
         provider = "aws:amz:\(region):\(service)"
         self.accessKeyID = accessKeyID
         self.secretAccessKey = secretAccessKey

@@ -10,7 +10,7 @@
 /// only) sets `retry`; other fields are ignored; a blank line dispatches the event unless it
 /// had no `data` line. Each complete line is decoded as UTF-8 (invalid bytes become U+FFFD),
 /// and one leading byte order mark is dropped.
-public struct SSEParser: Sendable {
+package struct SSEParser: Sendable {
     /// Bytes of the current, not yet terminated line.
     private var line: [UInt8] = []
     /// The previous chunk ended in CR: an LF starting the next one belongs to that CRLF.
@@ -23,12 +23,12 @@ public struct SSEParser: Sendable {
     private var hasData = false
     private var lastEventID = ""
     /// The last valid `retry:` value, in milliseconds.
-    public private(set) var retry: Int?
+    package private(set) var retry: Int?
 
-    public init() {}
+    package init() {}
 
     /// Consumes a chunk and returns the events it completed, in order.
-    public mutating func feed(_ bytes: [UInt8]) -> [SSEEvent] {
+    package mutating func feed(_ bytes: [UInt8]) -> [SSEEvent] {
         var events: [SSEEvent] = []
         var start = 0
         if atStreamStart {
@@ -72,7 +72,7 @@ public struct SSEParser: Sendable {
     /// of pending data); an event whose lines all ended but whose blank line never came is
     /// dispatched (WHATWG would drop it too). Callers that must tell a cut stream from a
     /// finished one should rely on their protocol's own end marker (Anthropic: `message_stop`).
-    public mutating func finish() -> [SSEEvent] {
+    package mutating func finish() -> [SSEEvent] {
         line.removeAll()
         skipLF = false
         atStreamStart = false
@@ -123,7 +123,8 @@ public struct SSEParser: Sendable {
             hasData = false
         }
         guard hasData else { return nil }
-        return SSEEvent(event: eventType.isEmpty ? "message" : eventType, data: data,
-                        id: lastEventID.isEmpty ? nil : lastEventID)
+        return SSEEvent(
+            event: eventType.isEmpty ? "message" : eventType, data: data,
+            id: lastEventID.isEmpty ? nil : lastEventID)
     }
 }

@@ -1,4 +1,5 @@
 // HTTPClient: the open file behind an HTTPFileBody, read by libcurl's read and seek callbacks.
+
 #if canImport(Glibc)
 import Glibc
 #endif

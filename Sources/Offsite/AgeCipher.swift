@@ -1,4 +1,5 @@
 // Offsite: encryption at rest for what is secret (host keys, database snapshots), with the age tool from Debian.
+
 import Foundation
 import PatchdSystem
 
@@ -12,7 +13,8 @@ struct AgeCipher {
 
     init() throws(OffsiteError) {
         do { age = try Executable.find("age") } catch {
-            throw .configuration("offsite: the age tool is not installed (apt-get install age): host keys and database snapshots are encrypted with it")
+            throw .configuration(
+                "offsite: the age tool is not installed (apt-get install age): host keys and database snapshots are encrypted with it")
         }
     }
 

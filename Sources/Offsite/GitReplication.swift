@@ -1,4 +1,5 @@
 // Offsite: the git side of replication: read refs, bundle what is new since the last upload, and rebuild a repository from bundles.
+
 import Foundation
 import PatchdCore
 import PatchdSystem
@@ -24,7 +25,8 @@ struct GitReplication {
     private func checked(_ args: [String], in repo: String, stdin: String? = nil) throws(OffsiteError) -> String {
         let (status, out, err) = try run(args, in: repo, stdin: stdin)
         guard status == 0 else {
-            throw .local("git \(args.prefix(3).joined(separator: " ")) in \(repo) exited \(status): \(err.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw .local(
+                "git \(args.prefix(3).joined(separator: " ")) in \(repo) exited \(status): \(err.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         return out
     }
@@ -44,8 +46,9 @@ struct GitReplication {
     /// Those of `oids` the repository still has (a force push and a gc may have dropped some).
     func present(_ oids: Set<String>, in repo: String) throws(OffsiteError) -> [String] {
         guard !oids.isEmpty else { return [] }
-        let out = try checked(["cat-file", "--batch-check=%(objectname) %(objecttype)"], in: repo,
-                              stdin: oids.sorted().joined(separator: "\n") + "\n")
+        let out = try checked(
+            ["cat-file", "--batch-check=%(objectname) %(objecttype)"], in: repo,
+            stdin: oids.sorted().joined(separator: "\n") + "\n")
         return out.split(separator: "\n").compactMap { line in
             let parts = line.split(separator: " ")
             return parts.count == 2 && parts[1] != "missing" ? String(parts[0]) : nil

@@ -1,7 +1,8 @@
 // Offsite: typed errors that say what failed, on which object or repository, and what to do.
-import HTTPClient
 
-public enum OffsiteError: Error, CustomStringConvertible, Sendable, Equatable {
+package import HTTPClient
+
+package enum OffsiteError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The `offsite:` settings or credentials are wrong.
     case configuration(String)
     /// The store answered with an error status: method, key, status, S3 error code and message.
@@ -13,7 +14,7 @@ public enum OffsiteError: Error, CustomStringConvertible, Sendable, Equatable {
     /// What the bucket holds is not what patchd wrote (a manifest it cannot read, a missing object).
     case bucket(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .configuration(let why): return why
         case .store(let method, let key, let status, let code, let message):

@@ -1,7 +1,8 @@
 // Offsite: `patchd restore --from-offsite`: a new data dir from the bucket: repositories with every ref, the database, host keys.
+
 import Foundation
-import GitStore
 import GRDB
+import GitStore
 import PatchdCore
 
 /// Rebuilds an empty data dir from what `Replicator` wrote: each repository in `repos.json`
@@ -9,14 +10,14 @@ import PatchdCore
 /// database snapshot and the host keys, decrypted with the admin's age identity. It also
 /// records what the bucket holds in DATA/offsite.sqlite, so the new server continues the
 /// bucket's bundle chains instead of uploading every repository again.
-public struct OffsiteRestore {
-    public let configuration: OffsiteConfiguration
-    public let dataDir: String
-    public let identity: String
+package struct OffsiteRestore {
+    package let configuration: OffsiteConfiguration
+    package let dataDir: String
+    package let identity: String
     let git: String
     let say: (String) -> Void
 
-    public init(configuration: OffsiteConfiguration, dataDir: String, identity: String, git: String, say: @escaping (String) -> Void) {
+    package init(configuration: OffsiteConfiguration, dataDir: String, identity: String, git: String, say: @escaping (String) -> Void) {
         self.configuration = configuration
         self.dataDir = URL(fileURLWithPath: dataDir).standardizedFileURL.path
         self.identity = identity
@@ -24,13 +25,14 @@ public struct OffsiteRestore {
         self.say = say
     }
 
-    public func restore() throws {
+    package func restore() throws {
         let fm = FileManager.default
         if fm.fileExists(atPath: dataDir), !((try? fm.contentsOfDirectory(atPath: dataDir)) ?? []).isEmpty {
             throw OffsiteError.local("\(dataDir) is not empty; restore into a new data directory (and stop any server using the old one)")
         }
         guard fm.isReadableFile(atPath: identity) else {
-            throw OffsiteError.configuration("offsite: cannot read the age identity file \(identity) (the key whose public half is in age_recipients)")
+            throw OffsiteError.configuration(
+                "offsite: cannot read the age identity file \(identity) (the key whose public half is in age_recipients)")
         }
         let existed = fm.fileExists(atPath: dataDir)
         do { try restoreInto(fm) } catch {
@@ -56,7 +58,9 @@ public struct OffsiteRestore {
 
         // The database first: without it there are no users, and nothing else is worth having.
         guard let latest = try s3.get(BucketLayout.databaseLatest) else {
-            throw OffsiteError.bucket("no \(s3.fullKey(BucketLayout.databaseLatest)) in bucket \(configuration.bucket): nothing was replicated here (check bucket and prefix)")
+            throw OffsiteError.bucket(
+                "no \(s3.fullKey(BucketLayout.databaseLatest)) in bucket \(configuration.bucket): nothing was replicated here (check bucket and prefix)"
+            )
         }
         let dbManifest = try JSONCoding.decode(DatabaseManifest.self, latest, what: BucketLayout.databaseLatest)
         let sealed = scratch + "/patchd.sqlite.age"
@@ -84,9 +88,10 @@ public struct OffsiteRestore {
 
         let gitOps = GitReplication(git: git, home: layout.home)
         let repos = RepositoryStore(root: layout.repos, gitExecutable: git, gitHome: layout.home, maxPushBytes: 0)
-        let index = try s3.get(BucketLayout.repositoriesIndex).map {
-            try JSONCoding.decode(RepositoriesIndex.self, $0, what: BucketLayout.repositoriesIndex)
-        } ?? RepositoriesIndex(repositories: [], updatedAt: "")
+        let index =
+            try s3.get(BucketLayout.repositoriesIndex).map {
+                try JSONCoding.decode(RepositoriesIndex.self, $0, what: BucketLayout.repositoriesIndex)
+            } ?? RepositoriesIndex(repositories: [], updatedAt: "")
         for raw in index.repositories {
             let name = try RepositoryName(raw)
             guard let bytes = try s3.get(BucketLayout.manifest(name)) else {

@@ -1,11 +1,13 @@
 // Offsite: the daemon's replication thread: learns of changes, queues them durably, uploads them in the background with backoff.
+
 import Foundation
-import GitStore
 import GRDB
-import Logging
-import PatchdCore
+package import GitStore
+package import Logging
+package import PatchdCore
 import PatchdSystem
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,11 +21,11 @@ import Glibc
 /// a comparison of every repository's refs with what was replicated at start and every
 /// `scan_seconds` (catches anything missed: a lost datagram, a crash, `repo create`/`delete`).
 /// Everything learnt goes into `OffsiteState`'s queue before it is worked on.
-public final class Replicator: Sendable {
-    public let configuration: OffsiteConfiguration
+package final class Replicator: Sendable {
+    package let configuration: OffsiteConfiguration
     let layout: DataLayout
     let repositories: RepositoryStore
-    public let state: OffsiteState
+    package let state: OffsiteState
     let logger: Logger
     let socketFD: Int32
     let socketPath: String
@@ -31,7 +33,7 @@ public final class Replicator: Sendable {
     private let thread = Mutex<OSThread?>(nil)
     private let done = DispatchSemaphore(value: 0)
 
-    public init(configuration: OffsiteConfiguration, layout: DataLayout, repositories: RepositoryStore, logger: Logger) throws {
+    package init(configuration: OffsiteConfiguration, layout: DataLayout, repositories: RepositoryStore, logger: Logger) throws {
         self.configuration = configuration
         self.layout = layout
         self.repositories = repositories
@@ -50,10 +52,11 @@ public final class Replicator: Sendable {
     var temporaryDirectory: String { layout.offsiteScratch }
     var shouldStop: Bool { stopping.load(ordering: .relaxed) }
 
-    public func start() throws {
+    package func start() throws {
         try? FileManager.default.removeItem(atPath: temporaryDirectory)
-        try FileManager.default.createDirectory(atPath: temporaryDirectory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: temporaryDirectory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         let started = try OSThread(name: "offsite") { [self] in
             defer { done.signal() }
             do { try loop() } catch {
@@ -65,11 +68,17 @@ public final class Replicator: Sendable {
 
     /// Asks the thread to stop and waits up to `grace` seconds for the upload in progress;
     /// what is not finished stays queued for the next start.
-    public func stop(grace: Double = 10) {
+    package func stop(grace: Double = 10) {
         stopping.store(true, ordering: .relaxed)
         UnixSocket.sendDatagram([0], to: socketPath)
-        guard let started = thread.withLock({ t -> OSThread? in defer { t = nil }; return t }) else { return }
-        if done.wait(timeout: .now() + grace) == .success { started.join() } else {
+        guard
+            let started = thread.withLock({ t -> OSThread? in
+                defer { t = nil }; return t
+            })
+        else { return }
+        if done.wait(timeout: .now() + grace) == .success {
+            started.join()
+        } else {
             logger.warning("offsite: an upload is still running at stop; it is abandoned and stays queued")
             started.detach()
         }
@@ -173,7 +182,8 @@ public final class Replicator: Sendable {
             if item.attempts > 0 { logger.info("offsite: \(item.kind.rawValue) \(item.target) replicated after \(item.attempts) failed attempt(s)") }
         } catch {
             let delay = (try? state.failed(item, error: "\(error)")) ?? 0
-            logger.warning("offsite: \(item.kind.rawValue) \(item.target) not replicated (attempt \(item.attempts + 1), next in \(Int(delay)) s): \(error)")
+            logger.warning(
+                "offsite: \(item.kind.rawValue) \(item.target) not replicated (attempt \(item.attempts + 1), next in \(Int(delay)) s): \(error)")
         }
     }
 
@@ -181,7 +191,9 @@ public final class Replicator: Sendable {
         let status = try state.status()
         if status.lagSeconds >= configuration.lagWarnSeconds {
             if lastWarning == nil || MonotonicClock.now - lastWarning! >= configuration.lagWarnSeconds {
-                logger.warning("offsite replication lag \(Int(status.lagSeconds)) s (threshold \(Int(configuration.lagWarnSeconds)) s): \(status.pending) change(s) pending\(status.lastError.map { "; last error: \($0)" } ?? "")")
+                logger.warning(
+                    "offsite replication lag \(Int(status.lagSeconds)) s (threshold \(Int(configuration.lagWarnSeconds)) s): \(status.pending) change(s) pending\(status.lastError.map { "; last error: \($0)" } ?? "")"
+                )
                 return MonotonicClock.now
             }
             return lastWarning
@@ -229,8 +241,9 @@ public final class Replicator: Sendable {
             if consolidate { bundles = [] }
         }
         if let previous, previous.refs == current.refs, previous.head == current.head, previous.bundles == bundles { return }
-        let manifest = RepositoryManifest(repository: name.value, seq: seq, bundles: bundles, head: current.head,
-                                          refs: current.refs, updatedAt: JSONCoding.now)
+        let manifest = RepositoryManifest(
+            repository: name.value, seq: seq, bundles: bundles, head: current.head,
+            refs: current.refs, updatedAt: JSONCoding.now)
         try s3.put(BucketLayout.manifest(name), bytes: try JSONCoding.encode(manifest), contentType: "application/json")
         try state.setManifest(manifest)
         if previous == nil { try uploadIndex(s3) }
@@ -316,8 +329,9 @@ public final class Replicator: Sendable {
         var seconds = time_t(time)
         var tm = tm()
         gmtime_r(&seconds, &tm)
-        return String(format: "%04d%02d%02dT%02d%02d%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                      tm.tm_hour, tm.tm_min, tm.tm_sec, Int((time - time.rounded(.down)) * 1000))
+        return String(
+            format: "%04d%02d%02dT%02d%02d%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+            tm.tm_hour, tm.tm_min, tm.tm_sec, Int((time - time.rounded(.down)) * 1000))
     }
 
     /// The host keys, encrypted, and their public halves in clear; skipped when the public

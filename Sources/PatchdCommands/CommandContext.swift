@@ -1,26 +1,29 @@
 // PatchdCommands: what every command gets: who is asking, and the stores and services it may use.
+
 import Foundation
-import GitStore
-import PatchdCore
-import SSHKeys
+package import GitStore
+package import PatchdCore
+package import SSHKeys
 
 /// What every command may use: the stores, the repositories, the scheduler, the counters,
 /// and what only the SSH layer can do (parse a key line with libssh).
-public struct CommandServices: Sendable {
-    public let users: UserStore
-    public let repoStore: RepoStore
-    public let runs: RunStore
-    public let repositories: RepositoryStore
-    public let scheduler: SchedulerHandle
-    public let stats: @Sendable () throws -> MetricsSnapshot
+package struct CommandServices: Sendable {
+    package let users: UserStore
+    package let repoStore: RepoStore
+    package let runs: RunStore
+    package let repositories: RepositoryStore
+    package let scheduler: SchedulerHandle
+    package let stats: @Sendable () throws -> MetricsSnapshot
     /// An OpenSSH public key line -> a validated key (`PublicKey(line:)` in SSHServer).
-    public let parseKey: @Sendable (String) throws -> PublicKey
+    package let parseKey: @Sendable (String) throws -> PublicKey
     /// Which agents this server can run (decided at start); nil: not known, nothing refused early.
-    public let agents: AgentAvailability?
+    package let agents: AgentAvailability?
 
-    public init(users: UserStore, repoStore: RepoStore, runs: RunStore, repositories: RepositoryStore,
-                scheduler: SchedulerHandle, stats: @escaping @Sendable () throws -> MetricsSnapshot,
-                parseKey: @escaping @Sendable (String) throws -> PublicKey, agents: AgentAvailability? = nil) {
+    package init(
+        users: UserStore, repoStore: RepoStore, runs: RunStore, repositories: RepositoryStore,
+        scheduler: SchedulerHandle, stats: @escaping @Sendable () throws -> MetricsSnapshot,
+        parseKey: @escaping @Sendable (String) throws -> PublicKey, agents: AgentAvailability? = nil
+    ) {
         self.users = users
         self.repoStore = repoStore
         self.runs = runs
@@ -33,11 +36,11 @@ public struct CommandServices: Sendable {
 }
 
 /// What commands may ask of the scheduler, without depending on it.
-public struct SchedulerHandle: Sendable {
-    public let cancel: @Sendable (Int64) -> Bool
-    public let wake: @Sendable () -> Void
+package struct SchedulerHandle: Sendable {
+    package let cancel: @Sendable (Int64) -> Bool
+    package let wake: @Sendable () -> Void
 
-    public init(cancel: @escaping @Sendable (Int64) -> Bool, wake: @escaping @Sendable () -> Void) {
+    package init(cancel: @escaping @Sendable (Int64) -> Bool, wake: @escaping @Sendable () -> Void) {
         self.cancel = cancel
         self.wake = wake
     }
@@ -45,23 +48,24 @@ public struct SchedulerHandle: Sendable {
 
 /// One command invocation's world: who is asking, and the services.
 @dynamicMemberLookup
-public struct CommandContext: Sendable {
-    public let identity: SSHIdentity
-    public let isAdmin: Bool
-    public let services: CommandServices
+package struct CommandContext: Sendable {
+    package let identity: SSHIdentity
+    package let isAdmin: Bool
+    package let services: CommandServices
 
-    public init(identity: SSHIdentity, isAdmin: Bool, services: CommandServices) {
+    package init(identity: SSHIdentity, isAdmin: Bool, services: CommandServices) {
         self.identity = identity
         self.isAdmin = isAdmin
         self.services = services
     }
 
-    public subscript<T>(dynamicMember path: KeyPath<CommandServices, T>) -> T { services[keyPath: path] }
+    package subscript<T>(dynamicMember path: KeyPath<CommandServices, T>) -> T { services[keyPath: path] }
 
     /// Resolves a repository the caller may see, or nil (missing and unreadable look the same).
     func readableRepo(_ raw: String) -> ResolvedRepository? {
         guard let name = try? RepositoryName(fromClient: raw), let repo = try? services.repoStore.repo(named: name),
-              let role = try? services.repoStore.role(userID: identity.userID, repo: repo), role.canRead else { return nil }
+            let role = try? services.repoStore.role(userID: identity.userID, repo: repo), role.canRead
+        else { return nil }
         return ResolvedRepository(name: name, record: repo, role: role)
     }
 
@@ -72,17 +76,17 @@ public struct CommandContext: Sendable {
 }
 
 /// A repository the gate resolved, with the caller's role on it.
-public struct ResolvedRepository: Sendable {
-    public let name: RepositoryName
-    public let record: RepoRecord
-    public let role: RepoRole
+package struct ResolvedRepository: Sendable {
+    package let name: RepositoryName
+    package let record: RepoRecord
+    package let role: RepoRole
 }
 
 /// A run the gate resolved, with the caller's role on its repository.
-public struct ResolvedRun: Sendable {
-    public let record: RunRecord
-    public let role: RepoRole
-    public var id: Int64 { record.id! }
+package struct ResolvedRun: Sendable {
+    package let record: RunRecord
+    package let role: RepoRole
+    package var id: Int64 { record.id! }
 }
 
 /// A name a client typed, made safe and short for an error message.

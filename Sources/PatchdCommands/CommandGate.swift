@@ -1,12 +1,13 @@
 // PatchdCommands: the access gate each command declares as data, and its enforcement before the command runs.
-import ArgumentParser
+
+package import ArgumentParser
 import Foundation
-import PatchdCore
+package import PatchdCore
 
 /// Who may run a command. Declared once per subcommand (`static let gate`), enforced by the
 /// router before `run`, so the rule is visible in one place and a new command cannot forget it
 /// (the roles x commands test in UnitTests/CommandsAccessTests.swift lists every command).
-public enum CommandGate: Sendable, Equatable {
+package enum CommandGate: Sendable, Equatable {
     /// Any authenticated user (commands that show only the caller's own things).
     case anyone
     /// Server admins only; `denial` is the error everyone else gets.
@@ -27,7 +28,7 @@ public enum CommandGate: Sendable, Equatable {
 
 /// One SSH subcommand: parsed by ArgumentParser, gated by `gate`, then run with what the gate
 /// resolved. Its `run()` from ParsableCommand is never called.
-public protocol SSHCommand: ParsableCommand {
+package protocol SSHCommand: ParsableCommand {
     static var gate: CommandGate { get }
     /// The word the gate resolves: REPO for repository gates, the run ID for run gates.
     var gateSubject: String? { get }
@@ -35,25 +36,25 @@ public protocol SSHCommand: ParsableCommand {
 }
 
 extension SSHCommand {
-    public var gateSubject: String? { nil }
+    package var gateSubject: String? { nil }
 }
 
 /// A command's call: who asks, where to write, and what its gate resolved.
-public struct CommandInvocation: Sendable {
-    public let context: CommandContext
-    public let output: any CommandOutput
+package struct CommandInvocation: Sendable {
+    package let context: CommandContext
+    package let output: any CommandOutput
     /// The repository of a repository gate (nil for an optional one given no REPO).
-    public let repository: ResolvedRepository?
+    package let repository: ResolvedRepository?
     /// The run of a run gate.
-    public let run: ResolvedRun?
+    package let run: ResolvedRun?
     /// The command's usage line(s), for usage errors found after parsing.
-    public let usageText: String
+    package let usageText: String
 
     /// A usage error of this command: exit 2.
-    public func usage(_ why: String) -> Int32 { output.usage(why, usageText) }
-    public func fail(_ message: String) -> Int32 { output.fail(message) }
-    public func json<T: Encodable>(_ value: T) -> Int32 { output.json(value) }
-    @discardableResult public func out(_ text: String) -> Bool { output.out(text) }
+    package func usage(_ why: String) -> Int32 { output.usage(why, usageText) }
+    package func fail(_ message: String) -> Int32 { output.fail(message) }
+    package func json<T: Encodable>(_ value: T) -> Int32 { output.json(value) }
+    @discardableResult package func out(_ text: String) -> Bool { output.out(text) }
 
     /// The repository a repository gate resolved. Throws (never crashes the daemon) for a
     /// command that asks without declaring such a gate.

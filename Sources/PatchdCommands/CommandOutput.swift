@@ -1,11 +1,12 @@
 // PatchdCommands: where a command writes (the SSH channel, or a buffer in tests), and the error/JSON conventions.
+
 import Foundation
 import PatchdCore
 import Synchronization
 
 /// A command's stdout and stderr. Every write reports false once the client is gone, so a
 /// long listing or a `--follow` stops producing.
-public protocol CommandOutput: Sendable {
+package protocol CommandOutput: Sendable {
     @discardableResult func out(_ text: String) -> Bool
     @discardableResult func err(_ text: String) -> Bool
     /// Bytes as they are: for output meant to be piped to git (`run diff --binary`).
@@ -16,25 +17,25 @@ public protocol CommandOutput: Sendable {
 /// on stderr with exit 1, usage errors with the usage and exit 2, JSON one value per line.
 extension CommandOutput {
     /// `patchd: error: MESSAGE` on stderr; exit 1.
-    public func fail(_ message: String) -> Int32 {
+    package func fail(_ message: String) -> Int32 {
         err("patchd: error: \(message)\n")
         return 1
     }
 
     /// A usage error: the reason and the command's usage; exit 2.
-    public func usage(_ why: String, _ usage: String) -> Int32 {
+    package func usage(_ why: String, _ usage: String) -> Int32 {
         err("patchd: error: \(why)\nusage: \(usage)\n")
         return 2
     }
 
-    public func json<T: Encodable>(_ value: T) -> Int32 {
+    package func json<T: Encodable>(_ value: T) -> Int32 {
         out(((try? RunJSON.encode(value)) ?? "null") + "\n")
         return 0
     }
 }
 
 /// Collects what a command writes, for tests and for anything that runs commands in-process.
-public final class BufferedCommandOutput: CommandOutput {
+package final class BufferedCommandOutput: CommandOutput {
     private struct Buffers {
         var out: [UInt8] = []
         var err: [UInt8] = []
@@ -43,13 +44,13 @@ public final class BufferedCommandOutput: CommandOutput {
 
     private let buffers = Mutex(Buffers())
 
-    public init() {}
+    package init() {}
 
     @discardableResult
-    public func out(_ text: String) -> Bool { out(bytes: Array(text.utf8)) }
+    package func out(_ text: String) -> Bool { out(bytes: Array(text.utf8)) }
 
     @discardableResult
-    public func out(bytes: [UInt8]) -> Bool {
+    package func out(bytes: [UInt8]) -> Bool {
         buffers.withLock { b in
             guard !b.closed else { return false }
             b.out += bytes
@@ -58,7 +59,7 @@ public final class BufferedCommandOutput: CommandOutput {
     }
 
     @discardableResult
-    public func err(_ text: String) -> Bool {
+    package func err(_ text: String) -> Bool {
         buffers.withLock { b in
             guard !b.closed else { return false }
             b.err += Array(text.utf8)
@@ -67,9 +68,9 @@ public final class BufferedCommandOutput: CommandOutput {
     }
 
     /// Acts as a client that went away: later writes return false.
-    public func close() { buffers.withLock { $0.closed = true } }
+    package func close() { buffers.withLock { $0.closed = true } }
 
-    public var stdoutBytes: [UInt8] { buffers.withLock { $0.out } }
-    public var stdout: String { String(decoding: stdoutBytes, as: UTF8.self) }
-    public var stderr: String { buffers.withLock { String(decoding: $0.err, as: UTF8.self) } }
+    package var stdoutBytes: [UInt8] { buffers.withLock { $0.out } }
+    package var stdout: String { String(decoding: stdoutBytes, as: UTF8.self) }
+    package var stderr: String { buffers.withLock { String(decoding: $0.err, as: UTF8.self) } }
 }

@@ -1,26 +1,27 @@
 // PatchdCommands: the command tree, and the router that parses an exec's words with ArgumentParser,
 // enforces the command's gate, and runs it; help and usage errors are written through CommandOutput.
-import ArgumentParser
+
+package import ArgumentParser
 import Foundation
 import PatchdCore
-import SSHKeys
+package import SSHKeys
 
 /// The root of the SSH commands. Every subcommand is registered here (or in a group below),
 /// so help, usage and the access matrix test all see the same tree.
-public struct PatchdCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct PatchdCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "patchd",
         subcommands: [Help.self, Whoami.self, RepoGroup.self, RunGroup.self, KeyGroup.self, UserGroup.self, Stats.self])
 
-    public init() {}
+    package init() {}
 }
 
 /// Runs one SSH command: words in, exit status out; nothing reaches the process's own
 /// stdout or stderr, and nothing calls exit().
-public struct CommandRouter: Sendable {
-    public let services: CommandServices
+package struct CommandRouter: Sendable {
+    package let services: CommandServices
 
-    public init(services: CommandServices) { self.services = services }
+    package init(services: CommandServices) { self.services = services }
 
     static let prelude = """
         patchd: git over SSH, with coding agents.
@@ -42,7 +43,7 @@ public struct CommandRouter: Sendable {
         """
 
     /// `help` without a topic, and the greeting: the git verbs and one line per command (group).
-    public static var summary: String {
+    package static var summary: String {
         var lines: [(String, String)] = []
         func add(_ type: ParsableCommand.Type, path: [String]) {
             let subs = type.configuration.subcommands
@@ -60,16 +61,17 @@ public struct CommandRouter: Sendable {
             }
         }
         for type in PatchdCommand.configuration.subcommands { add(type, path: [type._commandName]) }
-        return prelude + lines.map { "  " + $0.0.padding(toLength: max(39, $0.0.count), withPad: " ", startingAt: 0) + "  " + $0.1 }
+        return prelude
+            + lines.map { "  " + $0.0.padding(toLength: max(39, $0.0.count), withPad: " ", startingAt: 0) + "  " + $0.1 }
             .joined(separator: "\n") + "\n" + epilogue
     }
 
-    public static func greeting(for identity: SSHIdentity) -> String {
+    package static func greeting(for identity: SSHIdentity) -> String {
         "Hi \(identity.userName)! patchd does not provide shell access.\n\n" + summary
     }
 
     /// The verb recorded in the audit log: the command's first word, or "unknown".
-    public static func auditVerb(_ words: [String]) -> String {
+    package static func auditVerb(_ words: [String]) -> String {
         guard let first = words.first else { return "unknown" }
         if first == "runs" { return "run" }
         return PatchdCommand.configuration.subcommands.contains { $0._commandName == first } ? first : "unknown"
@@ -81,7 +83,7 @@ public struct CommandRouter: Sendable {
     }
 
     /// Parses `words` (the exec string split by `CommandWords`), checks the gate, runs the command.
-    public func run(_ words: [String], identity: SSHIdentity, output: any CommandOutput) -> Int32 {
+    package func run(_ words: [String], identity: SSHIdentity, output: any CommandOutput) -> Int32 {
         let words = Self.expandAliases(words)
         guard let first = words.first, let top = Self.child(of: PatchdCommand.self, named: first) else {
             output.err("patchd: error: unknown command '\(shown(words.first ?? "", 64))'\nRun 'help' for the list of commands.\n")
@@ -101,7 +103,9 @@ public struct CommandRouter: Sendable {
             index += 1
         }
         // Fail closed: a command that declares no gate never runs.
-        guard node is any SSHCommand.Type else { return output.fail("internal error: '\(words.prefix(index).joined(separator: " "))' has no access gate") }
+        guard node is any SSHCommand.Type else {
+            return output.fail("internal error: '\(words.prefix(index).joined(separator: " "))' has no access gate")
+        }
 
         let parsed: ParsableCommand
         do {
@@ -122,8 +126,9 @@ public struct CommandRouter: Sendable {
             case .denied(let message):
                 return output.fail(message)
             case .allowed(let repository, let run):
-                let invocation = CommandInvocation(context: ctx, output: output, repository: repository, run: run,
-                                                   usageText: Self.usage(of: node))
+                let invocation = CommandInvocation(
+                    context: ctx, output: output, repository: repository, run: run,
+                    usageText: Self.usage(of: node))
                 return try command.run(invocation)
             }
         } catch let error as ValidationError {
@@ -191,7 +196,9 @@ public struct CommandRouter: Sendable {
         } else {
             let rows = config.subcommands.map { ($0._commandName, $0.configuration.abstract) }
             let width = rows.map(\.0.count).max() ?? 0
-            text += "\nSUBCOMMANDS:\n" + rows.map { "  " + $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }
+            text +=
+                "\nSUBCOMMANDS:\n"
+                + rows.map { "  " + $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }
                 .joined(separator: "\n") + "\n"
         }
         return text

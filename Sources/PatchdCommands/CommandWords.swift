@@ -6,11 +6,11 @@
 /// whoever sent it expected a shell, and there is none. After a standalone `--` word the
 /// rest is data (the task text of `run start`): such characters are kept as they are,
 /// since the client's shell has already removed the user's quotes.
-public enum CommandWords {
-    public static let maxCommandBytes = 32 * 1024
-    public static let maxWordBytes = 4096
+package enum CommandWords {
+    package static let maxCommandBytes = 32 * 1024
+    package static let maxWordBytes = 4096
 
-    public enum Invalid: Error, CustomStringConvertible, Equatable {
+    package enum Invalid: Error, CustomStringConvertible, Equatable {
         case tooLong
         case wordTooLong
         case controlCharacter
@@ -19,7 +19,7 @@ public enum CommandWords {
         case shellSyntax(String)
         case empty
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .tooLong: return "command is longer than \(maxCommandBytes) bytes"
             case .wordTooLong: return "an argument is longer than \(maxWordBytes) bytes; put long text in a file or a push option"
@@ -32,7 +32,7 @@ public enum CommandWords {
         }
     }
 
-    public static func split(_ command: String) throws(Invalid) -> [String] {
+    package static func split(_ command: String) throws(Invalid) -> [String] {
         guard command.utf8.count <= maxCommandBytes else { throw .tooLong }
         var words: [String] = []
         var current = ""

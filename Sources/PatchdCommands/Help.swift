@@ -1,4 +1,5 @@
 // PatchdCommands: `help [COMMAND...]`: the command list, or one command's usage and options. Gate: anyone.
+
 import ArgumentParser
 
 struct Help: SSHCommand {

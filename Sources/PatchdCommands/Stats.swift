@@ -1,4 +1,5 @@
 // PatchdCommands: `stats [--json|--prometheus]`: server counters. Gate: admin only.
+
 import ArgumentParser
 
 struct Stats: SSHCommand {

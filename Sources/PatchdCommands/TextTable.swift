@@ -1,4 +1,5 @@
 // PatchdCommands: human output helpers: aligned columns and relative times.
+
 import Foundation
 
 /// Human output: aligned columns, relative times. Strings users control are sanitized

@@ -1,5 +1,7 @@
 // PatchdCommands: `whoami [--json]`: who your key says you are. Gate: anyone.
+
 import ArgumentParser
+import SSHKeys
 
 struct Whoami: SSHCommand {
     static let configuration = CommandConfiguration(commandName: "whoami", abstract: "who your key says you are")

@@ -2,21 +2,21 @@
 
 /// patchd's own refs in every repository. Nobody but patchd writes them; receive-pack hides
 /// them (`receive.hideRefs`), so a `git push --mirror` neither deletes nor overwrites them.
-public enum PatchdRefs {
+package enum PatchdRefs {
     /// Where `git fetch origin agent/BRANCH` finds the latest successful result of BRANCH.
-    public static func agentBranch(_ branch: String) -> String { "refs/heads/agent/" + branch }
+    package static func agentBranch(_ branch: String) -> String { "refs/heads/agent/" + branch }
     /// Every run's result (partial work included), kept for good: `refs/patchd/runs/ID`.
-    public static func run(_ id: Int64) -> String { "refs/patchd/runs/\(id)" }
+    package static func run(_ id: Int64) -> String { "refs/patchd/runs/\(id)" }
     /// The run records and transcripts, as git notes on the result commits.
-    public static let notes = "refs/notes/patchd"
+    package static let notes = "refs/notes/patchd"
     /// Hidden from receive-pack; a ref equal to one of these or below it (`PREFIX/...`) is patchd's.
     /// (git's own rule for `receive.hideRefs`: the name itself or the name followed by a slash.)
-    public static let hidden = ["refs/heads/agent", "refs/patchd", "refs/notes/patchd"]
+    package static let hidden = ["refs/heads/agent", "refs/patchd", "refs/notes/patchd"]
 
     /// Whether `ref` (a full name, `refs/...`) is one patchd writes.
-    public static func isReserved(_ ref: String) -> Bool {
+    package static func isReserved(_ ref: String) -> Bool {
         hidden.contains { ref == $0 || ref.hasPrefix($0 + "/") }
     }
 
-    public static let branchPrefix = "refs/heads/"
+    package static let branchPrefix = "refs/heads/"
 }

@@ -3,19 +3,19 @@
 /// A repository name that is safe to turn into a path: `[A-Za-z0-9][A-Za-z0-9._-]*`,
 /// optionally behind one `GROUP/`. No `..`, no leading `-` or `.`, no `.git` suffix
 /// inside (it is stripped once from what the client sent).
-public struct RepositoryName: Sendable, Hashable, CustomStringConvertible, Comparable {
-    public let value: String
+package struct RepositoryName: Sendable, Hashable, CustomStringConvertible, Comparable {
+    package let value: String
 
-    public var description: String { value }
-    public static func < (a: RepositoryName, b: RepositoryName) -> Bool { a.value < b.value }
+    package var description: String { value }
+    package static func < (a: RepositoryName, b: RepositoryName) -> Bool { a.value < b.value }
 
-    public enum Invalid: Error, CustomStringConvertible, Equatable {
+    package enum Invalid: Error, CustomStringConvertible, Equatable {
         case empty
         case tooLong
         case badComponent(String)
         case tooDeep
 
-        public var description: String {
+        package var description: String {
             let rule = "names are letters, digits, '.', '_' and '-', start with a letter or digit, with at most one 'GROUP/' prefix"
             switch self {
             case .empty: return "missing repository name"
@@ -28,7 +28,7 @@ public struct RepositoryName: Sendable, Hashable, CustomStringConvertible, Compa
 
     /// Parses what a git client sends: `'/NAME.git'`, `NAME`, `GROUP/NAME`, ...
     /// The leading `/` of ssh:// URLs and one trailing `.git` (or `/`) are dropped.
-    public init(fromClient raw: String) throws(Invalid) {
+    package init(fromClient raw: String) throws(Invalid) {
         var name = Substring(raw)
         if name.hasPrefix("/") { name = name.dropFirst() }
         if name.hasSuffix("/") { name = name.dropLast() }
@@ -37,7 +37,7 @@ public struct RepositoryName: Sendable, Hashable, CustomStringConvertible, Compa
     }
 
     /// Validates a canonical name (no `.git` suffix).
-    public init(_ name: String) throws(Invalid) {
+    package init(_ name: String) throws(Invalid) {
         guard !name.isEmpty else { throw .empty }
         guard name.utf8.count <= 100 else { throw .tooLong }
         let parts = name.split(separator: "/", omittingEmptySubsequences: false)
@@ -59,7 +59,7 @@ public struct RepositoryName: Sendable, Hashable, CustomStringConvertible, Compa
     }
 
     /// The group part, if any ("team" for "team/app").
-    public var group: String? {
+    package var group: String? {
         guard let slash = value.firstIndex(of: "/") else { return nil }
         return String(value[..<slash])
     }

@@ -1,4 +1,5 @@
 // PatchdFuzz: the libFuzzer entry point (built only with -DFUZZING -sanitize=fuzzer).
+
 #if FUZZING
 import Foundation
 
@@ -21,9 +22,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
 
 /// libFuzzer's driver (in the -sanitize=fuzzer runtime since LLVM 11).
 @_silgen_name("LLVMFuzzerRunDriver")
-private func runDriver(_ argc: UnsafeMutablePointer<Int32>,
-                       _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-                       _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+private func runDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+) -> Int32
 
 /// SwiftPM links debug executables on Linux with `--defsym main=<Module>_main` (so tests can
 /// import them), which replaces libFuzzer's own `main`: provide that symbol and start the driver.

@@ -2,12 +2,13 @@
 // Each takes raw bytes and must never crash, hang or trip a sanitizer, whatever the bytes.
 // Built two ways: with -DFUZZING as a libFuzzer binary (FuzzEntry.swift), and plainly as
 // `patchd-fuzz replay TARGET DIR...`, the corpus regression runner (Replay.swift).
+
+import Agents
 import HTTPClient
-import PatchdServer
 import PatchdCommands
 import PatchdCore
+import PatchdServer
 import Runs
-import Agents
 
 enum FuzzTargets {
     static let names = ["taskfile", "words", "pushoptions", "sse"]
@@ -38,8 +39,10 @@ enum FuzzTargets {
         } else {
             let pick = Int(mode >> 4) % (agents.count + 1)
             let agent = pick == agents.count ? nil : agents[pick]
-            if let spec = try? TaskFile.fromText(String(decoding: input, as: UTF8.self), agent: agent,
-                                                 defaultAgent: defaultAgent) {
+            if let spec = try? TaskFile.fromText(
+                String(decoding: input, as: UTF8.self), agent: agent,
+                defaultAgent: defaultAgent)
+            {
                 _ = spec.title
             }
         }

@@ -2,6 +2,7 @@
 //   patchd-fuzz replay TARGET|all DIR...
 // Runs every file under each DIR through TARGET (for `all`, DIR/<target>/ through each target)
 // and exits 0; a crash is the failure. `make test` runs it on fuzz/corpus.
+
 #if !FUZZING
 import Foundation
 

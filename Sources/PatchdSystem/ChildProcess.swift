@@ -1,11 +1,13 @@
 // PatchdSystem: spawns a child with posix_spawn in its own process group, owning every fd.
-import CSystem
+
+package import CSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// What a child's stdin, stdout or stderr is connected to.
-public enum StandardIO {
+package enum StandardIO {
     /// A new pipe; the parent's end is returned in `ChildProcess`.
     case pipe
     /// /dev/null.
@@ -16,18 +18,20 @@ public enum StandardIO {
 
 /// A running child process. The parent's ends of its pipes are owned here.
 /// The child leads a new process group, so `signalGroup` reaches everything it started.
-public final class ChildProcess {
-    public let pid: pid_t
-    public let stdin: OwnedFD?
-    public let stdout: OwnedFD?
-    public let stderr: OwnedFD?
-    public private(set) var exitStatus: Int32?
+package final class ChildProcess {
+    package let pid: pid_t
+    package let stdin: OwnedFD?
+    package let stdout: OwnedFD?
+    package let stderr: OwnedFD?
+    package private(set) var exitStatus: Int32?
 
     /// Spawns `executable` (an absolute path) with exactly `environment` (nothing is inherited).
-    public init(executable: String, arguments: [String], environment: [String: String],
-                workingDirectory: String? = nil,
-                stdin stdinMode: StandardIO = .null, stdout stdoutMode: StandardIO = .pipe,
-                stderr stderrMode: StandardIO = .pipe) throws(SystemError) {
+    package init(
+        executable: String, arguments: [String], environment: [String: String],
+        workingDirectory: String? = nil,
+        stdin stdinMode: StandardIO = .null, stdout stdoutMode: StandardIO = .pipe,
+        stderr stderrMode: StandardIO = .pipe
+    ) throws(SystemError) {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -49,8 +53,9 @@ public final class ChildProcess {
                 childEnds.append(childEnd)
                 posix_spawn_file_actions_adddup2(&actions, childEnd.raw, Int32(target))
             case .null:
-                posix_spawn_file_actions_addopen(&actions, Int32(target), "/dev/null",
-                                                 target == 0 ? O_RDONLY : O_WRONLY, 0)
+                posix_spawn_file_actions_addopen(
+                    &actions, Int32(target), "/dev/null",
+                    target == 0 ? O_RDONLY : O_WRONLY, 0)
             case .fd(let fd):
                 posix_spawn_file_actions_adddup2(&actions, fd, Int32(target))
             }
@@ -89,7 +94,7 @@ public final class ChildProcess {
     }
 
     /// Non-blocking: the exit status if the child has ended.
-    public func poll() -> Int32? {
+    package func poll() -> Int32? {
         if let exitStatus { return exitStatus }
         var status: Int32 = 0
         let rc = waitpid(pid, &status, WNOHANG)
@@ -99,7 +104,7 @@ public final class ChildProcess {
 
     /// Blocks until the child ends.
     @discardableResult
-    public func wait() -> Int32 {
+    package func wait() -> Int32 {
         if let exitStatus { return exitStatus }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 {
@@ -111,7 +116,7 @@ public final class ChildProcess {
 
     /// Waits up to `seconds`, then kills the whole group and reaps the child.
     @discardableResult
-    public func wait(timeout seconds: Double) -> Int32 {
+    package func wait(timeout seconds: Double) -> Int32 {
         let deadline = MonotonicClock.now + seconds
         while MonotonicClock.now < deadline {
             if let status = poll() { return status }
@@ -122,7 +127,7 @@ public final class ChildProcess {
     }
 
     /// Sends `signal` to the child's whole process group.
-    public func signalGroup(_ signal: Int32) {
+    package func signalGroup(_ signal: Int32) {
         guard exitStatus == nil else { return }
         _ = kill(-pid, signal)
     }
@@ -152,8 +157,8 @@ func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePo
 }
 
 /// Seconds on the monotonic clock, for deadlines and durations.
-public enum MonotonicClock {
-    public static var now: Double {
+package enum MonotonicClock {
+    package static var now: Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
@@ -161,12 +166,16 @@ public enum MonotonicClock {
 }
 
 /// Runs a command to completion and returns its status and output (for short, bounded commands).
-public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String],
-                       workingDirectory: String? = nil, stdinBytes: [UInt8]? = nil) throws(SystemError)
-    -> (status: Int32, stdout: [UInt8], stderr: [UInt8]) {
-    let child = try ChildProcess(executable: executable, arguments: arguments, environment: environment,
-                                 workingDirectory: workingDirectory,
-                                 stdin: stdinBytes == nil ? .null : .pipe, stdout: .pipe, stderr: .pipe)
+package func runProcess(
+    _ executable: String, _ arguments: [String], environment: [String: String],
+    workingDirectory: String? = nil, stdinBytes: [UInt8]? = nil
+) throws(SystemError)
+    -> (status: Int32, stdout: [UInt8], stderr: [UInt8])
+{
+    let child = try ChildProcess(
+        executable: executable, arguments: arguments, environment: environment,
+        workingDirectory: workingDirectory,
+        stdin: stdinBytes == nil ? .null : .pipe, stdout: .pipe, stderr: .pipe)
     if let input = stdinBytes, let fd = child.stdin {
         try? writeAll(fd.raw, input)
         fd.close()

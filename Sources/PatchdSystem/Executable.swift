@@ -1,16 +1,17 @@
 // PatchdSystem: finding a program the daemon runs (git, bwrap, prlimit, claude, podman) the way a shell would.
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// The one executable lookup: every program patchd starts by name is found here.
-public enum Executable {
+package enum Executable {
     /// A program that was not found, or is not executable. `description` says how to fix it.
-    public struct NotFound: Error, CustomStringConvertible, Sendable, Equatable {
-        public let name: String
+    package struct NotFound: Error, CustomStringConvertible, Sendable, Equatable {
+        package let name: String
         /// The directories searched, in order (empty for an absolute path).
-        public let searched: [String]
-        public var description: String {
+        package let searched: [String]
+        package var description: String {
             searched.isEmpty
                 ? "\(name) is not an executable file; check the path"
                 : "'\(name)' not found in PATH (\(searched.joined(separator: ":"))); install it or give its absolute path"
@@ -18,7 +19,7 @@ public enum Executable {
     }
 
     /// Where the daemon looks when PATH names nothing: the usual places on Debian.
-    public static let defaultPath = "/usr/local/bin:/usr/bin:/bin"
+    package static let defaultPath = "/usr/local/bin:/usr/bin:/bin"
 
     /// The absolute path of `name`, as `execvp` would pick it: a name containing `/` is used as it
     /// is (it must be executable); otherwise each directory of `path` is tried in order, then those
@@ -26,7 +27,7 @@ public enum Executable {
     /// daemon's working directory is no place to find programs).
     /// - Parameter path: a PATH value; nil reads the process's own.
     /// - Throws: `NotFound` naming what was searched.
-    public static func find(_ name: String, path: String? = nil) throws(NotFound) -> String {
+    package static func find(_ name: String, path: String? = nil) throws(NotFound) -> String {
         guard !name.isEmpty else { throw NotFound(name: name, searched: []) }
         if name.contains("/") {
             guard isExecutableFile(name) else { throw NotFound(name: name, searched: []) }

@@ -1,31 +1,33 @@
 // PatchdSystem: an owned file descriptor (closed exactly once) and pipe helpers.
+
 import CSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Owns one file descriptor: closes it on `close()` or at deinit, never twice.
 /// Not Sendable: one thread owns it, as with every fd in the SSH pump.
-public final class OwnedFD {
-    public private(set) var raw: Int32
+package final class OwnedFD {
+    package private(set) var raw: Int32
 
-    public init(_ raw: Int32) { self.raw = raw }
+    package init(_ raw: Int32) { self.raw = raw }
 
-    public var isOpen: Bool { raw >= 0 }
+    package var isOpen: Bool { raw >= 0 }
 
     /// Gives up ownership without closing (for fds handed to a child or to a C library).
-    public func release() -> Int32 {
+    package func release() -> Int32 {
         let fd = raw
         raw = -1
         return fd
     }
 
-    public func close() {
+    package func close() {
         if raw >= 0 { _ = Glibc.close(raw) }
         raw = -1
     }
 
-    public func setNonBlocking() throws(SystemError) {
+    package func setNonBlocking() throws(SystemError) {
         let fd = raw
         let flags = try checked("fcntl") { fcntl(fd, F_GETFL) }
         try checked("fcntl") { fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
@@ -35,11 +37,11 @@ public final class OwnedFD {
 }
 
 /// A pipe with both ends close-on-exec; the spawner dup2s the child's end into place.
-public struct PipePair: ~Copyable {
-    public let read: OwnedFD
-    public let write: OwnedFD
+package struct PipePair: ~Copyable {
+    package let read: OwnedFD
+    package let write: OwnedFD
 
-    public init() throws(SystemError) {
+    package init() throws(SystemError) {
         var fds: [Int32] = [-1, -1]
         try checked("pipe2") { patchd_pipe2_cloexec(&fds) }
         read = OwnedFD(fds[0])
@@ -48,7 +50,7 @@ public struct PipePair: ~Copyable {
 }
 
 /// Writes all of `bytes` to a blocking fd; EPIPE and friends surface as errors.
-public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+package func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) {
     var offset = 0
     while offset < bytes.count {
         let n = try checked("write") { Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset) }
@@ -56,7 +58,7 @@ public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(System
     }
 }
 
-public func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemError) {
+package func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemError) {
     var offset = 0
     while offset < bytes.count {
         let n = try checked("write") {
@@ -66,12 +68,12 @@ public func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemError) {
     }
 }
 
-public func writeAll(_ fd: Int32, _ string: String) throws(SystemError) {
+package func writeAll(_ fd: Int32, _ string: String) throws(SystemError) {
     try writeAll(fd, Array(string.utf8))
 }
 
 /// Reads a blocking fd to its end.
-public func readAll(_ fd: Int32, limit: Int = .max) throws(SystemError) -> [UInt8] {
+package func readAll(_ fd: Int32, limit: Int = .max) throws(SystemError) -> [UInt8] {
     var out: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
     while out.count < limit {
@@ -87,7 +89,7 @@ public func readAll(_ fd: Int32, limit: Int = .max) throws(SystemError) -> [UInt
 /// command: Foundation's `String(contentsOfFile:)` (Swift 6.3.1) leaks its 4 KiB read buffer
 /// for a file that reports size 0 and turns out empty, as cgroup.procs is at the end of every
 /// sandboxed command (found by LeakSanitizer, docs/SANITIZERS.md).
-public func readSmallFile(_ path: String) -> String? {
+package func readSmallFile(_ path: String) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { _ = Glibc.close(fd) }

@@ -1,12 +1,14 @@
 // PatchdSystem: a dedicated OS thread for blocking C work that must stay off Swift's cooperative pool.
+
 import CSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// A joinable pthread running one closure. Used for each SSH connection (libssh blocks)
 /// and for the accept loop.
-public final class OSThread: Sendable {
+package final class OSThread: Sendable {
     private let handle: pthread_t
 
     private final class Body {
@@ -18,19 +20,21 @@ public final class OSThread: Sendable {
     /// Starts `body` on a new thread named `name` (first 15 bytes, as Linux keeps them).
     /// - Throws: `SystemError` from pthread_create (EAGAIN when the process or the user is at its
     ///   thread limit): the caller refuses that one piece of work; the daemon keeps serving.
-    public init(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
+    package init(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
         let box = Unmanaged.passRetained(Body(name, body)).toOpaque()
         var thread = pthread_t()
         var attr = pthread_attr_t()
         pthread_attr_init(&attr)
         // 1 MiB is plenty for a connection loop and keeps 200 connections cheap.
         pthread_attr_setstacksize(&attr, 1 << 20)
-        let rc = pthread_create(&thread, &attr, { raw in
-            let body = Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue()
-            patchd_set_thread_name(String(body.name.prefix(15)))
-            body.run()
-            return nil
-        }, box)
+        let rc = pthread_create(
+            &thread, &attr,
+            { raw in
+                let body = Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue()
+                patchd_set_thread_name(String(body.name.prefix(15)))
+                body.run()
+                return nil
+            }, box)
         pthread_attr_destroy(&attr)
         guard rc == 0 else {
             // The thread never started, so the body it would have released is still ours.
@@ -40,19 +44,19 @@ public final class OSThread: Sendable {
         handle = thread
     }
 
-    public func join() { pthread_join(handle, nil) }
+    package func join() { pthread_join(handle, nil) }
 
     /// For threads nobody joins (connection threads): their resources go when they end.
-    public func detach() { pthread_detach(handle) }
+    package func detach() { pthread_detach(handle) }
 }
 
 /// A value one thread writes before it ends and another reads after `join()`: the join
 /// orders the two accesses, which is why this needs no lock.
-public final class JoinedResult<Value: Sendable>: @unchecked Sendable {
+package final class JoinedResult<Value: Sendable>: @unchecked Sendable {
     private var value: Value
-    public init(_ initial: Value) { value = initial }
+    package init(_ initial: Value) { value = initial }
     /// Only from the thread being joined, before it ends.
-    public func set(_ newValue: Value) { value = newValue }
+    package func set(_ newValue: Value) { value = newValue }
     /// Only after `join()` on that thread.
-    public func get() -> Value { value }
+    package func get() -> Value { value }
 }

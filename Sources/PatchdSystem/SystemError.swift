@@ -1,4 +1,5 @@
 // PatchdSystem: typed errors for failed system calls, carrying errno and its message.
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -6,20 +7,20 @@ import Darwin
 #endif
 
 /// A failed system call: which call, on what, and the C library's own message.
-public struct SystemError: Error, CustomStringConvertible, Sendable, Equatable {
-    public let call: String
-    public let errno: Int32
-    public let context: String
+package struct SystemError: Error, CustomStringConvertible, Sendable, Equatable {
+    package let call: String
+    package let errno: Int32
+    package let context: String
 
-    public init(_ call: String, errno: Int32, context: String = "") {
+    package init(_ call: String, errno: Int32, context: String = "") {
         self.call = call
         self.errno = errno
         self.context = context
     }
 
-    public var message: String { String(cString: strerror(errno)) }
+    package var message: String { String(cString: strerror(errno)) }
 
-    public var description: String {
+    package var description: String {
         context.isEmpty ? "\(call): \(message)" : "\(call) \(context): \(message)"
     }
 }
@@ -27,8 +28,10 @@ public struct SystemError: Error, CustomStringConvertible, Sendable, Equatable {
 /// Runs a system call that returns -1 on failure, retrying on EINTR, and throws the
 /// typed error otherwise. The one place errno becomes a Swift error.
 @discardableResult
-public func checked<T: FixedWidthInteger>(_ name: String, _ context: @autoclosure () -> String = "",
-                                          _ body: () -> T) throws(SystemError) -> T {
+package func checked<T: FixedWidthInteger>(
+    _ name: String, _ context: @autoclosure () -> String = "",
+    _ body: () -> T
+) throws(SystemError) -> T {
     while true {
         let rc = body()
         if rc != -1 { return rc }

@@ -1,11 +1,12 @@
 // PatchdSystem: unix-domain sockets bound to a path (the scheduler's wake-up socket, the API proxy's socket).
+
 #if canImport(Glibc)
-import Glibc
+package import Glibc
 #endif
 
 /// The one place patchd builds a `sockaddr_un` and binds or sends to a socket path.
-public enum UnixSocket {
-    public enum Kind: Sendable {
+package enum UnixSocket {
+    package enum Kind: Sendable {
         case stream, datagram
         var rawValue: Int32 { self == .stream ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_DGRAM.rawValue) }
     }
@@ -13,7 +14,7 @@ public enum UnixSocket {
     /// A socket of `kind` bound to `path` (any stale file there is removed first), mode 0600;
     /// a stream socket also listens with `backlog`. The caller owns the returned fd (close-on-exec).
     /// - Throws: `SystemError` from socket/bind/listen, or ENAMETOOLONG when `path` does not fit `sun_path`.
-    public static func bind(_ kind: Kind, path: String, backlog: Int32 = 16) throws(SystemError) -> Int32 {
+    package static func bind(_ kind: Kind, path: String, backlog: Int32 = 16) throws(SystemError) -> Int32 {
         var addr = try address(path)
         unlink(path)
         let fd = try checked("socket") { socket(AF_UNIX, kind.rawValue | Int32(SOCK_CLOEXEC.rawValue), 0) }
@@ -34,7 +35,7 @@ public enum UnixSocket {
 
     /// Sends one datagram to the socket bound at `path`, without blocking. False if nothing listens there.
     @discardableResult
-    public static func sendDatagram(_ bytes: [UInt8], to path: String) -> Bool {
+    package static func sendDatagram(_ bytes: [UInt8], to path: String) -> Bool {
         guard var addr = try? address(path) else { return false }
         let sock = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard sock >= 0 else { return false }
@@ -50,7 +51,7 @@ public enum UnixSocket {
     }
 
     /// `path` as a `sockaddr_un`. - Throws: ENAMETOOLONG when it does not fit (108 bytes on Linux).
-    public static func address(_ path: String) throws(SystemError) -> sockaddr_un {
+    package static func address(_ path: String) throws(SystemError) -> sockaddr_un {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)

@@ -1,14 +1,15 @@
 // Runs: executes one run: workspace, setup, agent, check, result commit, refs, note, record.
+
+package import Agents
 import Foundation
-import GitStore
-import Logging
+package import GitStore
+package import Logging
+package import PatchdCore
 import PatchdSystem
-import Agents
-import PatchdCore
-import Sandboxing
+package import Sandboxing
 
 /// Everything the executor needs, shared by all runs.
-public struct RunEnvironment: Sendable {
+package struct RunEnvironment: Sendable {
     let runs: RunStore
     let repositories: RepositoryStore
     let layout: DataLayout
@@ -19,7 +20,10 @@ public struct RunEnvironment: Sendable {
     let hostName: String
     let logger: Logger
 
-    public init(runs: RunStore, repositories: RepositoryStore, layout: DataLayout, sandbox: Sandbox, agents: [AgentKind: Agent], defaultLimits: SandboxLimits, maxTimeoutSeconds: Int, hostName: String, logger: Logger) {
+    package init(
+        runs: RunStore, repositories: RepositoryStore, layout: DataLayout, sandbox: Sandbox, agents: [AgentKind: Agent], defaultLimits: SandboxLimits,
+        maxTimeoutSeconds: Int, hostName: String, logger: Logger
+    ) {
         self.runs = runs
         self.repositories = repositories
         self.layout = layout
@@ -33,13 +37,12 @@ public struct RunEnvironment: Sendable {
 
 }
 
-public struct RunExecutor: Sendable {
+package struct RunExecutor: Sendable {
     let env: RunEnvironment
 
-    public init(env: RunEnvironment) {
+    package init(env: RunEnvironment) {
         self.env = env
     }
-
 
     /// Runs `run` to completion and records the outcome. Never throws: every failure
     /// becomes the run's error.
@@ -71,11 +74,13 @@ public struct RunExecutor: Sendable {
 
         let workspace: Workspace
         do {
-            workspace = try Workspace.create(runID: id, workRoot: env.layout.work, bareRepository: barePath, commit: run.base,
-                                             branch: run.branch, gitExecutable: env.repositories.gitExecutable,
-                                             environment: env.repositories.gitEnvironment(),
-                                             objectsPathInSandbox: env.sandbox.objectsPath(SandboxMounts(
-                                                workspace: "", repositoryObjects: barePath + "/objects", scratch: "")))
+            workspace = try Workspace.create(
+                runID: id, workRoot: env.layout.work, bareRepository: barePath, commit: run.base,
+                branch: run.branch, gitExecutable: env.repositories.gitExecutable,
+                environment: env.repositories.gitEnvironment(),
+                objectsPathInSandbox: env.sandbox.objectsPath(
+                    SandboxMounts(
+                        workspace: "", repositoryObjects: barePath + "/objects", scratch: "")))
         } catch {
             // A half-made checkout (a full disk, say) would keep the space the record below needs.
             try? FileManager.default.removeItem(atPath: "\(env.layout.work)/run-\(id)")
@@ -87,8 +92,9 @@ public struct RunExecutor: Sendable {
         // re-reads only the files that changed since.
         let baseline = WorkspaceBaseline.read(workspace: workspace.path)
         let mounts = SandboxMounts(workspace: workspace.path, repositoryObjects: barePath + "/objects", scratch: workspace.root)
-        let context = AgentContext(runID: id, task: spec, sandbox: env.sandbox, mounts: mounts, limits: limits,
-                                   cancel: cancel, deadline: started + Double(timeout), log: log)
+        let context = AgentContext(
+            runID: id, task: spec, sandbox: env.sandbox, mounts: mounts, limits: limits,
+            cancel: cancel, deadline: started + Double(timeout), log: log)
         var outcome: AgentOutcome
         var checkStatus: String?
         do {
@@ -124,8 +130,10 @@ public struct RunExecutor: Sendable {
 
     /// Builds the result commit from the workspace files (whatever the outcome: partial
     /// work is kept on refs/patchd/runs/ID) and stores the record.
-    private func record(_ run: inout RunRecord, outcome: AgentOutcome, checkStatus: String?, workspace: Workspace,
-                        baseline: WorkspaceBaseline?, spec: TaskSpec, log: @Sendable (RunEvent) -> Void) {
+    private func record(
+        _ run: inout RunRecord, outcome: AgentOutcome, checkStatus: String?, workspace: Workspace,
+        baseline: WorkspaceBaseline?, spec: TaskSpec, log: @Sendable (RunEvent) -> Void
+    ) {
         let id = run.id!
         // A non-output event also flushes the buffered output, so the note below sees all of it.
         log(RunEvent(.info, "collecting the result from the workspace"))
@@ -145,8 +153,9 @@ public struct RunExecutor: Sendable {
             let name = try RepositoryName(run.repo)
             let writer = try ResultWriter(bareRepository: env.repositories.path(for: name))
             // A file at the size cap was cut short by RLIMIT_FSIZE: it is not a result.
-            let snapshot = try writer.snapshot(workspace: workspace.path, baseCommit: run.base,
-                                               maxFileBytes: env.defaultLimits.maxFileBytes - 1, baseline: baseline)
+            let snapshot = try writer.snapshot(
+                workspace: workspace.path, baseCommit: run.base,
+                maxFileBytes: env.defaultLimits.maxFileBytes - 1, baseline: baseline)
             for note in snapshot.notes { log(RunEvent(.info, note)) }
             run.changed = snapshot.changed
             if snapshot.changed {
@@ -190,8 +199,10 @@ public struct RunExecutor: Sendable {
     /// refs as files: agent/feat blocks agent/feat/x and the other way round; it happens when a
     /// branch was deleted and another grew below its name) is removed first: its commit stays on
     /// its own run's refs/patchd/runs/ID, so no result is lost.
-    private func moveAgentBranch(_ branch: String, to commit: String, repository name: RepositoryName, runID id: Int64,
-                                 log: @Sendable (RunEvent) -> Void) throws {
+    private func moveAgentBranch(
+        _ branch: String, to commit: String, repository name: RepositoryName, runID id: Int64,
+        log: @Sendable (RunEvent) -> Void
+    ) throws {
         let ref = PatchdRefs.agentBranch(branch)
         let repository = try GitRepository(openBare: env.repositories.path(for: name))
         for stale in try repository.referencesBlocking(ref) where PatchdRefs.isReserved(stale) {

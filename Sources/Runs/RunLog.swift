@@ -1,8 +1,9 @@
 // Runs: a run's event log, batched into few transactions and capped in size.
+
 import Foundation
+import PatchdCore
 import PatchdSystem
 import Synchronization
-import PatchdCore
 
 /// Events arrive per output line, possibly hundreds of thousands of them: one insert per
 /// line would make logging the bottleneck. Lines are buffered and written in batches

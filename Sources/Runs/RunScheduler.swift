@@ -1,15 +1,16 @@
 // Runs: the run scheduler: N workers, push order per branch, crash recovery, clean stop.
+
 import Foundation
-import Logging
+package import Logging
+package import PatchdCore
 import PatchdSystem
-import Synchronization
-import PatchdCore
 import Sandboxing
+import Synchronization
 
 /// Claims queued runs and executes each on its own thread (sandboxes block), at most
 /// `workers` at a time. Runs of one repo+branch go one after another in push order
 /// (`RunStore.claimNext`); others run in parallel.
-public final class RunScheduler: Sendable {
+package final class RunScheduler: Sendable {
     private let executor: RunExecutor
     private let runs: RunStore
     private let workers: Int
@@ -24,7 +25,7 @@ public final class RunScheduler: Sendable {
         var loop: OSThread?
     }
 
-    public init(executor: RunExecutor, runs: RunStore, workers: Int, wakeup: RunWakeup, logger: Logger) {
+    package init(executor: RunExecutor, runs: RunStore, workers: Int, wakeup: RunWakeup, logger: Logger) {
         self.executor = executor
         self.runs = runs
         self.workers = workers
@@ -32,7 +33,7 @@ public final class RunScheduler: Sendable {
         self.logger = logger
     }
 
-    public func start() throws {
+    package func start() throws {
         let recovered = try runs.recoverInterrupted()
         if !recovered.requeued.isEmpty { logger.notice("Re-queued runs interrupted by a crash: \(recovered.requeued)") }
         if !recovered.failed.isEmpty { logger.warning("Failed runs interrupted twice: \(recovered.failed)") }
@@ -41,7 +42,7 @@ public final class RunScheduler: Sendable {
     }
 
     /// Wakes the loop (from this process).
-    public func poke() { RunWakeup.notify(dataDir: (wakeup.path as NSString).deletingLastPathComponent) }
+    package func poke() { RunWakeup.notify(dataDir: (wakeup.path as NSString).deletingLastPathComponent) }
 
     private func loop() {
         while !state.withLock({ $0.stopping }) {
@@ -87,12 +88,14 @@ public final class RunScheduler: Sendable {
     }
 
     /// `run cancel`: stops the run's process tree; the run ends `canceled`.
-    public func cancel(runID: Int64) -> Bool {
-        state.withLock { $0.running[runID] }.map { $0.cancel(.canceled); return true } ?? false
+    package func cancel(runID: Int64) -> Bool {
+        state.withLock { $0.running[runID] }.map {
+            $0.cancel(.canceled); return true
+        } ?? false
     }
 
     /// Stops claiming, stops running sandboxes, and puts their runs back in the queue.
-    public func stop(timeout: Double = 30) {
+    package func stop(timeout: Double = 30) {
         let (loop, running) = state.withLock { s -> (OSThread?, [Int64: CancellationFlag]) in
             s.stopping = true
             return (s.loop, s.running)

@@ -1,18 +1,20 @@
 // Runs: how hooks (other processes) wake the scheduler at once: a datagram on DATA/wake.sock.
+
 import Foundation
 import PatchdCore
 import PatchdSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// A unix datagram socket the scheduler waits on. Any process that queued a run sends
 /// one byte; a lost datagram only delays the run to the next periodic check (1 s).
-public final class RunWakeup: Sendable {
+package final class RunWakeup: Sendable {
     let fd: Int32
     let path: String
 
-    public init(dataDir: String) throws {
+    package init(dataDir: String) throws {
         path = DataLayout(root: dataDir).wakeSocket
         fd = try UnixSocket.bind(.datagram, path: path)
     }

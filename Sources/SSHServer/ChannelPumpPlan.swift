@@ -108,9 +108,10 @@ struct ChannelPumpPlan: Sendable, Equatable {
     func interest(_ b: Buffers) -> Interest {
         guard isRunning else { return Interest() }
         let windowOpen = b.window > 0
-        return Interest(stdoutReadable: !stdoutEOF && b.stdoutPending == 0 && windowOpen,
-                        stderrReadable: !stderrEOF && b.stderrPending == 0 && windowOpen,
-                        stdinWritable: b.stdinOpen && b.stdinPending > 0)
+        return Interest(
+            stdoutReadable: !stdoutEOF && b.stdoutPending == 0 && windowOpen,
+            stderrReadable: !stderrEOF && b.stderrPending == 0 && windowOpen,
+            stdinWritable: b.stdinOpen && b.stdinPending > 0)
     }
 
     /// The next step for one output stream: pending bytes go first, and only as many as the

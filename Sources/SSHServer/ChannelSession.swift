@@ -1,6 +1,8 @@
 // SSHServer: one session channel: its requests, and the pump between the channel and a program's fds.
+
 import CLibSSH
 import Foundation
+import Logging
 import PatchdSystem
 import SSHKeys
 
@@ -86,8 +88,9 @@ final class ChannelSession {
         }
         cb.pointee.channel_env_request_function = { _, _, name, value, userdata in
             let me = Unmanaged<ChannelSession>.fromOpaque(userdata!).takeUnretainedValue()
-            return me.setEnvironment(name: name.map { String(cString: $0) } ?? "",
-                                     value: value.map { String(cString: $0) } ?? "")
+            return me.setEnvironment(
+                name: name.map { String(cString: $0) } ?? "",
+                value: value.map { String(cString: $0) } ?? "")
         }
         cb.pointee.channel_close_function = { _, _, userdata in
             let me = Unmanaged<ChannelSession>.fromOpaque(userdata!).takeUnretainedValue()
@@ -106,7 +109,8 @@ final class ChannelSession {
     /// rest are refused. At most `maxEnvironment` per channel, whatever the delegate accepts.
     private func setEnvironment(name: String, value: String) -> Int32 {
         guard program == nil, environment[name] != nil || environment.count < Self.maxEnvironment,
-              connection.server.delegate.acceptEnvironment(name: name, value: value) else {
+            connection.server.delegate.acceptEnvironment(name: name, value: value)
+        else {
             return -1
         }
         environment[name] = value
@@ -117,7 +121,7 @@ final class ChannelSession {
     static let maxEnvironment = 16
 
     private func start(command: String?) -> Int32 {
-        guard program == nil else { return -1 } // one exec or shell per channel
+        guard program == nil else { return -1 }  // one exec or shell per channel
         connection.noteActivity()
         let request = connection.makeRequest(identity: identity, command: command, environment: environment)
         let started = connection.server.delegate.startProgram(for: request)
@@ -134,9 +138,11 @@ final class ChannelSession {
     /// The fds the loop should wake up for, given what is buffered (`ChannelPumpPlan.interest`).
     func wantedFDs(into wanted: inout [Int32: Int16]) {
         guard let program, plan.isRunning else { return }
-        let interest = plan.interest(.init(window: Int(ssh_channel_window_size(channel)), stdoutPending: outbound.count,
-                                           stderrPending: errbound.count, stdinPending: inbound.count,
-                                           stdinOpen: program.stdin?.isOpen ?? false))
+        let interest = plan.interest(
+            .init(
+                window: Int(ssh_channel_window_size(channel)), stdoutPending: outbound.count,
+                stderrPending: errbound.count, stdinPending: inbound.count,
+                stdinOpen: program.stdin?.isOpen ?? false))
         if interest.stdoutReadable { wanted[program.stdout.raw] = Int16(POLLIN) }
         if interest.stderrReadable { wanted[program.stderr.raw] = Int16(POLLIN) }
         if interest.stdinWritable, let stdin = program.stdin { wanted[stdin.raw] = Int16(POLLOUT) }
@@ -170,13 +176,14 @@ final class ChannelSession {
             let n = scratch.withUnsafeMutableBytes {
                 ssh_channel_read_nonblocking(channel, $0.baseAddress, UInt32($0.count), 0)
             }
-            let read: ChannelPumpPlan.ChannelRead = if n > 0 {
-                .bytes(Int(n))
-            } else if n == SSH_EOF || n == SSH_ERROR || ssh_channel_is_eof(channel) != 0 {
-                .endOfInput
-            } else {
-                .nothing
-            }
+            let read: ChannelPumpPlan.ChannelRead =
+                if n > 0 {
+                    .bytes(Int(n))
+                } else if n == SSH_EOF || n == SSH_ERROR || ssh_channel_is_eof(channel) != 0 {
+                    .endOfInput
+                } else {
+                    .nothing
+                }
             if n > 0 {
                 connection.bytesIn += UInt64(n)
                 connection.noteActivity()
@@ -194,12 +201,14 @@ final class ChannelSession {
 
     private func pumpOutput(fd: OwnedFD, pending: inout PendingBytes, isStderr: Bool) {
         for _ in 0..<Self.chunksPerPump {
-            var step = plan.outputStep(stderr: isStderr, pending: pending.count,
-                                       window: Int(ssh_channel_window_size(channel)), scratch: scratch.count)
+            var step = plan.outputStep(
+                stderr: isStderr, pending: pending.count,
+                window: Int(ssh_channel_window_size(channel)), scratch: scratch.count)
             if case .send(let count) = step {
                 let n = pending.withUnread { buf -> Int32 in
-                    isStderr ? ssh_channel_write_stderr(channel, buf.baseAddress, UInt32(count))
-                             : ssh_channel_write(channel, buf.baseAddress, UInt32(count))
+                    isStderr
+                        ? ssh_channel_write_stderr(channel, buf.baseAddress, UInt32(count))
+                        : ssh_channel_write(channel, buf.baseAddress, UInt32(count))
                 }
                 if n < 0 {
                     abort(reason: "channel write failed: \(connection.lastError)")
@@ -209,8 +218,9 @@ final class ChannelSession {
                 connection.bytesOut += UInt64(n)
                 connection.noteActivity()
                 if !pending.isEmpty { return }
-                step = plan.outputStep(stderr: isStderr, pending: 0,
-                                       window: Int(ssh_channel_window_size(channel)), scratch: scratch.count)
+                step = plan.outputStep(
+                    stderr: isStderr, pending: 0,
+                    window: Int(ssh_channel_window_size(channel)), scratch: scratch.count)
             }
             guard case .read(let limit) = step else { return }
             let n = scratch.withUnsafeMutableBytes { read(fd.raw, $0.baseAddress, limit) }

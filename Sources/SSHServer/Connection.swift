@@ -1,6 +1,8 @@
 // SSHServer: one client connection: key exchange, public-key auth, channels, and its event loop.
+
 import CLibSSH
 import Foundation
+import Logging
 import PatchdSystem
 import SSHKeys
 
@@ -130,7 +132,9 @@ final class Connection {
         if let identity {
             let duration = String(format: "%.3f", (ContinuousClock.now - policy.startedAt).inSeconds)
             let verbs = audit.text
-            server.logger.info("audit conn=\(id) from=\(client.host) port=\(client.port) user=\(identity.userName) key=\(identity.keyFingerprint) cmd=\(verbs) exit=\(lastExitStatus.map(String.init) ?? "-") bytes_in=\(bytesIn) bytes_out=\(bytesOut) duration=\(duration)s")
+            server.logger.info(
+                "audit conn=\(id) from=\(client.host) port=\(client.port) user=\(identity.userName) key=\(identity.keyFingerprint) cmd=\(verbs) exit=\(lastExitStatus.map(String.init) ?? "-") bytes_in=\(bytesIn) bytes_out=\(bytesOut) duration=\(duration)s"
+            )
         }
     }
 
@@ -177,11 +181,12 @@ final class Connection {
     /// when libssh has verified a signature (SSH_PUBLICKEY_STATE_VALID).
     private func authenticate(user: String, key: ssh_key?, signatureState: CChar) -> Int32 {
         if server.isStopping { policy.stop() }
-        let signature: SSHConnectionPolicy.Signature = switch Int32(signatureState) {
-        case Int32(SSH_PUBLICKEY_STATE_NONE.rawValue): .probe
-        case Int32(SSH_PUBLICKEY_STATE_VALID.rawValue): .valid
-        default: .invalid
-        }
+        let signature: SSHConnectionPolicy.Signature =
+            switch Int32(signatureState) {
+            case Int32(SSH_PUBLICKEY_STATE_NONE.rawValue): .probe
+            case Int32(SSH_PUBLICKEY_STATE_VALID.rawValue): .valid
+            default: .invalid
+            }
         var publicKey: PublicKey?
         let verdict = policy.authAttempt(signature: signature, at: .now) {
             guard let key, let parsed = try? PublicKey(libsshKey: key) else { return .unreadable }
@@ -190,7 +195,7 @@ final class Connection {
         }
         switch verdict {
         case .keyWouldDo:
-            return Int32(SSH_AUTH_SUCCESS.rawValue) // "this key would be accepted": the client now signs.
+            return Int32(SSH_AUTH_SUCCESS.rawValue)  // "this key would be accepted": the client now signs.
         case .accept(let found):
             if !countedAuthenticated {
                 countedAuthenticated = true
@@ -204,7 +209,8 @@ final class Connection {
             server.countAuthFailure()
             if let publicKey {
                 let safeUser = String(user.unicodeScalars.filter { $0.value >= 0x20 && $0.value < 0x7f }.prefix(64).map(Character.init))
-                server.logger.notice("Failed publickey for \(safeUser.isEmpty ? "-" : safeUser) from \(client) ssh2: \(publicKey.type) \(publicKey.fingerprint)")
+                server.logger.notice(
+                    "Failed publickey for \(safeUser.isEmpty ? "-" : safeUser) from \(client) ssh2: \(publicKey.type) \(publicKey.fingerprint)")
             }
             return Int32(SSH_AUTH_DENIED.rawValue)
         case .deny(.badSignature(let found)):

@@ -1,28 +1,29 @@
 // SSHServer: the server's host keys (ed25519 and RSA), generated once with mode 0600 and reused.
+
 import CLibSSH
 import Foundation
 import PatchdSystem
-import SSHKeys
+package import SSHKeys
 
 /// Errors from libssh, with its own message where it gives one.
-public struct SSHError: Error, CustomStringConvertible, Sendable {
-    public let what: String
-    public let detail: String
-    public init(_ what: String, _ detail: String = "") { self.what = what; self.detail = detail }
-    public var description: String { detail.isEmpty ? what : "\(what): \(detail)" }
+package struct SSHError: Error, CustomStringConvertible, Sendable {
+    package let what: String
+    package let detail: String
+    package init(_ what: String, _ detail: String = "") { self.what = what; self.detail = detail }
+    package var description: String { detail.isEmpty ? what : "\(what): \(detail)" }
 }
 
 /// The paths and fingerprints of the host keys in the data directory.
-public struct HostKeys: Sendable {
-    public struct Key: Sendable {
-        public let path: String
-        public let publicKey: PublicKey
+package struct HostKeys: Sendable {
+    package struct Key: Sendable {
+        package let path: String
+        package let publicKey: PublicKey
     }
-    public let ed25519: Key
-    public let rsa: Key
+    package let ed25519: Key
+    package let rsa: Key
 
     /// Loads `DIR/ssh_host_ed25519_key` and `DIR/ssh_host_rsa_key`, creating each that is missing.
-    public static func loadOrCreate(in directory: String) throws(SSHError) -> HostKeys {
+    package static func loadOrCreate(in directory: String) throws(SSHError) -> HostKeys {
         let ed = try loadOrCreate(path: directory + "/ssh_host_ed25519_key", type: SSH_KEYTYPE_ED25519, bits: 0)
         let rsa = try loadOrCreate(path: directory + "/ssh_host_rsa_key", type: SSH_KEYTYPE_RSA, bits: 3072)
         return HostKeys(ed25519: ed, rsa: rsa)
@@ -75,4 +76,4 @@ func writeNewFile(path: String, contents: String, mode: mode_t) throws(SystemErr
 }
 
 /// The libssh version patchd runs with, for `patchd doctor` and `patchd version`.
-public let libsshVersion: String = String(cString: ssh_version(0))
+package let libsshVersion: String = String(cString: ssh_version(0))

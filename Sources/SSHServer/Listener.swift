@@ -1,9 +1,11 @@
 // SSHServer: the listening TCP socket (owned here, so port 0 can be read back) and accept.
+
 import CSystem
+import PatchdSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import PatchdSystem
 
 /// A bound, listening socket. Closed at deinit.
 final class Listener: Sendable {

@@ -1,34 +1,36 @@
 // SSHServer: the two kinds of ChannelProgram: a child process, and Swift code on its own thread.
+
+package import PatchdSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import PatchdSystem
 
 /// A child process whose stdin/stdout/stderr are pipes to the channel.
-public final class ProcessProgram: ChannelProgram {
-    public let child: ChildProcess
-    public let auditVerb: String
-    public let auditRepo: String?
+package final class ProcessProgram: ChannelProgram {
+    package let child: ChildProcess
+    package let auditVerb: String
+    package let auditRepo: String?
     /// Runs once with the exit status, after the child ended (e.g. to remove a repo a failed push created).
     private var onExit: ((Int32) -> Void)?
 
-    public init(child: ChildProcess, verb: String, repo: String?, onExit: ((Int32) -> Void)? = nil) {
+    package init(child: ChildProcess, verb: String, repo: String?, onExit: ((Int32) -> Void)? = nil) {
         self.child = child
         self.auditVerb = verb
         self.auditRepo = repo
         self.onExit = onExit
     }
 
-    public var stdin: OwnedFD? { child.stdin }
-    public var stdout: OwnedFD { child.stdout! }
-    public var stderr: OwnedFD { child.stderr! }
+    package var stdin: OwnedFD? { child.stdin }
+    package var stdout: OwnedFD { child.stdout! }
+    package var stderr: OwnedFD { child.stderr! }
 
-    public func finish() -> Int32 {
+    package func finish() -> Int32 {
         // The child closed its output; it normally exits at once. Bounded all the same.
         complete(child.wait(timeout: 30))
     }
 
-    public func abort() -> Int32 {
+    package func abort() -> Int32 {
         // Closing stdin lets git notice the end of input and clean up its temporary
         // objects itself; a signal follows only if it does not exit.
         child.stdin?.close()
@@ -52,33 +54,33 @@ public final class ProcessProgram: ChannelProgram {
 }
 
 /// Where a `ThreadProgram` writes: the channel's stdout and stderr.
-public final class ProgramOutput: Sendable {
+package final class ProgramOutput: Sendable {
     let stdoutFD: Int32
     let stderrFD: Int32
     init(stdoutFD: Int32, stderrFD: Int32) { self.stdoutFD = stdoutFD; self.stderrFD = stderrFD }
 
     /// False once the client went away (the pipe is closed): stop producing.
     @discardableResult
-    public func out(_ text: String) -> Bool { (try? writeAll(stdoutFD, text)) != nil }
+    package func out(_ text: String) -> Bool { (try? writeAll(stdoutFD, text)) != nil }
     @discardableResult
-    public func err(_ text: String) -> Bool { (try? writeAll(stderrFD, text)) != nil }
+    package func err(_ text: String) -> Bool { (try? writeAll(stderrFD, text)) != nil }
     @discardableResult
-    public func out(bytes: [UInt8]) -> Bool { (try? writeAll(stdoutFD, bytes)) != nil }
+    package func out(bytes: [UInt8]) -> Bool { (try? writeAll(stdoutFD, bytes)) != nil }
 }
 
 /// Swift code (a command shortcut, the greeting, an error message) run on its own thread,
 /// writing into pipes that the pump forwards, so a slow client never blocks the connection loop.
-public final class ThreadProgram: ChannelProgram {
-    public let auditVerb: String
-    public let auditRepo: String?
-    public let stdout: OwnedFD
-    public let stderr: OwnedFD
-    public let stdin: OwnedFD? = nil
+package final class ThreadProgram: ChannelProgram {
+    package let auditVerb: String
+    package let auditRepo: String?
+    package let stdout: OwnedFD
+    package let stderr: OwnedFD
+    package let stdin: OwnedFD? = nil
     private let thread: OSThread
     private let status: JoinedResult<Int32>
 
     /// `body` returns the exit status; it must stop when `ProgramOutput` reports the client gone.
-    public init(verb: String, repo: String? = nil, body: @escaping @Sendable (ProgramOutput) -> Int32) throws(SystemError) {
+    package init(verb: String, repo: String? = nil, body: @escaping @Sendable (ProgramOutput) -> Int32) throws(SystemError) {
         let outPipe = try PipePair()
         let errPipe = try PipePair()
         auditVerb = verb
@@ -99,7 +101,7 @@ public final class ThreadProgram: ChannelProgram {
     }
 
     /// A program that prints fixed text and exits with `status`.
-    public static func message(verb: String, stdout: String = "", stderr: String = "", status: Int32) -> ChannelProgram {
+    package static func message(verb: String, stdout: String = "", stderr: String = "", status: Int32) -> ChannelProgram {
         do {
             return try ThreadProgram(verb: verb) { io in
                 if !stdout.isEmpty { io.out(stdout) }
@@ -111,12 +113,12 @@ public final class ThreadProgram: ChannelProgram {
         }
     }
 
-    public func finish() -> Int32 {
+    package func finish() -> Int32 {
         thread.join()
         return status.get()
     }
 
-    public func abort() -> Int32 {
+    package func abort() -> Int32 {
         // Our read ends close when this object goes; the writer then gets EPIPE and stops.
         stdout.close()
         stderr.close()

@@ -1,11 +1,12 @@
 // SSHServer: reads an SSH public key (an authorized_keys line, or the key libssh saw in auth) into a PublicKey.
+
 import CLibSSH
 import Foundation
-import SSHKeys
+package import SSHKeys
 
 extension PublicKey {
     /// Parses "TYPE BASE64 [COMMENT]" and validates the blob with libssh.
-    public init(line: String) throws(ParseError) {
+    package init(line: String) throws(ParseError) {
         let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
         guard trimmed.count <= 16_384 else { throw .malformed("longer than 16 KiB") }
         guard !trimmed.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\0" }) else {
@@ -55,4 +56,3 @@ extension PublicKey {
         return String(cString: fp)
     }
 }
-

@@ -1,4 +1,5 @@
 // SSHServer: a connection's rules (auth attempts, login grace, idle, open sessions, stop) as a pure value.
+
 import SSHKeys
 
 /// What one connection may do next, decided from events alone. It holds no libssh handle,
@@ -27,8 +28,9 @@ struct SSHConnectionPolicy: Sendable {
         }
 
         init(_ configuration: SSHServerConfiguration) {
-            self.init(loginGrace: .seconds(configuration.authTimeout), maxAuthAttempts: configuration.maxAuthAttempts,
-                      maxOpenSessions: configuration.maxChannelsPerConnection, idleTimeout: .seconds(configuration.idleTimeout))
+            self.init(
+                loginGrace: .seconds(configuration.authTimeout), maxAuthAttempts: configuration.maxAuthAttempts,
+                maxOpenSessions: configuration.maxChannelsPerConnection, idleTimeout: .seconds(configuration.idleTimeout))
         }
     }
 
@@ -141,7 +143,8 @@ struct SSHConnectionPolicy: Sendable {
     /// The blocking key exchange failed after `startedAt`: a timeout if the grace time ran out.
     mutating func keyExchangeFailed(at now: Instant) -> DisconnectReason {
         // libssh's timeout is whole seconds (rounded up), so "about the grace time" counts.
-        let reason: DisconnectReason = now - startedAt >= limits.loginGrace - .milliseconds(500)
+        let reason: DisconnectReason =
+            now - startedAt >= limits.loginGrace - .milliseconds(500)
             ? .loginGraceExpired : .keyExchangeFailed
         if disconnectReason == nil { disconnectReason = reason }
         return reason

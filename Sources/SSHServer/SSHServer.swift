@@ -1,16 +1,17 @@
 // SSHServer: the libssh server: a listener thread, one thread per connection, graceful shutdown.
+
 import CLibSSH
 import Foundation
-import Logging
-import PatchdSystem
+package import Logging
+package import PatchdSystem
 import Synchronization
 
 /// Serves SSH on one address. Each accepted connection runs on its own OS thread
 /// (libssh sessions are not thread-safe and block), so nothing here touches Swift's
 /// cooperative pool.
-public final class SSHServer: Sendable {
-    public let configuration: SSHServerConfiguration
-    public let hostKeys: HostKeys
+package final class SSHServer: Sendable {
+    package let configuration: SSHServerConfiguration
+    package let hostKeys: HostKeys
     let delegate: SSHServerDelegate
     let logger: Logger
     private let bind: BindOwner
@@ -26,8 +27,10 @@ public final class SSHServer: Sendable {
         var statistics = SSHStatistics()
     }
 
-    public init(configuration: SSHServerConfiguration, hostKeys: HostKeys, delegate: SSHServerDelegate,
-                logger: Logger) throws(SSHError) {
+    package init(
+        configuration: SSHServerConfiguration, hostKeys: HostKeys, delegate: SSHServerDelegate,
+        logger: Logger
+    ) throws(SSHError) {
         self.configuration = configuration
         self.hostKeys = hostKeys
         self.delegate = delegate
@@ -37,7 +40,7 @@ public final class SSHServer: Sendable {
     }
 
     /// Binds and starts accepting. Returns the address actually bound (port 0 resolved).
-    public func start() throws(SystemError) -> (host: String, port: Int) {
+    package func start() throws(SystemError) -> (host: String, port: Int) {
         let listener = try Listener(host: configuration.host, port: configuration.port)
         let thread = try OSThread(name: "ssh-accept") { [self] in acceptLoop(listener) }
         state.withLock {
@@ -47,8 +50,8 @@ public final class SSHServer: Sendable {
         return (listener.boundHost, listener.boundPort)
     }
 
-    public var isStopping: Bool { state.withLock { $0.stopping } }
-    public var statistics: SSHStatistics {
+    package var isStopping: Bool { state.withLock { $0.stopping } }
+    package var statistics: SSHStatistics {
         state.withLock { s in
             var stats = s.statistics
             stats.active = s.connections
@@ -57,10 +60,10 @@ public final class SSHServer: Sendable {
     }
 
     func countAuthFailure() { state.withLock { $0.statistics.authFailures += 1 } }
-    public var activeConnections: Int { state.withLock { $0.connections } }
+    package var activeConnections: Int { state.withLock { $0.connections } }
 
     /// Stops accepting, lets running transfers finish (up to `grace` seconds), then returns.
-    public func shutdown(grace: Double = 60) {
+    package func shutdown(grace: Double = 60) {
         let thread = state.withLock { s -> OSThread? in
             s.stopping = true
             return s.acceptThread
@@ -162,10 +165,10 @@ final class BindOwner: @unchecked Sendable {
 }
 
 /// Counters for `stats`: connections accepted and refused at the cap, failed auth attempts.
-public struct SSHStatistics: Sendable {
-    public var accepted = 0
-    public var rejected = 0
-    public var authFailures = 0
-    public var active = 0
-    public init() {}
+package struct SSHStatistics: Sendable {
+    package var accepted = 0
+    package var rejected = 0
+    package var authFailures = 0
+    package var active = 0
+    package init() {}
 }

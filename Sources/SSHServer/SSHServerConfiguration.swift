@@ -1,23 +1,23 @@
 // SSHServer: the listener's settings and limits.
 
-public struct SSHServerConfiguration: Sendable {
+package struct SSHServerConfiguration: Sendable {
     /// Address to listen on; "0.0.0.0", "::", "127.0.0.1", "localhost", ...
-    public var host: String
+    package var host: String
     /// 0 picks a free port; `SSHServer.start()` returns the real one.
-    public var port: Int
+    package var port: Int
     /// Seconds from accept to a successful authentication (OpenSSH's LoginGraceTime).
-    public var authTimeout: Double = 30
+    package var authTimeout: Double = 30
     /// Failed authentication attempts (probes of unknown keys included) before disconnect.
-    public var maxAuthAttempts: Int = 6
+    package var maxAuthAttempts: Int = 6
     /// Connections not yet authenticated; beyond this new ones are closed at once.
-    public var maxUnauthenticated: Int = 64
+    package var maxUnauthenticated: Int = 64
     /// Session channels one connection may have open at the same time (sequential ones are
     /// unlimited: OpenSSH connection sharing runs every command on one connection).
-    public var maxChannelsPerConnection: Int = 10
+    package var maxChannelsPerConnection: Int = 10
     /// Seconds without a byte moving or a request before the connection is dropped.
-    public var idleTimeout: Double = 600
+    package var idleTimeout: Double = 600
 
-    public init(host: String, port: Int) {
+    package init(host: String, port: Int) {
         self.host = host
         self.port = port
     }

@@ -1,28 +1,29 @@
 // SSHServer: the seams between the SSH layer and the application (auth lookup, what an exec runs).
-import PatchdSystem
-public import SSHKeys
+
+package import PatchdSystem
+package import SSHKeys
 
 /// The client's address, for logs.
-public struct ClientAddress: Sendable, CustomStringConvertible {
-    public let host: String
-    public let port: Int
-    public var description: String { "\(host) port \(port)" }
+package struct ClientAddress: Sendable, CustomStringConvertible {
+    package let host: String
+    package let port: Int
+    package var description: String { "\(host) port \(port)" }
 }
 
 /// An exec (`command` set) or shell (`command == nil`) request on an authenticated channel.
-public struct ExecRequest: Sendable {
-    public let connectionID: UInt64
-    public let identity: SSHIdentity
-    public let command: String?
+package struct ExecRequest: Sendable {
+    package let connectionID: UInt64
+    package let identity: SSHIdentity
+    package let command: String?
     /// Only the environment variables the delegate accepted (`acceptEnvironment`).
-    public let environment: [String: String]
-    public let client: ClientAddress
+    package let environment: [String: String]
+    package let client: ClientAddress
 }
 
 /// What a channel runs: three fds the pump connects to the channel, and a way to end it.
 /// Implementations: `ProcessProgram` (a child process) and `ThreadProgram` (Swift code on
 /// its own thread writing into pipes). Owned and driven by one connection thread.
-public protocol ChannelProgram: AnyObject {
+package protocol ChannelProgram: AnyObject {
     /// Write end of the program's stdin; nil when it takes no input (client data is discarded).
     var stdin: OwnedFD? { get }
     var stdout: OwnedFD { get }
@@ -37,7 +38,7 @@ public protocol ChannelProgram: AnyObject {
 }
 
 /// The application behind the SSH server.
-public protocol SSHServerDelegate: Sendable {
+package protocol SSHServerDelegate: Sendable {
     /// Who owns `key`, or nil to refuse it. Called for unsigned probes and signed
     /// attempts alike; the server sets the identity only for a signed one.
     func identity(for key: PublicKey) -> SSHIdentity?
@@ -51,5 +52,5 @@ public protocol SSHServerDelegate: Sendable {
 
 extension SSHServerDelegate {
     /// No environment reaches a program unless the application's delegate says so.
-    public func acceptEnvironment(name: String, value: String) -> Bool { false }
+    package func acceptEnvironment(name: String, value: String) -> Bool { false }
 }

@@ -1,6 +1,8 @@
 // Sandboxing: the container sandbox: each command is one `podman run` (or `docker run`) of an image, no network, uid 1000.
+
 import Foundation
 import PatchdSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,21 +10,24 @@ import Glibc
 /// A container engine's command-line client. podman and docker take the same `run` flags
 /// for everything used here; they differ in how a non-root caller maps users (see
 /// `ContainerSandbox.identityArguments`).
-public struct ContainerEngine: Sendable, Equatable {
-    public enum Kind: String, Sendable { case podman, docker }
-    public let kind: Kind
+package struct ContainerEngine: Sendable, Equatable {
+    package enum Kind: String, Sendable { case podman, docker }
+    package let kind: Kind
     /// Absolute path of the client binary.
-    public let executable: String
+    package let executable: String
 
-    public init(kind: Kind, executable: String) {
+    package init(kind: Kind, executable: String) {
         self.kind = kind
         self.executable = executable
     }
 
     /// `name` is "podman", "docker", or a path whose last component starts with one of those;
     /// empty picks podman if it is in PATH, else docker.
-    public static func find(_ name: String, path: String? = nil)
-        throws(SandboxSetupError) -> ContainerEngine {
+    package static func find(
+        _ name: String, path: String? = nil
+    )
+        throws(SandboxSetupError) -> ContainerEngine
+    {
         let candidates = name.isEmpty ? ["podman", "docker"] : [name]
         for candidate in candidates {
             let base = (candidate as NSString).lastPathComponent
@@ -33,16 +38,17 @@ public struct ContainerEngine: Sendable, Equatable {
                 return ContainerEngine(kind: kind, executable: executable)
             }
         }
-        throw SandboxSetupError(name.isEmpty
-            ? "--sandbox container needs podman or docker in PATH; install one (apt-get install podman) or set container_engine to its path"
-            : "container engine '\(name)' not found or not executable; install it or set container_engine to its path")
+        throw SandboxSetupError(
+            name.isEmpty
+                ? "--sandbox container needs podman or docker in PATH; install one (apt-get install podman) or set container_engine to its path"
+                : "container engine '\(name)' not found or not executable; install it or set container_engine to its path")
     }
 }
 
 /// A sandbox backend could not be set up (engine missing, bad configuration).
-public struct SandboxSetupError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ d: String) { description = d }
+package struct SandboxSetupError: Error, CustomStringConvertible {
+    package let description: String
+    package init(_ d: String) { description = d }
 }
 
 /// `--sandbox container`: every command is `ENGINE run` of the configured image, so tasks get
@@ -57,22 +63,24 @@ public struct SandboxSetupError: Error, CustomStringConvertible {
 /// workspace to uid 1000 before each command (files the daemon itself wrote, such as the
 /// editor tool's, included). A non-root daemon maps the command to its own uid instead
 /// (podman: --userns=keep-id), so no ownership changes.
-public struct ContainerSandbox: Sandbox {
-    public let name = "container"
-    public let workspacePath = "/workspace"
-    public let engine: ContainerEngine
-    public let image: String
+package struct ContainerSandbox: Sandbox {
+    package let name = "container"
+    package let workspacePath = "/workspace"
+    package let engine: ContainerEngine
+    package let image: String
     /// Extra `run` flags from the operator (e.g. `--runtime runc`), placed before the image.
-    public let extraOptions: [String]
+    package let extraOptions: [String]
     /// Whose containers these are (the daemon's data directory): the value of the label, so a
     /// daemon cleaning up after a crash touches only its own, not another daemon's on the host.
-    public let owner: String
+    package let owner: String
     /// The uid/gid commands run as when the daemon is root.
     static let agentID: uid_t = 1000
 
-    public init(engine: ContainerEngine, image: String, extraOptions: [String] = [], owner: String) throws(SandboxSetupError) {
+    package init(engine: ContainerEngine, image: String, extraOptions: [String] = [], owner: String) throws(SandboxSetupError) {
         guard !image.isEmpty, !image.hasPrefix("-"), !image.contains(where: { $0.isWhitespace }) else {
-            throw SandboxSetupError("container_image '\(image)' is not an image reference; build one with container/Containerfile.sandbox and name it, e.g. localhost/patchd-sandbox")
+            throw SandboxSetupError(
+                "container_image '\(image)' is not an image reference; build one with container/Containerfile.sandbox and name it, e.g. localhost/patchd-sandbox"
+            )
         }
         self.engine = engine
         self.image = image
@@ -80,27 +88,31 @@ public struct ContainerSandbox: Sandbox {
         self.owner = owner
     }
 
-    public func objectsPath(_ mounts: SandboxMounts) -> String { "/patchd/objects" }
-    public func path(of bind: SandboxBind) -> String { bind.inside }
-    public var hasPrivateNetwork: Bool { true }
+    package func objectsPath(_ mounts: SandboxMounts) -> String { "/patchd/objects" }
+    package func path(of bind: SandboxBind) -> String { bind.inside }
+    package var hasPrivateNetwork: Bool { true }
 
     /// Labels every container patchd starts (with `owner` as the value), so leftovers of a crashed daemon can be found.
-    public static let label = "io.patchd.sandbox"
+    package static let label = "io.patchd.sandbox"
 
     /// The full `ENGINE run ...` argv for one command.
-    func arguments(script: String, environment: [String: String], mounts: SandboxMounts, limits: SandboxLimits,
-                   containerName: String, cidFile: String) throws(SandboxSetupError) -> [String] {
+    func arguments(
+        script: String, environment: [String: String], mounts: SandboxMounts, limits: SandboxLimits,
+        containerName: String, cidFile: String
+    ) throws(SandboxSetupError) -> [String] {
         // --pull never: a run never downloads anything; the operator builds or pulls the image.
         // --rm: the engine removes the container when it ends; patchd removes it itself only
         // when it killed the client (timeout, cancel, output cap).
-        var args = [engine.executable, "run", "--rm", "--pull", "never", "--name", containerName, "--cidfile", cidFile,
-                    "--label", "\(Self.label)=\(owner)",
-                    "--network", "none", "--hostname", "patchd",
-                    "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-                    "--read-only", "--tmpfs", "/tmp:rw,exec,nosuid,nodev,mode=1777",
-                    "--pids-limit", String(limits.maxProcesses),
-                    "--memory", String(limits.maxMemoryBytes), "--memory-swap", String(limits.maxMemoryBytes),
-                    "--ulimit", "fsize=\(limits.maxFileBytes):\(limits.maxFileBytes)", "--ulimit", "core=0:0"]
+        var args = [
+            engine.executable, "run", "--rm", "--pull", "never", "--name", containerName, "--cidfile", cidFile,
+            "--label", "\(Self.label)=\(owner)",
+            "--network", "none", "--hostname", "patchd",
+            "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+            "--read-only", "--tmpfs", "/tmp:rw,exec,nosuid,nodev,mode=1777",
+            "--pids-limit", String(limits.maxProcesses),
+            "--memory", String(limits.maxMemoryBytes), "--memory-swap", String(limits.maxMemoryBytes),
+            "--ulimit", "fsize=\(limits.maxFileBytes):\(limits.maxFileBytes)", "--ulimit", "core=0:0",
+        ]
         if let cpus = limits.maxCPUs { args += ["--cpus", String(format: "%.3f", cpus)] }
         // The engines' default nofile/nproc limits can exceed what the daemon may grant (then
         // the OCI runtime fails to start the container): pass the daemon's own hard limits.
@@ -128,7 +140,8 @@ public struct ContainerSandbox: Sandbox {
     }
 
     /// The kernel's pid_max, read once.
-    static let pidMax: rlim_t = readSmallFile("/proc/sys/kernel/pid_max")
+    static let pidMax: rlim_t =
+        readSmallFile("/proc/sys/kernel/pid_max")
         .flatMap { rlim_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 32768
 
     /// Whose uid the command runs as (see the type's comment).
@@ -145,30 +158,35 @@ public struct ContainerSandbox: Sandbox {
     /// so such paths are refused rather than mis-mounted.
     func volume(_ host: String, _ inside: String, writable: Bool) throws(SandboxSetupError) -> [String] {
         for path in [host, inside] where path.contains(":") || path.contains(",") || !path.hasPrefix("/") {
-            throw SandboxSetupError("cannot mount '\(path)' into a container: paths must be absolute and contain no ':' or ','; move the data directory")
+            throw SandboxSetupError(
+                "cannot mount '\(path)' into a container: paths must be absolute and contain no ':' or ','; move the data directory")
         }
         return ["--volume", "\(host):\(inside)" + (writable ? ":rw" : ":ro")]
     }
 
-    public func execute(script: String, environment: [String: String], mounts: SandboxMounts, limits: SandboxLimits,
-                        cancel: CancellationFlag, onLine: (String) -> Void) throws -> SandboxResult {
+    package func execute(
+        script: String, environment: [String: String], mounts: SandboxMounts, limits: SandboxLimits,
+        cancel: CancellationFlag, onLine: (String) -> Void
+    ) throws -> SandboxResult {
         if geteuid() == 0 {
             try Self.handOver(mounts.workspace)
             for bind in mounts.extra where bind.writable { try Self.handOver(bind.host) }
         }
         let containerName = "patchd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let cidFile = "\(mounts.scratch)/\(containerName).cid"
-        let argv = try arguments(script: script, environment: SandboxEnvironment.base(home: "/tmp").merging(environment) { _, n in n },
-                                 mounts: mounts, limits: limits, containerName: containerName, cidFile: cidFile)
+        let argv = try arguments(
+            script: script, environment: SandboxEnvironment.base(home: "/tmp").merging(environment) { _, n in n },
+            mounts: mounts, limits: limits, containerName: containerName, cidFile: cidFile)
         defer { try? FileManager.default.removeItem(atPath: cidFile) }
         let probe = ContainerCgroupProbe(cidFile: cidFile)
         let result: SandboxResult
         do {
             // In the run's scratch directory: podman's conmon writes files such as `oom` into its
             // working directory, which would otherwise be the daemon's.
-            result = try LimitedProcess.run(argv: argv, environment: engineEnvironment(), workingDirectory: mounts.scratch,
-                                            limits: limits, cancel: cancel, confinement: .engine(probe),
-                                            workspace: mounts.workspace, onLine: onLine)
+            result = try LimitedProcess.run(
+                argv: argv, environment: engineEnvironment(), workingDirectory: mounts.scratch,
+                limits: limits, cancel: cancel, confinement: .engine(probe),
+                workspace: mounts.workspace, onLine: onLine)
         } catch {
             remove(containerName)
             throw error
@@ -182,8 +200,10 @@ public struct ContainerSandbox: Sandbox {
     func engineEnvironment() -> [String: String] {
         var env = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"]
         let own = ProcessInfo.processInfo.environment
-        for key in ["HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF",
-                    "CONTAINER_HOST", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT"] {
+        for key in [
+            "HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF",
+            "CONTAINER_HOST", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT",
+        ] {
             if let value = own[key] { env[key] = value }
         }
         return env
@@ -195,15 +215,18 @@ public struct ContainerSandbox: Sandbox {
     }
 
     /// Whether the engine has the image (runs never pull it).
-    public func imageExists() -> Bool {
+    package func imageExists() -> Bool {
         (try? runProcess(engine.executable, ["image", "inspect", "--format", "{{.Id}}", image], environment: engineEnvironment()))?.status == 0
     }
 
     /// Removes containers an earlier daemon with the same `owner` left behind (it crashed
     /// while a command ran). Only containers carrying patchd's label with that value are touched.
-    public func removeLeftovers() -> Int {
-        guard let r = try? runProcess(engine.executable, ["ps", "--all", "--quiet", "--filter", "label=\(Self.label)=\(owner)"],
-                                      environment: engineEnvironment()), r.status == 0 else { return 0 }
+    package func removeLeftovers() -> Int {
+        guard
+            let r = try? runProcess(
+                engine.executable, ["ps", "--all", "--quiet", "--filter", "label=\(Self.label)=\(owner)"],
+                environment: engineEnvironment()), r.status == 0
+        else { return 0 }
         let ids = String(decoding: r.stdout, as: UTF8.self).split(whereSeparator: \.isNewline).map(String.init)
         guard !ids.isEmpty else { return 0 }
         _ = try? runProcess(engine.executable, ["rm", "--force"] + ids, environment: engineEnvironment())

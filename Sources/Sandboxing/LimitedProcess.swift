@@ -1,7 +1,9 @@
 // Sandboxing: runs one command under limits (deadline, output cap, rlimits, pids cgroup), streaming output lines.
 // The decisions are CommandLimitWatch's; this file is the driver: spawn, poll, read, kill.
+
 import Foundation
 import PatchdSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -37,9 +39,11 @@ enum LimitedProcess {
     static let tailBytes = 64 * 1024
 
     /// `workspace`: the directory whose disk use the limits bound (nil: not watched).
-    static func run(argv: [String], environment: [String: String], workingDirectory: String?, limits: SandboxLimits,
-                    cancel: CancellationFlag, confinement: ProcessConfinement, workspace: String?,
-                    onLine: (String) -> Void) throws -> SandboxResult {
+    static func run(
+        argv: [String], environment: [String: String], workingDirectory: String?, limits: SandboxLimits,
+        cancel: CancellationFlag, confinement: ProcessConfinement, workspace: String?,
+        onLine: (String) -> Void
+    ) throws -> SandboxResult {
         let started = MonotonicClock.now
         var wrapped = argv
         let cgroup: ProcessLimitProbe?
@@ -48,8 +52,9 @@ enum LimitedProcess {
         var pollMilliseconds: Int32 = 100
         switch confinement {
         case .local(let cgroupName):
-            let own = ProcessCgroup(name: cgroupName, maxProcesses: limits.maxProcesses, maxMemoryBytes: limits.maxMemoryBytes,
-                                    maxCPUs: limits.maxCPUs)
+            let own = ProcessCgroup(
+                name: cgroupName, maxProcesses: limits.maxProcesses, maxMemoryBytes: limits.maxMemoryBytes,
+                maxCPUs: limits.maxCPUs)
             cgroup = own
             // rlimits bind every process the command starts; --nproc only where the uid is not
             // root (for root the cgroup above is the cap); --as only where no memory cgroup caps
@@ -71,9 +76,10 @@ enum LimitedProcess {
             pollMilliseconds = 20
         }
         let output = try PipePair()
-        let child = try ChildProcess(executable: wrapped[0], arguments: Array(wrapped.dropFirst()), environment: environment,
-                                     workingDirectory: workingDirectory, stdin: .null,
-                                     stdout: .fd(output.write.raw), stderr: .fd(output.write.raw))
+        let child = try ChildProcess(
+            executable: wrapped[0], arguments: Array(wrapped.dropFirst()), environment: environment,
+            workingDirectory: workingDirectory, stdin: .null,
+            stdout: .fd(output.write.raw), stderr: .fd(output.write.raw))
         output.write.close()
         try output.read.setNonBlocking()
 
@@ -116,13 +122,15 @@ enum LimitedProcess {
                     pending.removeFirst(start - pending.startIndex)
                     continue
                 }
-                if n == 0 { break readLoop } // every writer closed: the command is done
-                break // EAGAIN
+                if n == 0 { break readLoop }  // every writer closed: the command is done
+                break  // EAGAIN
             }
             let now = MonotonicClock.now
-            verdict = watch.check(CommandObservation(now: now, exited: child.poll() != nil, canceled: cancel.reason,
-                                                     processCapHit: cgroup?.limitReached == true,
-                                                     diskExceeded: disk?.exceeded(now: now) == true))
+            verdict = watch.check(
+                CommandObservation(
+                    now: now, exited: child.poll() != nil, canceled: cancel.reason,
+                    processCapHit: cgroup?.limitReached == true,
+                    diskExceeded: disk?.exceeded(now: now) == true))
         }
         var limit: LimitHit?
         if case .stop(let hit) = verdict { limit = hit }
@@ -135,13 +143,15 @@ enum LimitedProcess {
         var status = child.wait(timeout: 10)
         let tailText = String(decoding: tail.suffix(tailBytes), as: UTF8.self)
         if limit == nil {
-            limit = CommandLimitWatch.limitAfterExit(exitStatus: status, processCapHit: cgroup?.limitReached == true,
-                                                     memoryCapHit: cgroup?.memoryLimitReached == true, outputTail: tailText)
+            limit = CommandLimitWatch.limitAfterExit(
+                exitStatus: status, processCapHit: cgroup?.limitReached == true,
+                memoryCapHit: cgroup?.memoryLimitReached == true, outputTail: tailText)
         }
         if limit != nil && status == 0 { status = 137 }
         let total = watch.outputBytes
-        return SandboxResult(exitStatus: status, limit: limit, duration: MonotonicClock.now - started,
-                             outputBytes: total, outputTail: tailText, output: capture)
+        return SandboxResult(
+            exitStatus: status, limit: limit, duration: MonotonicClock.now - started,
+            outputBytes: total, outputTail: tailText, output: capture)
     }
 }
 

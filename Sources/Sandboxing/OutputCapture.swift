@@ -1,4 +1,5 @@
 // Sandboxing: a command's raw output as a caller that shows it needs it: the first and last bytes exactly, and counts of all.
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,22 +7,22 @@ import Glibc
 /// Keeps the first `keep` bytes and the last `keep` bytes of a stream (never lossy-decoded, never
 /// cut into lines), with the total byte count and the number of line breaks ("\n" bytes). Linear
 /// in the output: each appended byte is copied a bounded number of times.
-public struct OutputCapture: Sendable, Equatable {
-    public static let defaultKeep = 64 * 1024
-    public let keep: Int
+package struct OutputCapture: Sendable, Equatable {
+    package static let defaultKeep = 64 * 1024
+    package let keep: Int
     /// The first bytes of the output (at most `keep`).
-    public private(set) var head: [UInt8] = []
+    package private(set) var head: [UInt8] = []
     /// Bytes after `head`, the newest last; trimmed to `keep` once it grows past twice that.
     private var later: [UInt8] = []
-    public private(set) var totalBytes = 0
+    package private(set) var totalBytes = 0
     /// "\n" bytes in the whole output, kept or not.
-    public private(set) var lineBreaks = 0
+    package private(set) var lineBreaks = 0
 
-    public init(keep: Int = OutputCapture.defaultKeep) {
+    package init(keep: Int = OutputCapture.defaultKeep) {
         self.keep = max(1, keep)
     }
 
-    public mutating func append<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+    package mutating func append<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         totalBytes += bytes.count
         var rest = bytes[...]
         if head.count < keep {
@@ -54,8 +55,8 @@ public struct OutputCapture: Sendable, Equatable {
     }
 
     /// The last bytes of the output that are not in `head` (at most `keep`).
-    public var tail: ArraySlice<UInt8> { later.suffix(keep) }
+    package var tail: ArraySlice<UInt8> { later.suffix(keep) }
 
     /// Bytes neither in `head` nor in `tail`.
-    public var omittedBytes: Int { totalBytes - head.count - tail.count }
+    package var omittedBytes: Int { totalBytes - head.count - tail.count }
 }

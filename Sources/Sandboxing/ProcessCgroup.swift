@@ -1,6 +1,8 @@
 // Sandboxing: a cgroup per sandboxed command (v2 or v1): the process cap that also binds root, memory and CPU caps.
+
 import Foundation
 import PatchdSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,22 +15,22 @@ import Glibc
 /// only makes an allocation fail. The cpu controller, where writable, caps the command's CPU
 /// time (`max_cpus`). Absent (nil) when no writable pids hierarchy exists:
 /// `patchd doctor` says so.
-public final class ProcessCgroup {
+package final class ProcessCgroup {
     /// The pids cgroup (on v2 also the memory one).
-    public let path: String
+    package let path: String
     /// The memory cgroup, when a memory cap is in force: `path` on v2, under the v1 memory hierarchy otherwise.
-    public let memoryPath: String?
+    package let memoryPath: String?
     /// The cpu cgroup, when a CPU cap is in force: `path` on v2, under the v1 cpu hierarchy otherwise.
-    public let cpuPath: String?
+    package let cpuPath: String?
 
     /// Where patchd's pids cgroups live, if this machine lets us create them.
-    public static let root: String? = {
+    package static let root: String? = {
         if let v2 = unifiedRoot { return v2 }
         return writableDirectory("/sys/fs/cgroup/pids/patchd")
     }()
 
     /// Where patchd's memory cgroups live, if this machine lets us create them.
-    public static let memoryRoot: String? = {
+    package static let memoryRoot: String? = {
         if let v2 = unifiedRoot {
             return controllers(of: v2 + "/cgroup.subtree_control").contains("memory") ? v2 : nil
         }
@@ -37,7 +39,7 @@ public final class ProcessCgroup {
     }()
 
     /// Where patchd's cpu cgroups live, if this machine lets us create them.
-    public static let cpuRoot: String? = {
+    package static let cpuRoot: String? = {
         if let v2 = unifiedRoot {
             return controllers(of: v2 + "/cgroup.subtree_control").contains("cpu") ? v2 : nil
         }
@@ -69,7 +71,7 @@ public final class ProcessCgroup {
     }
 
     /// `maxMemoryBytes` nil: no memory cgroup (the caller keeps RLIMIT_AS). `maxCPUs` nil: no CPU cap.
-    public init?(name: String, maxProcesses: Int, maxMemoryBytes: Int64? = nil, maxCPUs: Double? = nil) {
+    package init?(name: String, maxProcesses: Int, maxMemoryBytes: Int64? = nil, maxCPUs: Double? = nil) {
         guard let root = Self.root else { return nil }
         path = "\(root)/\(name)"
         _ = rmdir(path)
@@ -128,7 +130,7 @@ public final class ProcessCgroup {
     }
 
     /// The cgroup.procs files a command joins before it execs (one per hierarchy).
-    public var procsFiles: [String] {
+    package var procsFiles: [String] {
         directories.map { $0 + "/cgroup.procs" }
     }
 
@@ -140,13 +142,13 @@ public final class ProcessCgroup {
     }
 
     /// Whether the memory cap is the cgroup's (else RLIMIT_AS applies).
-    public var capsMemory: Bool { memoryPath != nil }
+    package var capsMemory: Bool { memoryPath != nil }
 
     /// True once a fork was refused because of pids.max.
-    public var limitReached: Bool { Self.counter("max", in: path + "/pids.events") > 0 }
+    package var limitReached: Bool { Self.counter("max", in: path + "/pids.events") > 0 }
 
     /// True once the kernel's OOM killer ended a process of this group for the memory cap.
-    public var memoryLimitReached: Bool {
+    package var memoryLimitReached: Bool {
         guard let memoryPath else { return false }
         // v2: memory.events; v1: memory.oom_control (both "oom_kill N").
         let file = memoryPath == path ? memoryPath + "/memory.events" : memoryPath + "/memory.oom_control"
@@ -166,7 +168,7 @@ public final class ProcessCgroup {
     /// SIGKILLs everything still in the group (repeatedly, as a fork bomb keeps forking).
     /// cgroup.procs is read with `readSmallFile`: it is empty by now after every command, and
     /// Foundation's `String(contentsOfFile:)` leaks 4 KiB on such a file.
-    public func killAll() {
+    package func killAll() {
         for _ in 0..<50 {
             guard let text = readSmallFile(path + "/cgroup.procs") else { return }
             let pids = text.split(separator: "\n").compactMap { pid_t($0) }

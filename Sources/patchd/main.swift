@@ -1,15 +1,18 @@
 // patchd: the command-line entry point: serve, doctor, version (and the internal hook).
+
 import ArgumentParser
 import Foundation
 import GitStore
+import Offsite
 import PatchdCore
 import PatchdServer
 import PatchdSystem
-import SSHServer
 import Runs
-import Offsite
+import SSHServer
+
 #if canImport(Glibc)
 import Glibc
+import SSHKeys
 #endif
 
 struct Patchd: ParsableCommand {
@@ -28,16 +31,25 @@ struct ServerOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Address to listen on; port 0 picks a free one (default $PATCHD_LISTEN or 127.0.0.1:2222).", valueName: "host:port"))
     var listen: String?
 
-    @Option(name: .customLong("admin-key"), help: ArgumentHelp("An OpenSSH public key line or a .pub file for the admin user; repeatable.", valueName: "key"))
+    @Option(
+        name: .customLong("admin-key"),
+        help: ArgumentHelp("An OpenSSH public key line or a .pub file for the admin user; repeatable.", valueName: "key"))
     var adminKeys: [String] = []
 
-    @Option(help: ArgumentHelp("Sandbox backend: bwrap (default), container (podman or docker, see --container-image) or none (no isolation).", valueName: "bwrap|container|none"))
+    @Option(
+        help: ArgumentHelp(
+            "Sandbox backend: bwrap (default), container (podman or docker, see --container-image) or none (no isolation).",
+            valueName: "bwrap|container|none"))
     var sandbox: String?
 
-    @Option(help: ArgumentHelp("Image for --sandbox container (default localhost/patchd-sandbox, built from container/Containerfile.sandbox).", valueName: "image"))
+    @Option(
+        help: ArgumentHelp(
+            "Image for --sandbox container (default localhost/patchd-sandbox, built from container/Containerfile.sandbox).", valueName: "image"))
     var containerImage: String?
 
-    @Option(help: ArgumentHelp("Container engine for --sandbox container: podman, docker or a path (default: podman if installed, else docker).", valueName: "engine"))
+    @Option(
+        help: ArgumentHelp(
+            "Container engine for --sandbox container: podman, docker or a path (default: podman if installed, else docker).", valueName: "engine"))
     var containerEngine: String?
 
     @Option(help: "Concurrent runs (default: number of cores).")
@@ -108,7 +120,8 @@ struct Serve: ParsableCommand {
         }
         let shownHost = address.host.contains(":") ? "[\(address.host)]" : address.host
         printError("patchd: listening on \(shownHost):\(address.port)\n")
-        printError("patchd: host key \(daemon.hostKeys.ed25519.publicKey.fingerprint) (ED25519), \(daemon.hostKeys.rsa.publicKey.fingerprint) (RSA)\n")
+        printError(
+            "patchd: host key \(daemon.hostKeys.ed25519.publicKey.fingerprint) (ED25519), \(daemon.hostKeys.rsa.publicKey.fingerprint) (RSA)\n")
 
         var received: Int32 = 0
         sigwait(&stopSignals, &received)
@@ -139,7 +152,9 @@ struct BackupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup",
         abstract: "Copy the data dir consistently, while the server runs.",
-        discussion: "Writes the database (SQLite online backup), a git bundle of every repository and the host keys into DIR, which must be new or empty. See docs/OPERATIONS.md.")
+        discussion:
+            "Writes the database (SQLite online backup), a git bundle of every repository and the host keys into DIR, which must be new or empty. See docs/OPERATIONS.md."
+    )
 
     @Argument(help: "A new or empty directory for the backup.")
     var directory: String
@@ -161,7 +176,9 @@ struct RestoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restore",
         abstract: "Recreate a data dir from a backup, or from the offsite bucket.",
-        discussion: "The data dir (--data-dir) must be new or empty. Start patchd on it afterwards; it rewrites hooks and repository config at start. With --from-offsite it reads the bucket named by the config file's offsite: settings and decrypts the host keys and database with --identity (docs/OPERATIONS.md, Disaster recovery).")
+        discussion:
+            "The data dir (--data-dir) must be new or empty. Start patchd on it afterwards; it rewrites hooks and repository config at start. With --from-offsite it reads the bucket named by the config file's offsite: settings and decrypts the host keys and database with --identity (docs/OPERATIONS.md, Disaster recovery)."
+    )
 
     @Argument(help: "A directory written by 'patchd backup' (not with --from-offsite).")
     var directory: String?
@@ -169,7 +186,10 @@ struct RestoreCommand: ParsableCommand {
     @Flag(help: "Restore from the offsite: bucket in --config instead of a backup directory.")
     var fromOffsite = false
 
-    @Option(help: ArgumentHelp("With --from-offsite: the age identity file whose public key is in age_recipients (default $PATCHD_OFFSITE_IDENTITY).", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "With --from-offsite: the age identity file whose public key is in age_recipients (default $PATCHD_OFFSITE_IDENTITY).", valueName: "file")
+    )
     var identity: String?
 
     @OptionGroup var options: ServerOptions
@@ -184,10 +204,12 @@ struct RestoreCommand: ParsableCommand {
             let configuration = try options.resolve()
             if fromOffsite {
                 guard let offsite = configuration.offsite else {
-                    throw OffsiteError.configuration("--from-offsite needs the offsite: settings: pass --config with an offsite: mapping (docs/OPERATIONS.md)")
+                    throw OffsiteError.configuration(
+                        "--from-offsite needs the offsite: settings: pass --config with an offsite: mapping (docs/OPERATIONS.md)")
                 }
                 guard let identity = identity ?? ProcessInfo.processInfo.environment["PATCHD_OFFSITE_IDENTITY"], !identity.isEmpty else {
-                    throw OffsiteError.configuration("--from-offsite needs --identity FILE (the age identity that decrypts host keys and database snapshots)")
+                    throw OffsiteError.configuration(
+                        "--from-offsite needs --identity FILE (the age identity that decrypts host keys and database snapshots)")
                 }
                 let git = try Backup(dataDir: configuration.dataDir) { _ in }.git
                 try OffsiteRestore(configuration: offsite, dataDir: configuration.dataDir, identity: identity, git: git) {
@@ -210,8 +232,6 @@ struct Version: ParsableCommand {
         print("patchd \(PatchdVersion.current) (libssh \(libsshVersion), libgit2 \(LibGit2.version))")
     }
 }
-
-
 
 /// One write(2) per line on stderr (tests wait for the exact "listening" line).
 func printError(_ line: String) {

@@ -1,7 +1,9 @@
 // IntegrationTests: the builtin agent against a loopback stand-in of the Messages API (real SSE wire format).
+
 import Foundation
-import Testing
 import TestSupport
+import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,11 +22,15 @@ final class FakeMessagesAPI {
         logPath = dir + "/requests.jsonl"
         try steps.write(toFile: stepsPath, atomically: true, encoding: .utf8)
         let out = dir + "/fake-api.out"
-        let child = try startBackground("/usr/bin/python3", [script, "--script", stepsPath, "--log", logPath, "--port", "0",
-                                                             "--key", Self.key], outputPath: out)
+        let child = try startBackground(
+            "/usr/bin/python3",
+            [
+                script, "--script", stepsPath, "--log", logPath, "--port", "0",
+                "--key", Self.key,
+            ], outputPath: out)
         process = child
         do { port = try waitForReadyLine(in: out, marker: "listening on 127.0.0.1:", timeout: 20, exited: { child.poll() }) } catch {
-            child.signalGroup(SIGKILL) // no deinit runs for an init that threw
+            child.signalGroup(SIGKILL)  // no deinit runs for an init that threw
             _ = child.wait(timeout: 5)
             throw error
         }
@@ -47,8 +53,9 @@ final class FakeMessagesAPI {
 
 extension TestServer {
     static func withAgent(_ api: FakeMessagesAPI, extraArgs: [String] = [], config: String? = nil) throws -> TestServer {
-        try TestServer(extraArgs: extraArgs, env: ["ANTHROPIC_API_KEY": FakeMessagesAPI.key, "ANTHROPIC_BASE_URL": api.baseURL],
-                       config: config)
+        try TestServer(
+            extraArgs: extraArgs, env: ["ANTHROPIC_API_KEY": FakeMessagesAPI.key, "ANTHROPIC_BASE_URL": api.baseURL],
+            config: config)
     }
 }
 
@@ -61,27 +68,30 @@ struct BuiltinAgentTests {
     @Test("a multi-step edit: bash and the editor run in the sandbox, the summary becomes the commit body, usage and cost are recorded")
     func multiStepEdit() throws {
         let tmp = TempDir("fake-api")
-        let api = try FakeMessagesAPI(steps: """
-            [
-              {"reply": [{"type": "text", "text": "Let me look."},
-                         {"type": "tool_use", "id": "toolu_01", "name": "bash", "input": {"command": "ls; echo from-bash > bash.txt"}}],
-               "stop_reason": "tool_use", "usage": {"input_tokens": 1000, "output_tokens": 50, "cache_read_input_tokens": 500}},
-              {"expect": ["from-bash", "README.md", "toolu_01"],
-               "reply": [{"type": "tool_use", "id": "toolu_02", "name": "str_replace_based_edit_tool",
-                          "input": {"command": "create", "path": "/workspace/src/hello.py", "file_text": "print('hello')\\n"}}],
-               "stop_reason": "tool_use", "usage": {"input_tokens": 1200, "output_tokens": 60}},
-              {"reply": [{"type": "tool_use", "id": "toolu_03", "name": "str_replace_based_edit_tool",
-                          "input": {"command": "str_replace", "path": "src/hello.py", "old_str": "hello", "new_str": "hello, world"}}],
-               "stop_reason": "tool_use", "usage": {"input_tokens": 1300, "output_tokens": 40}},
-              {"reply": [{"type": "text", "text": "Added src/hello.py that greets the world."}],
-               "stop_reason": "end_turn", "usage": {"input_tokens": 1400, "output_tokens": 20}}
-            ]
-            """, in: tmp.path)
+        let api = try FakeMessagesAPI(
+            steps: """
+                [
+                  {"reply": [{"type": "text", "text": "Let me look."},
+                             {"type": "tool_use", "id": "toolu_01", "name": "bash", "input": {"command": "ls; echo from-bash > bash.txt"}}],
+                   "stop_reason": "tool_use", "usage": {"input_tokens": 1000, "output_tokens": 50, "cache_read_input_tokens": 500}},
+                  {"expect": ["from-bash", "README.md", "toolu_01"],
+                   "reply": [{"type": "tool_use", "id": "toolu_02", "name": "str_replace_based_edit_tool",
+                              "input": {"command": "create", "path": "/workspace/src/hello.py", "file_text": "print('hello')\\n"}}],
+                   "stop_reason": "tool_use", "usage": {"input_tokens": 1200, "output_tokens": 60}},
+                  {"reply": [{"type": "tool_use", "id": "toolu_03", "name": "str_replace_based_edit_tool",
+                              "input": {"command": "str_replace", "path": "src/hello.py", "old_str": "hello", "new_str": "hello, world"}}],
+                   "stop_reason": "tool_use", "usage": {"input_tokens": 1300, "output_tokens": 40}},
+                  {"reply": [{"type": "text", "text": "Added src/hello.py that greets the world."}],
+                   "stop_reason": "end_turn", "usage": {"input_tokens": 1400, "output_tokens": 20}}
+                ]
+                """, in: tmp.path)
         // A configured price replaces the built-in one.
-        let server = try TestServer.withAgent(api, config: """
-            prices:
-              claude-sonnet-4-5: {input: 2, output: 10, cache_read: 0.2, cache_write: 2.5}
-            """)
+        let server = try TestServer.withAgent(
+            api,
+            config: """
+                prices:
+                  claude-sonnet-4-5: {input: 2, output: 10, cache_read: 0.2, cache_write: 2.5}
+                """)
         let work = try server.makeWorkTree("w", repo: "agent", commits: 1)
         try server.write(work, "README.md", "# demo\n")
         try server.write(work, "AGENTS.md", "Always greet the whole world.\n")
@@ -119,25 +129,26 @@ struct BuiltinAgentTests {
     @Test("a failing tool comes back with is_error; 529 and a cut stream are retried; 401 fails the run with the API's message")
     func errorsAndRetries() throws {
         let tmp = TempDir("fake-api")
-        let api = try FakeMessagesAPI(steps: """
-            [
-              {"error": 529, "type": "overloaded_error", "message": "Overloaded", "retry_after": 1},
-              {"truncate_after_events": 4,
-               "reply": [{"type": "text", "text": "this stream is cut"}], "stop_reason": "end_turn",
-               "usage": {"input_tokens": 10, "output_tokens": 10}},
-              {"reply": [{"type": "tool_use", "id": "toolu_01", "name": "str_replace_based_edit_tool",
-                          "input": {"command": "str_replace", "path": "missing.txt", "old_str": "a", "new_str": "b"}}],
-               "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}},
-              {"expect": ["is_error", "missing.txt"],
-               "reply": [{"type": "tool_use", "id": "toolu_02", "name": "str_replace_based_edit_tool",
-                          "input": {"command": "view", "path": "../../etc/passwd"}}],
-               "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}},
-              {"expect": ["'..' is not allowed"],
-               "reply": [{"type": "text", "text": "Nothing to do."}], "stop_reason": "end_turn",
-               "usage": {"input_tokens": 10, "output_tokens": 10}},
-              {"error": 401, "type": "authentication_error", "message": "invalid x-api-key"}
-            ]
-            """, in: tmp.path)
+        let api = try FakeMessagesAPI(
+            steps: """
+                [
+                  {"error": 529, "type": "overloaded_error", "message": "Overloaded", "retry_after": 1},
+                  {"truncate_after_events": 4,
+                   "reply": [{"type": "text", "text": "this stream is cut"}], "stop_reason": "end_turn",
+                   "usage": {"input_tokens": 10, "output_tokens": 10}},
+                  {"reply": [{"type": "tool_use", "id": "toolu_01", "name": "str_replace_based_edit_tool",
+                              "input": {"command": "str_replace", "path": "missing.txt", "old_str": "a", "new_str": "b"}}],
+                   "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}},
+                  {"expect": ["is_error", "missing.txt"],
+                   "reply": [{"type": "tool_use", "id": "toolu_02", "name": "str_replace_based_edit_tool",
+                              "input": {"command": "view", "path": "../../etc/passwd"}}],
+                   "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}},
+                  {"expect": ["'..' is not allowed"],
+                   "reply": [{"type": "text", "text": "Nothing to do."}], "stop_reason": "end_turn",
+                   "usage": {"input_tokens": 10, "output_tokens": 10}},
+                  {"error": 401, "type": "authentication_error", "message": "invalid x-api-key"}
+                ]
+                """, in: tmp.path)
         let server = try TestServer.withAgent(api)
         let work = try server.makeWorkTree("w", repo: "errs", commits: 1)
         try server.write(work, ".patchd/task.md", task("Try things."))
@@ -160,15 +171,16 @@ struct BuiltinAgentTests {
     @Test("max_turns ends the run and keeps the work so far on refs/patchd/runs/ID")
     func maxTurnsKeepsPartialWork() throws {
         let tmp = TempDir("fake-api")
-        let api = try FakeMessagesAPI(steps: """
-            [
-              {"reply": [{"type": "tool_use", "id": "toolu_01", "name": "str_replace_based_edit_tool",
-                          "input": {"command": "create", "path": "partial.txt", "file_text": "half done\\n"}}],
-               "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}},
-              {"reply": [{"type": "tool_use", "id": "toolu_02", "name": "bash", "input": {"command": "true"}}],
-               "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}}
-            ]
-            """, in: tmp.path)
+        let api = try FakeMessagesAPI(
+            steps: """
+                [
+                  {"reply": [{"type": "tool_use", "id": "toolu_01", "name": "str_replace_based_edit_tool",
+                              "input": {"command": "create", "path": "partial.txt", "file_text": "half done\\n"}}],
+                   "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}},
+                  {"reply": [{"type": "tool_use", "id": "toolu_02", "name": "bash", "input": {"command": "true"}}],
+                   "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}}
+                ]
+                """, in: tmp.path)
         let server = try TestServer.withAgent(api)
         let work = try server.makeWorkTree("w", repo: "turns", commits: 1)
         try server.write(work, ".patchd/task.md", task("Never finish.", front: "max_turns: 2\n"))
@@ -187,21 +199,22 @@ struct BuiltinAgentTests {
     @Test("a failing check goes back to the agent, which fixes it; the key never reaches the sandbox, logs or notes")
     func checkFeedbackAndKeyHygiene() throws {
         let tmp = TempDir("fake-api")
-        let api = try FakeMessagesAPI(steps: """
-            [
-              {"reply": [{"type": "tool_use", "id": "toolu_01", "name": "bash",
-                          "input": {"command": "env > env.txt; cat /proc/*/environ 2>/dev/null | tr '\\\\0' '\\\\n' > proc-env.txt; ls -a / > root.txt"}}],
-               "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}},
-              {"reply": [{"type": "text", "text": "Done, I think."}], "stop_reason": "end_turn",
-               "usage": {"input_tokens": 10, "output_tokens": 10}},
-              {"expect": ["check failed", "fixed.txt"],
-               "reply": [{"type": "tool_use", "id": "toolu_02", "name": "str_replace_based_edit_tool",
-                          "input": {"command": "create", "path": "fixed.txt", "file_text": "ok\\n"}}],
-               "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}},
-              {"reply": [{"type": "text", "text": "Created fixed.txt so the check passes."}], "stop_reason": "end_turn",
-               "usage": {"input_tokens": 10, "output_tokens": 10}}
-            ]
-            """, in: tmp.path)
+        let api = try FakeMessagesAPI(
+            steps: """
+                [
+                  {"reply": [{"type": "tool_use", "id": "toolu_01", "name": "bash",
+                              "input": {"command": "env > env.txt; cat /proc/*/environ 2>/dev/null | tr '\\\\0' '\\\\n' > proc-env.txt; ls -a / > root.txt"}}],
+                   "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}},
+                  {"reply": [{"type": "text", "text": "Done, I think."}], "stop_reason": "end_turn",
+                   "usage": {"input_tokens": 10, "output_tokens": 10}},
+                  {"expect": ["check failed", "fixed.txt"],
+                   "reply": [{"type": "tool_use", "id": "toolu_02", "name": "str_replace_based_edit_tool",
+                              "input": {"command": "create", "path": "fixed.txt", "file_text": "ok\\n"}}],
+                   "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}},
+                  {"reply": [{"type": "text", "text": "Created fixed.txt so the check passes."}], "stop_reason": "end_turn",
+                   "usage": {"input_tokens": 10, "output_tokens": 10}}
+                ]
+                """, in: tmp.path)
         let server = try TestServer.withAgent(api)
         let work = try server.makeWorkTree("w", repo: "chk", commits: 1)
         try server.write(work, ".patchd/task.md", task("Make the check pass.", front: "check: |\n  test -f fixed.txt\n"))
@@ -232,18 +245,20 @@ struct ClaudeCodeAgentTests {
     static func serverWithFakeClaude(_ api: FakeMessagesAPI) throws -> (TestServer, String) {
         let fakeClaude = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/fake_claude.py").path
-        let server = try TestServer(env: ["ANTHROPIC_API_KEY": FakeMessagesAPI.key, "ANTHROPIC_BASE_URL": api.baseURL],
-                                    config: "claude_path: \(fakeClaude)\n")
+        let server = try TestServer(
+            env: ["ANTHROPIC_API_KEY": FakeMessagesAPI.key, "ANTHROPIC_BASE_URL": api.baseURL],
+            config: "claude_path: \(fakeClaude)\n")
         return (server, try server.makeWorkTree("w", repo: "cc", commits: 1))
     }
 
     @Test("claude runs in the sandbox with a placeholder key; its API calls go through patchd, which adds the real key")
     func claudeThroughProxy() throws {
         let tmp = TempDir("fake-api")
-        let api = try FakeMessagesAPI(steps: """
-            [{"reply": [{"type": "text", "text": "hello from claude"}], "stop_reason": "end_turn",
-              "usage": {"input_tokens": 5, "output_tokens": 3}}]
-            """, in: tmp.path)
+        let api = try FakeMessagesAPI(
+            steps: """
+                [{"reply": [{"type": "text", "text": "hello from claude"}], "stop_reason": "end_turn",
+                  "usage": {"input_tokens": 5, "output_tokens": 3}}]
+                """, in: tmp.path)
         let (server, work) = try Self.serverWithFakeClaude(api)
         try server.write(work, ".patchd/task.md", "---\nagent: claude-code\n---\nSay hello.\n")
         try server.commitAll(work, "task")

@@ -1,4 +1,5 @@
 // IntegrationTests: the SSH command shortcuts, users, keys and per-repository access, as users and scripts see them.
+
 import Foundation
 import Testing
 
@@ -45,8 +46,13 @@ struct CommandTests {
         let collabs = try server.json(nil, ["repo", "collab", "list", "proj", "--json"]) as! [[String: Any]]
         #expect(collabs.count == 1 && collabs[0]["user"] as? String == "bob" && collabs[0]["role"] as? String == "write")
 
-        let started = try expectOK(server.ssh(nil, ["run", "start", "proj", "main", "--agent", "command", "--wait", "--",
-                                                    "'echo made-by-start > S.txt'"]))
+        let started = try expectOK(
+            server.ssh(
+                nil,
+                [
+                    "run", "start", "proj", "main", "--agent", "command", "--wait", "--",
+                    "'echo made-by-start > S.txt'",
+                ]))
         #expect(started.stdout.contains("run 1 queued"))
         let runs = try server.json(nil, ["run", "list", "--json"]) as! [[String: Any]]
         #expect(runs.count == 1)
@@ -133,12 +139,14 @@ struct CommandTests {
     @Test("bad input: usage errors exit 2 with the usage; absurd ids and huge arguments fail cleanly")
     func badInput() throws {
         let server = try TestServer()
-        for (cmd, code) in [(["run", "show"], 2), (["run", "show", "1", "--bogus"], 2), (["repo", "list", "--all"], 2),
-                            (["repo"], 2), (["repo", "frobnicate"], 2), (["nosuch"], 2), (["help", "nosuch"], 2),
-                            (["run", "show", "-1"], 2), (["run", "show", "abc"], 1),
-                            (["run", "show", "99999999999999999999999"], 1), (["run", "show", "42"], 1),
-                            (["run", "list", "--status", "bogus"], 2), (["user", "create", "BadName!", "--key", "'\(server.admin.publicLine)'"], 1),
-                            (["repo", "create", "../escape"], 1)] as [([String], Int32)] {
+        for (cmd, code) in [
+            (["run", "show"], 2), (["run", "show", "1", "--bogus"], 2), (["repo", "list", "--all"], 2),
+            (["repo"], 2), (["repo", "frobnicate"], 2), (["nosuch"], 2), (["help", "nosuch"], 2),
+            (["run", "show", "-1"], 2), (["run", "show", "abc"], 1),
+            (["run", "show", "99999999999999999999999"], 1), (["run", "show", "42"], 1),
+            (["run", "list", "--status", "bogus"], 2), (["user", "create", "BadName!", "--key", "'\(server.admin.publicLine)'"], 1),
+            (["repo", "create", "../escape"], 1),
+        ] as [([String], Int32)] {
             let r = try server.ssh(nil, cmd)
             #expect(r.status == code, "\(cmd) exited \(r.status), expected \(code): \(r.stderr)")
             #expect(r.stderr.hasPrefix("patchd: error: "), "\(cmd): \(r.stderr)")
@@ -159,8 +167,13 @@ struct CommandTests {
         let work = try server.makeWorkTree("w", repo: "c", commits: 1)
         try expectOK(server.git(["push", "-q", "origin", "main"], in: work))
         let marker = "patchd-cancel-\(UInt32.random(in: 0...UInt32.max))"
-        try expectOK(server.ssh(nil, ["run", "start", "c", "main", "--agent", "command", "--",
-                                      "'(sleep 300; echo late) & sleep 300 # \(marker)'"]))
+        try expectOK(
+            server.ssh(
+                nil,
+                [
+                    "run", "start", "c", "main", "--agent", "command", "--",
+                    "'(sleep 300; echo late) & sleep 300 # \(marker)'",
+                ]))
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline, try server.runJSON(1)["status"] as? String != "running" { usleep(50_000) }
         let cancel = try expectOK(server.ssh(nil, ["run", "cancel", "1"]))
@@ -197,8 +210,10 @@ struct CommandTests {
     func diffEscapes() throws {
         let server = try TestServer()
         let work = try server.makeWorkTree("w", repo: "esc", commits: 1)
-        try server.write(work, ".patchd/task.md", TestServer.commandTask(
-            "printf 'red \\033[31mtext\\033]0;title\\007\\n' > ESC.txt\nprintf 'say \\033[31mred\\007\\n'"))
+        try server.write(
+            work, ".patchd/task.md",
+            TestServer.commandTask(
+                "printf 'red \\033[31mtext\\033]0;title\\007\\n' > ESC.txt\nprintf 'say \\033[31mred\\007\\n'"))
         try server.commitAll(work, "task")
         try expectOK(server.git(["push", "-q", "-o", "wait", "origin", "main"], in: work))
         try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))

@@ -1,6 +1,8 @@
 // IntegrationTests: `--sandbox container` against real podman (or docker): isolation, limits, ownership, the builtin agent.
+
 import Foundation
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,10 +46,15 @@ enum ContainerTestImage {
     }
 }
 
-@Suite("container sandbox", .serialized, .enabled(if: ContainerTestImage.shouldRun,
-                                                 "needs root, podman (or PATCHD_TEST_CONTAINER_ENGINE) and the test image: scripts/setup-container-sandbox.sh"))
+@Suite(
+    "container sandbox", .serialized,
+    .enabled(
+        if: ContainerTestImage.shouldRun,
+        "needs root, podman (or PATCHD_TEST_CONTAINER_ENGINE) and the test image: scripts/setup-container-sandbox.sh"))
 struct ContainerSandboxTests {
-    @Test("a run in the image: its files, uid 1000, no network, no host paths or secrets, read-only root and objects; links the agent planted are not followed when the workspace is handed over")
+    @Test(
+        "a run in the image: its files, uid 1000, no network, no host paths or secrets, read-only root and objects; links the agent planted are not followed when the workspace is handed over"
+    )
     func isolation() throws {
         let secret = "sk-patchd-test-secret-\(UInt32.random(in: 0...UInt32.max))"
         let server = try TestServer(env: ["PATCHD_TEST_SECRET": secret], config: ContainerTestImage.config)
@@ -84,9 +91,11 @@ struct ContainerSandboxTests {
         #expect(json["status"] as? String == "succeeded", "run: \(json)")
         try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
         let report = try expectOK(server.git(["show", "FETCH_HEAD:report.txt"], in: work)).stdout
-        for expected in ["uid=1000", "image=yes", "hostfs=hidden", "datadir=denied", "usr=readonly", "etc=readonly",
-                         "net=closed", "internet=closed", "secret=absent", "git=works", "objects=readonly", "caps=none",
-                         "tmp=writable"] {
+        for expected in [
+            "uid=1000", "image=yes", "hostfs=hidden", "datadir=denied", "usr=readonly", "etc=readonly",
+            "net=closed", "internet=closed", "secret=absent", "git=works", "objects=readonly", "caps=none",
+            "tmp=writable",
+        ] {
             #expect(report.contains(expected), "container report lacks \(expected):\n\(report)")
         }
         var st = stat()
@@ -99,11 +108,12 @@ struct ContainerSandboxTests {
 
     @Test("limits in a container: a fork bomb, a 2 GB file, 1 GB of memory and an endless loop are cut off with the reason; no container is left")
     func limits() throws {
-        let server = try TestServer(config: ContainerTestImage.config + """
-            max_processes: 64
-            max_file_bytes: 50000000
-            max_memory_bytes: 268435456
-            """)
+        let server = try TestServer(
+            config: ContainerTestImage.config + """
+                max_processes: 64
+                max_file_bytes: 50000000
+                max_memory_bytes: 268435456
+                """)
         let work = try server.makeWorkTree("work", repo: "lim", commits: 1)
         let cases: [LimitCases.Case] = [
             ("forkbomb", "bomb() { bomb | bomb & }; bomb\nsleep 30", "20s", "processes"),
@@ -119,14 +129,21 @@ struct ContainerSandboxTests {
         try expectOK(server.ssh(nil, ["whoami"]), "server still serving")
     }
 
-    @Test("kill -9 during a container command: the restarted daemon removes its leftover container, not another daemon's, and the run is re-queued and finishes")
+    @Test(
+        "kill -9 during a container command: the restarted daemon removes its leftover container, not another daemon's, and the run is re-queued and finishes"
+    )
     func crashLeavesNoContainer() throws {
         let engine = try ContainerTestImage.client()
         // A container of "another daemon" (another data dir) that must survive this one's cleanup.
         let foreign = "patchd-test-foreign-\(UInt32.random(in: 0...UInt32.max))"
-        try expectOK(run(engine, ["run", "-d", "--rm", "--name", foreign, "--label", "io.patchd.sandbox=/elsewhere/data",
-                                  "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096",
-                                  ContainerTestImage.name, "sleep", "120"]), "foreign container")
+        try expectOK(
+            run(
+                engine,
+                [
+                    "run", "-d", "--rm", "--name", foreign, "--label", "io.patchd.sandbox=/elsewhere/data",
+                    "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096",
+                    ContainerTestImage.name, "sleep", "120",
+                ]), "foreign container")
         defer { _ = try? run(engine, ["rm", "--force", foreign]) }
         let server = try TestServer(config: ContainerTestImage.config)
         let work = try server.makeWorkTree("work", repo: "crash", commits: 1)
@@ -163,19 +180,20 @@ struct ContainerSandboxTests {
     @Test("the builtin agent in a container: a file the editor created on the host side is writable by the agent's next bash command")
     func builtinAgentEditsAcrossTheBoundary() throws {
         let tmp = TempDir("fake-api")
-        let api = try FakeMessagesAPI(steps: """
-            [
-              {"reply": [{"type": "tool_use", "id": "toolu_01", "name": "str_replace_based_edit_tool",
-                          "input": {"command": "create", "path": "/workspace/src/notes.txt", "file_text": "from the editor\\n"}}],
-               "stop_reason": "tool_use", "usage": {"input_tokens": 100, "output_tokens": 10}},
-              {"reply": [{"type": "tool_use", "id": "toolu_02", "name": "bash",
-                          "input": {"command": "echo from-bash >> src/notes.txt && cat /etc/patchd-test-image && id -u"}}],
-               "stop_reason": "tool_use", "usage": {"input_tokens": 100, "output_tokens": 10}},
-              {"expect": ["patchd-sandbox-test", "1000"],
-               "reply": [{"type": "text", "text": "Appended a line."}],
-               "stop_reason": "end_turn", "usage": {"input_tokens": 100, "output_tokens": 10}}
-            ]
-            """, in: tmp.path)
+        let api = try FakeMessagesAPI(
+            steps: """
+                [
+                  {"reply": [{"type": "tool_use", "id": "toolu_01", "name": "str_replace_based_edit_tool",
+                              "input": {"command": "create", "path": "/workspace/src/notes.txt", "file_text": "from the editor\\n"}}],
+                   "stop_reason": "tool_use", "usage": {"input_tokens": 100, "output_tokens": 10}},
+                  {"reply": [{"type": "tool_use", "id": "toolu_02", "name": "bash",
+                              "input": {"command": "echo from-bash >> src/notes.txt && cat /etc/patchd-test-image && id -u"}}],
+                   "stop_reason": "tool_use", "usage": {"input_tokens": 100, "output_tokens": 10}},
+                  {"expect": ["patchd-sandbox-test", "1000"],
+                   "reply": [{"type": "text", "text": "Appended a line."}],
+                   "stop_reason": "end_turn", "usage": {"input_tokens": 100, "output_tokens": 10}}
+                ]
+                """, in: tmp.path)
         let server = try TestServer.withAgent(api, config: ContainerTestImage.config)
         let work = try server.makeWorkTree("work", repo: "edit", commits: 1)
         try server.write(work, ".patchd/task.md", "---\nagent: builtin\nmodel: claude-sonnet-4-5\n---\nAppend to notes.\n")
@@ -190,7 +208,8 @@ struct ContainerSandboxTests {
 
     @Test("a server whose sandbox image is missing says so at start, with the build command")
     func missingImageWarning() throws {
-        let server = try TestServer(config: "sandbox: container\ncontainer_image: localhost/patchd-no-such-image\ncontainer_engine: \(ContainerTestImage.engineName)\n")
+        let server = try TestServer(
+            config: "sandbox: container\ncontainer_image: localhost/patchd-no-such-image\ncontainer_engine: \(ContainerTestImage.engineName)\n")
         #expect(server.log.contains("sandbox image localhost/patchd-no-such-image is not in"), "\(server.log.suffix(1500))")
         #expect(server.log.contains("Containerfile.sandbox"))
     }
@@ -198,13 +217,21 @@ struct ContainerSandboxTests {
     @Test("doctor checks the container backend by starting the image, and names the fix for a missing image")
     func doctor() throws {
         let tmp = TempDir("doctor")
-        let good = try run(patchdBinary, ["doctor", "--data-dir", tmp.path + "/data", "--listen", "127.0.0.1:0",
-                                          "--sandbox", "container", "--container-image", ContainerTestImage.name,
-                                          "--container-engine", ContainerTestImage.engineName])
+        let good = try run(
+            patchdBinary,
+            [
+                "doctor", "--data-dir", tmp.path + "/data", "--listen", "127.0.0.1:0",
+                "--sandbox", "container", "--container-image", ContainerTestImage.name,
+                "--container-engine", ContainerTestImage.engineName,
+            ])
         #expect(good.stdout.contains("ok   container:"), "\(good.output)")
-        let missing = try run(patchdBinary, ["doctor", "--data-dir", tmp.path + "/data", "--listen", "127.0.0.1:0",
-                                             "--sandbox", "container", "--container-image", "localhost/patchd-no-such-image",
-                                             "--container-engine", ContainerTestImage.engineName])
+        let missing = try run(
+            patchdBinary,
+            [
+                "doctor", "--data-dir", tmp.path + "/data", "--listen", "127.0.0.1:0",
+                "--sandbox", "container", "--container-image", "localhost/patchd-no-such-image",
+                "--container-engine", ContainerTestImage.engineName,
+            ])
         #expect(missing.status == 1)
         #expect(missing.stdout.contains("fail container:") && missing.stdout.contains("podman build"), "\(missing.output)")
     }

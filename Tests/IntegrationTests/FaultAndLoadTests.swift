@@ -1,7 +1,9 @@
 // IntegrationTests: faults and load: 200 mixed connections, racing pushes, kill -9 rounds, a full disk.
+
 import Foundation
-import Testing
 import TestSupport
+import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,7 +22,9 @@ func silentConnection(port: Int) -> Int32 {
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = in_port_t(UInt16(port).bigEndian)
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    _ = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
     return fd
 }
 
@@ -40,8 +44,10 @@ struct FaultAndLoadTests {
         // 20 authenticated and idle (ssh -N opens no channel), killed at the end.
         var idle: [ChildProcess] = []
         for i in 0..<20 {
-            idle.append(try startBackground("/usr/bin/ssh", server.sshOptions(server.admin) + ["-N", "git@127.0.0.1"],
-                                            outputPath: server.tmp.path + "/idle\(i).log"))
+            idle.append(
+                try startBackground(
+                    "/usr/bin/ssh", server.sshOptions(server.admin) + ["-N", "git@127.0.0.1"],
+                    outputPath: server.tmp.path + "/idle\(i).log"))
         }
         defer { for p in idle { p.signalGroup(SIGKILL); p.wait() } }
 
@@ -68,7 +74,9 @@ struct FaultAndLoadTests {
         let failures = results.all.enumerated().filter { !$0.element }.map(\.offset)
         #expect(failures.isEmpty, "failed operations: \(failures)")
         let after = residentKiB(server.process!.pid)
-        print("figure: 200 connections (160 operations) in \(String(format: "%.1f", Date().timeIntervalSince(started)))s; server RSS \(baseline) KiB before, \(after) KiB after")
+        print(
+            "figure: 200 connections (160 operations) in \(String(format: "%.1f", Date().timeIntervalSince(started)))s; server RSS \(baseline) KiB before, \(after) KiB after"
+        )
         #expect(after < max(baseline * 4, 400_000), "server RSS grew from \(baseline) KiB to \(after) KiB")
         try expectOK(server.ssh(nil, ["whoami"]), "still serving")
         let refs = try server.git(["ls-remote", "origin"], in: work).stdout
@@ -97,8 +105,11 @@ struct FaultAndLoadTests {
             outputs.append(r?.stderr ?? "")
         }
         #expect(results.all.filter { $0 }.count == 1, "exactly one push wins: \(outputs.all)")
-        #expect(outputs.all.contains { $0.contains("fetch first") || $0.contains("non-fast-forward") || $0.contains("failed to update ref") || $0.contains("cannot lock ref") },
-                "the loser is told why: \(outputs.all)")
+        #expect(
+            outputs.all.contains {
+                $0.contains("fetch first") || $0.contains("non-fast-forward") || $0.contains("failed to update ref") || $0.contains("cannot lock ref")
+            },
+            "the loser is told why: \(outputs.all)")
         try expectOK(run("/usr/bin/git", ["fsck", "--no-progress"], cwd: server.repoRoot + "/race.git"))
     }
 
@@ -107,7 +118,7 @@ struct FaultAndLoadTests {
         let server = try TestServer()
         let work = try server.makeWorkTree("w", repo: "crashy", commits: 1)
         try expectOK(server.git(["push", "-q", "origin", "main"], in: work))
-        var accepted: [String: String] = [:] // branch -> commit the client was told was pushed
+        var accepted: [String: String] = [:]  // branch -> commit the client was told was pushed
         for round in 0..<20 {
             let branch = "r\(round)"
             try server.write(work, ".patchd/task.md", TestServer.commandTask("sleep 0.\(round % 5)\necho \(round) > ROUND.txt"))
@@ -115,8 +126,9 @@ struct FaultAndLoadTests {
             try server.commitAll(work, "round \(round)")
             let head = try server.git(["rev-parse", "HEAD"], in: work).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             let out = server.tmp.path + "/push\(round).log"
-            let push = try startBackground("/usr/bin/git", ["push", "-q", "origin", "HEAD:\(branch)"], cwd: work,
-                                           env: server.gitEnv(server.admin), outputPath: out)
+            let push = try startBackground(
+                "/usr/bin/git", ["push", "-q", "origin", "HEAD:\(branch)"], cwd: work,
+                env: server.gitEnv(server.admin), outputPath: out)
             if round % 5 == 4 {
                 // Every fifth round the push completes and the kill lands during its run.
                 _ = push.wait(timeout: 60)
@@ -155,8 +167,9 @@ struct FaultAndLoadTests {
         print("figure: kill -9 rounds: 20, pushes the client saw succeed: \(accepted.count), runs: \(runs.count), all repos fsck-clean")
     }
 
-    @Test("a full disk: a push fails with a clear error, a run filling it is stopped with limit disk, nothing is corrupted, and the server recovers when space returns",
-          .enabled(if: getuid() == 0, "needs root to mount a small tmpfs"))
+    @Test(
+        "a full disk: a push fails with a clear error, a run filling it is stopped with limit disk, nothing is corrupted, and the server recovers when space returns",
+        .enabled(if: getuid() == 0, "needs root to mount a small tmpfs"))
     func diskFull() throws {
         let mountPoint = TempDir("patchd-tmpfs")
         try expectOK(run("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=12m", "tmpfs", mountPoint.path]), "mount tmpfs")
@@ -172,14 +185,17 @@ struct FaultAndLoadTests {
         let push = try server.git(["push", "origin", "main"], in: work)
         #expect(push.status != 0, "a 20 MB push into a 12 MB disk must fail")
         print("figure: disk full: " + push.stderr.split(separator: "\n").prefix(3).joined(separator: " / "))
-        #expect(push.stderr.contains("No space left") || push.stderr.contains("unpack") || push.stderr.contains("error"),
-                "the client is told: \(push.stderr)")
+        #expect(
+            push.stderr.contains("No space left") || push.stderr.contains("unpack") || push.stderr.contains("error"),
+            "the client is told: \(push.stderr)")
         try expectOK(server.ssh(nil, ["whoami"]), "the server keeps serving")
         try expectOK(run("/usr/bin/git", ["fsck", "--no-progress"], cwd: mountPoint.path + "/data/repos/full.git"), "fsck after the failed push")
         // A run that writes until the disk is full: stopped at the free-space floor (5% of 12 MB).
         try expectOK(server.git(["reset", "-q", "--hard", "HEAD~1"], in: work))
-        try server.write(work, ".patchd/task.md", TestServer.commandTask(
-            "for i in $(seq 200); do head -c 200000 /dev/zero > fill-$i 2>/dev/null; sleep 0.05; done", timeout: "60s"))
+        try server.write(
+            work, ".patchd/task.md",
+            TestServer.commandTask(
+                "for i in $(seq 200); do head -c 200000 /dev/zero > fill-$i 2>/dev/null; sleep 0.05; done", timeout: "60s"))
         try server.commitAll(work, "fill the disk")
         let fill = try server.git(["push", "-o", "wait", "origin", "HEAD:fill"], in: work, timeout: 120)
         #expect(fill.stderr.contains("failed"), "\(fill.stderr)")
@@ -201,7 +217,10 @@ struct OutOfThreadsTests {
             if let controllers, !((try? String(contentsOfFile: controllers, encoding: .utf8)) ?? "").contains("pids") { continue }
             let dir = root + "/" + name
             if (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)) != nil,
-               FileManager.default.fileExists(atPath: dir + "/pids.max") { return (dir, root) }
+                FileManager.default.fileExists(atPath: dir + "/pids.max")
+            {
+                return (dir, root)
+            }
         }
         return nil
     }
@@ -219,8 +238,10 @@ struct OutOfThreadsTests {
             rmdir(cgroup.dir)
         }
         try "\(pid)\n".write(toFile: cgroup.dir + "/cgroup.procs", atomically: false, encoding: .utf8)
-        let current = Int(((try? String(contentsOfFile: cgroup.dir + "/pids.current", encoding: .utf8)) ?? "")
-            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        let current =
+            Int(
+                ((try? String(contentsOfFile: cgroup.dir + "/pids.current", encoding: .utf8)) ?? "")
+                    .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         #expect(current > 0)
         try "\(current)\n".write(toFile: cgroup.dir + "/pids.max", atomically: false, encoding: .utf8)
         // No thread can start: each new connection is dropped at once.

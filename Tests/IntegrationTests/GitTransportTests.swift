@@ -1,7 +1,9 @@
 // IntegrationTests: push, clone and fetch through patchd with stock git and ssh clients.
+
 import Foundation
-import Testing
 import TestSupport
+import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif

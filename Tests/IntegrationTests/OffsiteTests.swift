@@ -1,6 +1,8 @@
 // IntegrationTests: replication to a real S3 implementation (moto, SigV4 checked) and restore onto a new data dir and port.
+
 import Foundation
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,8 +10,11 @@ import Glibc
 extension TestServer {
     /// `git for-each-ref` of a repository on this server's disk: every ref and its object id.
     func refs(_ repo: String, dataDir dir: String? = nil) throws -> String {
-        try expectOK(run("/usr/bin/git", ["for-each-ref", "--format=%(objectname) %(refname)"],
-                         cwd: (dir ?? dataDir) + "/repos/\(repo).git"), "for-each-ref \(repo)").stdout
+        try expectOK(
+            run(
+                "/usr/bin/git", ["for-each-ref", "--format=%(objectname) %(refname)"],
+                cwd: (dir ?? dataDir) + "/repos/\(repo).git"), "for-each-ref \(repo)"
+        ).stdout
     }
 
     /// The `offsite` part of `stats --json`.
@@ -30,9 +35,10 @@ extension TestServer {
             let status = try offsiteStatus()
             var inBucket = true
             for repo in repos {
-                let local = Dictionary(uniqueKeysWithValues: try refs(repo).split(separator: "\n").map { line in
-                    let p = line.split(separator: " "); return (String(p[1]), String(p[0]))
-                })
+                let local = Dictionary(
+                    uniqueKeysWithValues: try refs(repo).split(separator: "\n").map { line in
+                        let p = line.split(separator: " "); return (String(p[1]), String(p[0]))
+                    })
                 let manifest = try? JSONSerialization.jsonObject(with: store.object("\(prefix)repos/\(repo).git/refs.json")) as? [String: Any]
                 if (manifest?["refs"] as? [String: String]) != local { inBucket = false }
             }
@@ -47,7 +53,9 @@ extension TestServer {
 
 @Suite("offsite replication", .serialized)
 struct OffsiteTests {
-    @Test("push, run, users and keys replicate to S3 (SigV4 checked); restore --from-offsite into a new data dir on another port: refs, runs, notes, keys and host keys match; the AWS CLI reads the bucket")
+    @Test(
+        "push, run, users and keys replicate to S3 (SigV4 checked); restore --from-offsite into a new data dir on another port: refs, runs, notes, keys and host keys match; the AWS CLI reads the bucket"
+    )
     func replicateAndRestore() throws {
         let store = try S3TestStore()
         let server = try TestServer(config: store.offsiteYAML())
@@ -62,22 +70,31 @@ struct OffsiteTests {
         try expectOK(server.ssh(nil, ["repo", "collab", "add", "team/app", "bob", "read"]), "collab add")
         try server.waitForReplication(store, repos: ["team/app", "empty-one"])
         let refsBefore = try server.refs("team/app")
-        #expect(refsBefore.contains("refs/notes/patchd") && refsBefore.contains("refs/patchd/runs/1")
+        #expect(
+            refsBefore.contains("refs/notes/patchd") && refsBefore.contains("refs/patchd/runs/1")
                 && refsBefore.contains("refs/heads/agent/main") && refsBefore.contains("refs/tags/v1"))
         let runBefore = try server.runJSON(1)
         let fingerprint = server.log.components(separatedBy: "patchd: host key ").last?.split(separator: " ").first.map(String.init)
         #expect(try server.offsiteStatus()["lagSeconds"] as? Double == 0)
-        let doctor = try run(patchdBinary, ["doctor", "--config", server.tmp.path + "/patchd.yaml", "--data-dir", server.dataDir,
-                                            "--listen", "127.0.0.1:0"])
-        #expect(doctor.stdout.contains("ok   offsite: \(store.endpoint) bucket \(store.bucket) prefix test/: wrote, read back and removed a probe object"),
-                "\(doctor.stdout)")
+        let doctor = try run(
+            patchdBinary,
+            [
+                "doctor", "--config", server.tmp.path + "/patchd.yaml", "--data-dir", server.dataDir,
+                "--listen", "127.0.0.1:0",
+            ])
+        #expect(
+            doctor.stdout.contains(
+                "ok   offsite: \(store.endpoint) bucket \(store.bucket) prefix test/: wrote, read back and removed a probe object"),
+            "\(doctor.stdout)")
         #expect(doctor.stdout.contains("replication lag 0 s, 0 pending, 0 failing"), "\(doctor.stdout)")
         server.stop()
 
         // Interop: the bucket as the AWS CLI sees it, read the way docs/OPERATIONS.md describes.
         let keys = try store.keys(prefix: "test/")
-        for key in ["test/repos.json", "test/repos/team/app.git/refs.json", "test/repos/empty-one.git/refs.json", "test/db/latest.json",
-                    "test/host-keys/ssh_host_ed25519_key.age", "test/host-keys/ssh_host_ed25519_key.pub"] {
+        for key in [
+            "test/repos.json", "test/repos/team/app.git/refs.json", "test/repos/empty-one.git/refs.json", "test/db/latest.json",
+            "test/host-keys/ssh_host_ed25519_key.age", "test/host-keys/ssh_host_ed25519_key.pub",
+        ] {
             #expect(keys[key] != nil, "\(key) missing from \(keys.keys.sorted())")
         }
         #expect(!keys.keys.contains { $0.hasPrefix("test/doctor-probe/") }, "the doctor's probe object must be removed")
@@ -95,30 +112,49 @@ struct OffsiteTests {
         let sealed = scratch + "/db.age"
         // Keys in the manifests are relative to the prefix.
         try store.object("test/" + (latest["snapshot"] as! String)).write(to: URL(fileURLWithPath: sealed))
-        #expect(try run("/usr/bin/sqlite3", [sealed, "SELECT count(*) FROM sqlite_master"]).status != 0, "the snapshot in the bucket must not be a plain database")
+        #expect(
+            try run("/usr/bin/sqlite3", [sealed, "SELECT count(*) FROM sqlite_master"]).status != 0,
+            "the snapshot in the bucket must not be a plain database")
         try expectOK(run("/usr/bin/age", ["-d", "-i", store.identityFile, "-o", scratch + "/db.sqlite", sealed]), "age -d")
         let users = try expectOK(run("/usr/bin/sqlite3", [scratch + "/db.sqlite", "SELECT name FROM users ORDER BY name"])).stdout
         #expect(users == "admin\nbob\n")
 
         // Restore onto a new data dir, served on another port.
         let restoredDir = server.tmp.path + "/restored"
-        let missingIdentity = try run(patchdBinary, ["restore", "--from-offsite", "--config", server.tmp.path + "/patchd.yaml",
-                                                     "--data-dir", restoredDir])
+        let missingIdentity = try run(
+            patchdBinary,
+            [
+                "restore", "--from-offsite", "--config", server.tmp.path + "/patchd.yaml",
+                "--data-dir", restoredDir,
+            ])
         #expect(missingIdentity.status != 0 && missingIdentity.stderr.contains("--identity"))
         // A wrong identity fails at the database, and leaves no half-restored directory behind.
         let otherIdentity = server.tmp.path + "/other-identity.txt"
         try expectOK(run("/usr/bin/age-keygen", ["-o", otherIdentity]))
-        let wrongKey = try run(patchdBinary, ["restore", "--from-offsite", "--config", server.tmp.path + "/patchd.yaml",
-                                              "--data-dir", restoredDir, "--identity", otherIdentity])
+        let wrongKey = try run(
+            patchdBinary,
+            [
+                "restore", "--from-offsite", "--config", server.tmp.path + "/patchd.yaml",
+                "--data-dir", restoredDir, "--identity", otherIdentity,
+            ])
         #expect(wrongKey.status == 1 && wrongKey.stderr.contains("age failed decrypting"), "\(wrongKey.output)")
         #expect(!FileManager.default.fileExists(atPath: restoredDir))
-        let restored = try expectOK(run(patchdBinary, ["restore", "--from-offsite", "--config", server.tmp.path + "/patchd.yaml",
-                                                       "--data-dir", restoredDir, "--identity", store.identityFile]), "restore --from-offsite")
+        let restored = try expectOK(
+            run(
+                patchdBinary,
+                [
+                    "restore", "--from-offsite", "--config", server.tmp.path + "/patchd.yaml",
+                    "--data-dir", restoredDir, "--identity", store.identityFile,
+                ]), "restore --from-offsite")
         #expect(restored.stdout.contains("repo team/app:") && restored.stdout.contains("fsck clean"))
         #expect(try server.refs("team/app", dataDir: restoredDir) == refsBefore, "every ref, with the same object ids")
         try expectOK(run("/usr/bin/git", ["fsck", "--strict", "--no-progress"], cwd: restoredDir + "/repos/team/app.git"), "fsck")
-        let again = try run(patchdBinary, ["restore", "--from-offsite", "--config", server.tmp.path + "/patchd.yaml",
-                                           "--data-dir", restoredDir, "--identity", store.identityFile])
+        let again = try run(
+            patchdBinary,
+            [
+                "restore", "--from-offsite", "--config", server.tmp.path + "/patchd.yaml",
+                "--data-dir", restoredDir, "--identity", store.identityFile,
+            ])
         #expect(again.status == 1 && again.stderr.contains("is not empty"))
 
         let second = try TestServer(config: store.offsiteYAML(), dataDir: restoredDir)
@@ -200,8 +236,12 @@ struct OffsiteTests {
         #expect(text.contains("offsite      lag "), "\(text)")
         let prometheus = try expectOK(server.ssh(nil, ["stats", "--prometheus"])).stdout
         #expect(prometheus.contains("# TYPE patchd_offsite_lag_seconds gauge"))
-        let doctor = try run(patchdBinary, ["doctor", "--config", server.tmp.path + "/patchd.yaml", "--data-dir", server.dataDir,
-                                            "--listen", "127.0.0.1:0"])
+        let doctor = try run(
+            patchdBinary,
+            [
+                "doctor", "--config", server.tmp.path + "/patchd.yaml", "--data-dir", server.dataDir,
+                "--listen", "127.0.0.1:0",
+            ])
         #expect(doctor.status == 1 && doctor.stdout.contains("fail offsite: offsite store unreachable"), "\(doctor.stdout)")
 
         try store.restore()
@@ -232,7 +272,10 @@ struct OffsiteTests {
         while Date() < deadline && !uploading {
             for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? [] {
                 if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(entry)"),
-                   target.hasSuffix("offsite-tmp/repo.bundle") { uploading = true }
+                    target.hasSuffix("offsite-tmp/repo.bundle")
+                {
+                    uploading = true
+                }
             }
             if !uploading { usleep(5_000) }
         }
@@ -240,16 +283,24 @@ struct OffsiteTests {
         usleep(300_000)
         server.stop(signal: SIGKILL)
         #expect(!server.log.contains("offsite: repo big: manifest 2"), "killed before the manifest was written:\n\(server.log)")
-        let uploads = try store.aws(["--endpoint-url", store.motoEndpoint, "--region", "us-east-1", "s3api", "list-multipart-uploads",
-                                     "--bucket", store.bucket], env: ["AWS_SHARED_CREDENTIALS_FILE": store.credentialsFile])
+        let uploads = try store.aws(
+            [
+                "--endpoint-url", store.motoEndpoint, "--region", "us-east-1", "s3api", "list-multipart-uploads",
+                "--bucket", store.bucket,
+            ], env: ["AWS_SHARED_CREDENTIALS_FILE": store.credentialsFile])
         #expect(uploads.stdout.contains("big.git/bundles/"), "an unfinished multipart upload was left: \(uploads.output)")
 
         try server.start()
         try server.waitForReplication(store, repos: ["big"], timeout: 120)
         server.stop()
         let restoredDir = server.tmp.path + "/restored"
-        try expectOK(run(patchdBinary, ["restore", "--from-offsite", "--config", server.tmp.path + "/patchd.yaml",
-                                        "--data-dir", restoredDir, "--identity", store.identityFile]), "restore after the crash")
+        try expectOK(
+            run(
+                patchdBinary,
+                [
+                    "restore", "--from-offsite", "--config", server.tmp.path + "/patchd.yaml",
+                    "--data-dir", restoredDir, "--identity", store.identityFile,
+                ]), "restore after the crash")
         #expect(try server.refs("big", dataDir: restoredDir) == server.refs("big"))
         try expectOK(run("/usr/bin/git", ["fsck", "--no-progress"], cwd: restoredDir + "/repos/big.git"), "fsck")
     }

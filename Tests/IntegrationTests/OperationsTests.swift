@@ -1,6 +1,8 @@
 // IntegrationTests: operating patchd: backup while serving, restore into a new data dir.
+
 import Foundation
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -108,10 +110,12 @@ struct ExecutablesInPathTests {
         let tmp = TempDir("path")
         let bin = tmp.path + "/opt-bin"
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: bin + "/claude", contents: Data("#!/bin/sh\necho 1.0\n".utf8),
-                                       attributes: [.posixPermissions: 0o755])
-        let r = try run(patchdBinary, ["doctor", "--data-dir", tmp.path + "/data", "--listen", "127.0.0.1:0"],
-                        env: ["PATH": "\(bin):/usr/local/bin:/usr/bin:/bin"])
+        _ = FileManager.default.createFile(
+            atPath: bin + "/claude", contents: Data("#!/bin/sh\necho 1.0\n".utf8),
+            attributes: [.posixPermissions: 0o755])
+        let r = try run(
+            patchdBinary, ["doctor", "--data-dir", tmp.path + "/data", "--listen", "127.0.0.1:0"],
+            env: ["PATH": "\(bin):/usr/local/bin:/usr/bin:/bin"])
         #expect(r.stdout.contains("\(bin)/claude"), "\(r.output)")
     }
 }

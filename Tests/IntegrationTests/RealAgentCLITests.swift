@@ -1,7 +1,9 @@
 // IntegrationTests: the real Claude Code and Codex CLIs through patchd's whole path (bwrap, socat, proxy) against loopback API stand-ins.
+
 import Foundation
-import Testing
 import TestSupport
+import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,7 +23,8 @@ enum AgentCLIs {
         let dir = env["PATCHD_AGENT_CLIS"] ?? ((env["HOME"] ?? "/root") + "/.cache/patchd/agent-clis")
         if access(dir + "/bin/claude", X_OK) == 0 && access(dir + "/bin/codex", X_OK) == 0 { return .success(dir + "/bin") }
         guard let r = try? run("/bin/bash", [repoRoot + "/scripts/install-agent-clis.sh", dir], timeout: 600), r.status == 0 else {
-            return .failure(TestFailure("scripts/install-agent-clis.sh \(dir) failed: the real CLIs come from PyPI (claude-agent-sdk, openai-codex-cli-bin)"))
+            return .failure(
+                TestFailure("scripts/install-agent-clis.sh \(dir) failed: the real CLIs come from PyPI (claude-agent-sdk, openai-codex-cli-bin)"))
         }
         return .success(dir + "/bin")
     }()
@@ -54,8 +57,12 @@ final class FakeResponsesAPI {
         logPath = dir + "/responses-requests.jsonl"
         try steps.write(toFile: stepsPath, atomically: true, encoding: .utf8)
         let out = dir + "/fake-responses-api.out"
-        let child = try startBackground("/usr/bin/python3", [script, "--script", stepsPath, "--log", logPath, "--port", "0",
-                                                             "--key", Self.key], outputPath: out)
+        let child = try startBackground(
+            "/usr/bin/python3",
+            [
+                script, "--script", stepsPath, "--log", logPath, "--port", "0",
+                "--key", Self.key,
+            ], outputPath: out)
         process = child
         do { port = try waitForReadyLine(in: out, marker: "listening on 127.0.0.1:", timeout: 20, exited: { child.poll() }) } catch {
             child.signalGroup(SIGKILL)
@@ -89,12 +96,16 @@ private func header(_ request: [String: Any]?, _ name: String) -> String? {
     (request?["headers"] as? [String: Any])?[name] as? String
 }
 
-@Suite("real Claude Code CLI", .serialized, .enabled(if: AgentCLIs.shouldRun,
-                                                      "the real CLIs are not installed and cannot be (scripts/install-agent-clis.sh)"))
+@Suite(
+    "real Claude Code CLI", .serialized,
+    .enabled(
+        if: AgentCLIs.shouldRun,
+        "the real CLIs are not installed and cannot be (scripts/install-agent-clis.sh)"))
 struct RealClaudeCodeTests {
     static func server(_ api: FakeMessagesAPI, repo: String = "cc") throws -> (TestServer, String) {
-        let server = try TestServer(env: ["ANTHROPIC_API_KEY": FakeMessagesAPI.key, "ANTHROPIC_BASE_URL": api.baseURL],
-                                    config: "claude_path: \(try AgentCLIs.path("claude"))\n")
+        let server = try TestServer(
+            env: ["ANTHROPIC_API_KEY": FakeMessagesAPI.key, "ANTHROPIC_BASE_URL": api.baseURL],
+            config: "claude_path: \(try AgentCLIs.path("claude"))\n")
         return (server, try server.makeWorkTree("w", repo: repo, commits: 1))
     }
 
@@ -107,15 +118,19 @@ struct RealClaudeCodeTests {
             """
     }
 
-    @Test("the real claude works through bwrap, socat and the proxy: CLAUDE.md reaches the model, tools run in /workspace, usage is patchd's count, HOME keeps ~/.claude")
+    @Test(
+        "the real claude works through bwrap, socat and the proxy: CLAUDE.md reaches the model, tools run in /workspace, usage is patchd's count, HOME keeps ~/.claude"
+    )
     func wholePath() throws {
         let tmp = TempDir("real-claude")
         let secret = "PAPAYA-\(UInt32.random(in: 0...UInt32.max))"
-        let command = "echo from-real-claude | tee real.txt; echo \"home=$HOME key=$ANTHROPIC_API_KEY\" > env.txt; ls -a $HOME/.claude > claude-dir.txt"
-        let api = try FakeMessagesAPI(steps: "[" + Self.bash("toolu_01", command, expect: secret) + """
-            , {"reply": [{"type": "text", "text": "All done."}], "usage": {"input_tokens": 1000, "output_tokens": 100},
-               "expect": ["from-real-claude"]}]
-            """, in: tmp.path)
+        let command =
+            "echo from-real-claude | tee real.txt; echo \"home=$HOME key=$ANTHROPIC_API_KEY\" > env.txt; ls -a $HOME/.claude > claude-dir.txt"
+        let api = try FakeMessagesAPI(
+            steps: "[" + Self.bash("toolu_01", command, expect: secret) + """
+                , {"reply": [{"type": "text", "text": "All done."}], "usage": {"input_tokens": 1000, "output_tokens": 100},
+                   "expect": ["from-real-claude"]}]
+                """, in: tmp.path)
         let (server, work) = try Self.server(api)
         try server.write(work, "CLAUDE.md", "# Project rules\nThe secret word is \(secret).\n")
         try server.write(work, ".patchd/task.md", "---\nagent: claude-code\n---\nWrite real.txt.\n")
@@ -175,7 +190,8 @@ struct RealClaudeCodeTests {
         #expect(push.stderr.contains("run 1 failed"), "\(push.stderr)")
         let json = try server.runJSON(1)
         #expect(json["limit"] as? String == "turns", "\(json)")
-        #expect(json["error"] as? String == "stopped after 2 turns (max_turns 2; the CLI's num_turns says 3, counting the turn it refused)", "\(json)")
+        #expect(
+            json["error"] as? String == "stopped after 2 turns (max_turns 2; the CLI's num_turns says 3, counting the turn it refused)", "\(json)")
         #expect(push.stderr.contains("claude-code: 2 turns;"), "\(push.stderr)")
         #expect(api.requests.count == 2)
         try expectOK(server.git(["fetch", "-q", "origin", "refs/patchd/runs/1"], in: work))
@@ -185,11 +201,12 @@ struct RealClaudeCodeTests {
     @Test("a repository's .mcp.json works: its stdio server starts in the sandbox and the model's call reaches it")
     func mcpServer() throws {
         let tmp = TempDir("real-claude")
-        let api = try FakeMessagesAPI(steps: """
-            [{"reply": [{"type": "tool_use", "id": "toolu_m1", "name": "mcp__echo__shout", "input": {"text": "quiet words"}}],
-              "expect": ["mcp__echo__shout"]},
-             {"reply": [{"type": "text", "text": "The server shouted."}], "expect": ["QUIET WORDS!"]}]
-            """, in: tmp.path)
+        let api = try FakeMessagesAPI(
+            steps: """
+                [{"reply": [{"type": "tool_use", "id": "toolu_m1", "name": "mcp__echo__shout", "input": {"text": "quiet words"}}],
+                  "expect": ["mcp__echo__shout"]},
+                 {"reply": [{"type": "text", "text": "The server shouted."}], "expect": ["QUIET WORDS!"]}]
+                """, in: tmp.path)
         let (server, work) = try Self.server(api)
         try server.write(work, "tools/mcp_echo.py", Self.mcpEchoServer)
         try server.write(work, ".mcp.json", #"{"mcpServers": {"echo": {"command": "python3", "args": ["tools/mcp_echo.py"]}}}"#)
@@ -226,18 +243,23 @@ struct RealClaudeCodeTests {
         """
 }
 
-@Suite("real Codex CLI", .serialized, .enabled(if: AgentCLIs.shouldRun,
-                                                "the real CLIs are not installed and cannot be (scripts/install-agent-clis.sh)"))
+@Suite(
+    "real Codex CLI", .serialized,
+    .enabled(
+        if: AgentCLIs.shouldRun,
+        "the real CLIs are not installed and cannot be (scripts/install-agent-clis.sh)"))
 struct RealCodexTests {
     static func server(_ api: FakeResponsesAPI) throws -> (TestServer, String) {
-        let server = try TestServer(env: ["OPENAI_API_KEY": FakeResponsesAPI.key, "OPENAI_BASE_URL": api.baseURL],
-                                    config: "codex_path: \(try AgentCLIs.path("codex"))\ndefault_agent: command\n")
+        let server = try TestServer(
+            env: ["OPENAI_API_KEY": FakeResponsesAPI.key, "OPENAI_BASE_URL": api.baseURL],
+            config: "codex_path: \(try AgentCLIs.path("codex"))\ndefault_agent: command\n")
         return (server, try server.makeWorkTree("w", repo: "cx", commits: 1))
     }
 
     /// The default model's tool: JavaScript in codex-code-mode-host calling exec_command.
     static func execStep(_ cmd: String, usage: String) -> String {
-        let js = "const r = await tools.exec_command({cmd: \(String(decoding: try! JSONSerialization.data(withJSONObject: [cmd]), as: UTF8.self).dropFirst().dropLast())});\ntext(JSON.stringify(r));"
+        let js =
+            "const r = await tools.exec_command({cmd: \(String(decoding: try! JSONSerialization.data(withJSONObject: [cmd]), as: UTF8.self).dropFirst().dropLast())});\ntext(JSON.stringify(r));"
         let input = String(decoding: try! JSONSerialization.data(withJSONObject: [js]), as: UTF8.self).dropFirst().dropLast()
         return """
             {"reply": [{"type": "text", "text": "Running it."}, {"type": "custom_tool_call", "name": "exec", "input": \(input)}],
@@ -245,13 +267,18 @@ struct RealCodexTests {
             """
     }
 
-    @Test("the real codex works through bwrap, socat and the proxy: AGENTS.md reaches the model, its tool runs in /workspace, usage and cost are patchd's count")
+    @Test(
+        "the real codex works through bwrap, socat and the proxy: AGENTS.md reaches the model, its tool runs in /workspace, usage and cost are patchd's count"
+    )
     func wholePath() throws {
         let tmp = TempDir("real-codex")
         let secret = "ZEBRA-\(UInt32.random(in: 0...UInt32.max))"
-        let api = try FakeResponsesAPI(steps: "[" + Self.execStep("echo made-by-codex > codex.txt; echo \"home=$HOME key=$PATCHD_OPENAI_KEY\" > env.txt",
-                                                                  usage: #"{"input_tokens": 100, "output_tokens": 20, "cached_tokens": 40}"#)
-            + #", {"reply": [{"type": "text", "text": "Done: wrote codex.txt"}], "usage": {"input_tokens": 200, "output_tokens": 10}}]"#,
+        let api = try FakeResponsesAPI(
+            steps: "["
+                + Self.execStep(
+                    "echo made-by-codex > codex.txt; echo \"home=$HOME key=$PATCHD_OPENAI_KEY\" > env.txt",
+                    usage: #"{"input_tokens": 100, "output_tokens": 20, "cached_tokens": 40}"#)
+                + #", {"reply": [{"type": "text", "text": "Done: wrote codex.txt"}], "usage": {"input_tokens": 200, "output_tokens": 10}}]"#,
             in: tmp.path)
         let (server, work) = try Self.server(api)
         try server.write(work, "AGENTS.md", "Agents note: \(secret)\n")
@@ -324,8 +351,10 @@ struct AgentAvailabilityTests {
         try server.commitAll(work, "builtin task")
         let refused = try server.git(["push", "origin", "main"], in: work)
         #expect(refused.status != 0)
-        #expect(refused.stderr.contains("this server cannot run the builtin agent: the server has no ANTHROPIC_API_KEY: ask its admin, or use agent: command"),
-                "\(refused.stderr)")
+        #expect(
+            refused.stderr.contains(
+                "this server cannot run the builtin agent: the server has no ANTHROPIC_API_KEY: ask its admin, or use agent: command"),
+            "\(refused.stderr)")
         #expect(refused.stderr.contains("nothing from this push was stored"))
         #expect(try server.git(["ls-remote", "origin"], in: work).stdout.isEmpty, "the refused push was stored")
 
@@ -364,11 +393,15 @@ struct AgentAvailabilityTests {
         let tmp = TempDir("doctor-agents")
         let bin = tmp.path + "/opt-bin"
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: bin + "/claude", contents: Data("#!/bin/sh\necho 1.0\n".utf8),
-                                           attributes: [.posixPermissions: 0o755])
-        let r = try run(patchdBinary, ["doctor", "--data-dir", tmp.path + "/data", "--listen", "127.0.0.1:0"],
-                        env: ["PATH": "\(bin):/usr/local/bin:/usr/bin:/bin", "ANTHROPIC_API_KEY": "sk-ant-doctor", "OPENAI_API_KEY": ""])
-        #expect(r.stdout.contains("ok   agent builtin (default): offered: model claude-sonnet-4-5, Messages API at https://api.anthropic.com"), "\(r.stdout)")
+        _ = FileManager.default.createFile(
+            atPath: bin + "/claude", contents: Data("#!/bin/sh\necho 1.0\n".utf8),
+            attributes: [.posixPermissions: 0o755])
+        let r = try run(
+            patchdBinary, ["doctor", "--data-dir", tmp.path + "/data", "--listen", "127.0.0.1:0"],
+            env: ["PATH": "\(bin):/usr/local/bin:/usr/bin:/bin", "ANTHROPIC_API_KEY": "sk-ant-doctor", "OPENAI_API_KEY": ""])
+        #expect(
+            r.stdout.contains("ok   agent builtin (default): offered: model claude-sonnet-4-5, Messages API at https://api.anthropic.com"),
+            "\(r.stdout)")
         #expect(r.stdout.contains("ok   agent claude-code: offered: \(bin)/claude"), "\(r.stdout)")
         #expect(r.stdout.contains("warn agent codex: not offered: the server has no OPENAI_API_KEY"), "\(r.stdout)")
         #expect(r.stdout.contains("ok   agent command: offered"), "\(r.stdout)")

@@ -1,6 +1,8 @@
 // IntegrationTests: patchd's refs never trap a user (mirror pushes, stale agent/ refs), and every hint pastes as printed.
+
 import Foundation
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,9 +21,10 @@ extension TestServer {
 
     func serverRefs(_ repo: String) throws -> [String: String] {
         let r = try expectOK(run("/usr/bin/git", ["--git-dir", "\(repoRoot)/\(repo).git", "for-each-ref", "--format=%(refname) %(objectname)"]))
-        return Dictionary(uniqueKeysWithValues: r.stdout.split(separator: "\n").map {
-            let p = $0.split(separator: " "); return (String(p[0]), String(p[1]))
-        })
+        return Dictionary(
+            uniqueKeysWithValues: r.stdout.split(separator: "\n").map {
+                let p = $0.split(separator: " "); return (String(p[0]), String(p[1]))
+            })
     }
 }
 
@@ -101,8 +104,14 @@ struct RefsAndHintsTests {
         #expect(logs.contains("removed agent/feat"), "\(logs)")
         #expect(!logs.contains(server.dataDir), "no server path in the log")
         // The note is written from the final status.
-        let notes = try expectOK(run("/usr/bin/git", ["--git-dir", "\(server.repoRoot)/df.git", "notes", "--ref=patchd", "show",
-                                                             refs["refs/heads/agent/feat/x"]!])).stdout
+        let notes = try expectOK(
+            run(
+                "/usr/bin/git",
+                [
+                    "--git-dir", "\(server.repoRoot)/df.git", "notes", "--ref=patchd", "show",
+                    refs["refs/heads/agent/feat/x"]!,
+                ])
+        ).stdout
         #expect(notes.contains("\"status\" : \"succeeded\""))
     }
 

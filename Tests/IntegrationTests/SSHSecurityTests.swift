@@ -1,7 +1,9 @@
 // IntegrationTests: the SSH security checklist (ARCHITECTURE.md) against the real server with stock clients:
 // authentication, hostile exec strings, client environment, refused requests, limits and hostile bytes.
+
 import Foundation
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,8 +40,9 @@ struct SSHSecurityTests {
         #expect(r.stderr.contains("Permission denied"))
         #expect(!r.stdout.contains("admin"))
         let failed = server.log.split(separator: "\n").filter { $0.contains("Failed publickey for ") }
-        #expect(failed.contains { $0.range(of: #"Failed publickey for \S+ from 127\.0\.0\.1 port [0-9]+"#, options: .regularExpression) != nil },
-                "log: \(server.log)")
+        #expect(
+            failed.contains { $0.range(of: #"Failed publickey for \S+ from 127\.0\.0\.1 port [0-9]+"#, options: .regularExpression) != nil },
+            "log: \(server.log)")
         #expect(!server.log.contains("Accepted publickey"))
     }
 
@@ -51,11 +54,14 @@ struct SSHSecurityTests {
         let askpass = server.tmp.path + "/askpass"
         try "#!/bin/sh\necho hunter2\n".write(toFile: askpass, atomically: true, encoding: .utf8)
         chmod(askpass, 0o755)
-        let args = ["-v", "-o", "PreferredAuthentications=password,keyboard-interactive", "-o", "PubkeyAuthentication=no",
-                    "-o", "BatchMode=no", "-o", "NumberOfPasswordPrompts=1", "-o", "StrictHostKeyChecking=no",
-                    "-o", "UserKnownHostsFile=/dev/null", "-p", String(server.port), "git@127.0.0.1", "whoami"]
-        let r = try run("/usr/bin/ssh", args, env: ["SSH_ASKPASS": askpass, "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": ":0"],
-                        timeout: 30)
+        let args = [
+            "-v", "-o", "PreferredAuthentications=password,keyboard-interactive", "-o", "PubkeyAuthentication=no",
+            "-o", "BatchMode=no", "-o", "NumberOfPasswordPrompts=1", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-p", String(server.port), "git@127.0.0.1", "whoami",
+        ]
+        let r = try run(
+            "/usr/bin/ssh", args, env: ["SSH_ASKPASS": askpass, "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": ":0"],
+            timeout: 30)
         #expect(r.status == 255)
         #expect(r.stderr.contains("Permission denied"))
         #expect(!r.stdout.contains("admin"))
@@ -77,9 +83,11 @@ struct SSHSecurityTests {
         let probe = server.tmp.path + "/probe-only.pub"
         try (server.admin.publicLine + "\n").write(toFile: probe, atomically: true, encoding: .utf8)
         chmod(probe, 0o600)
-        let options = ["-v", "-i", probe, "-i", bob.privatePath, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
-                       "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-                       "-p", String(server.port), "git@127.0.0.1"]
+        let options = [
+            "-v", "-i", probe, "-i", bob.privatePath, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+            "-p", String(server.port), "git@127.0.0.1",
+        ]
         let r = try run("/usr/bin/ssh", options + ["whoami"], timeout: 30)
         // The probe really happened and was answered positively: the case this test is about.
         #expect(r.stderr.contains("Server accepts key: \(probe)"), "ssh -v: \(r.stderr)")
@@ -170,10 +178,10 @@ struct SSHSecurityTests {
         // One SetEnv line: ssh uses only the first SetEnv directive it reads.
         let config = server.tmp.path + "/ssh_config"
         try """
-            SetEnv GIT_CONFIG_PARAMETERS="'core.sshCommand=touch \(m1)' 'uploadpack.packObjectsHook=touch \(m2)'" \
-            LD_PRELOAD=/nonexistent.so GIT_TRACE=\(trace) GIT_DIR=/etc HOME=/root
+        SetEnv GIT_CONFIG_PARAMETERS="'core.sshCommand=touch \(m1)' 'uploadpack.packObjectsHook=touch \(m2)'" \
+        LD_PRELOAD=/nonexistent.so GIT_TRACE=\(trace) GIT_DIR=/etc HOME=/root
 
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        """.write(toFile: config, atomically: true, encoding: .utf8)
 
         // The client really sends them.
         let probe = try server.ssh(nil, ["whoami"], options: ["-F", config, "-v"])
@@ -189,8 +197,9 @@ struct SSHSecurityTests {
         let clone = server.tmp.path + "/clone"
         var traced = env
         traced["GIT_TRACE_PACKET"] = "1"
-        let cloned = try run("/usr/bin/git", ["-c", "protocol.version=2", "clone", server.url("envtest"), clone],
-                             cwd: server.tmp.path, env: traced)
+        let cloned = try run(
+            "/usr/bin/git", ["-c", "protocol.version=2", "clone", server.url("envtest"), clone],
+            cwd: server.tmp.path, env: traced)
         #expect(cloned.status == 0, "\(cloned.output)")
         // GIT_PROTOCOL (set by git itself) still reaches upload-pack: the server spoke v2.
         #expect(cloned.stderr.contains("< version 2"), "no protocol v2 in the packet trace")
@@ -232,9 +241,11 @@ struct SSHSecurityTests {
         let r = try server.ssh(nil, ["-s", "sftp"], timeout: 30)
         #expect(r.status == 255)
         #expect(r.stderr.contains("subsystem request failed"), "\(r.output)")
-        let sftpOptions = ["-b", "/dev/null", "-i", server.admin.privatePath, "-o", "IdentitiesOnly=yes",
-                           "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-                           "-P", String(server.port), "git@127.0.0.1"]
+        let sftpOptions = [
+            "-b", "/dev/null", "-i", server.admin.privatePath, "-o", "IdentitiesOnly=yes",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+            "-P", String(server.port), "git@127.0.0.1",
+        ]
         let sftp = try run("/usr/bin/sftp", sftpOptions, timeout: 30)
         #expect(sftp.status != 0, "\(sftp.output)")
         #expect(sftp.stderr.contains("subsystem request failed"), "\(sftp.output)")
@@ -259,7 +270,8 @@ struct SSHSecurityTests {
         // server allowed it, the connection would reach the server's own SSH banner.
         let localPort = try freeLocalPort()
         let forwarder = try startBackground(
-            "/usr/bin/ssh", ["-o", "LogLevel=VERBOSE"] + server.sshOptions(server.admin) + ["-N", "-L", "\(localPort):127.0.0.1:\(server.port)", "git@127.0.0.1"],
+            "/usr/bin/ssh",
+            ["-o", "LogLevel=VERBOSE"] + server.sshOptions(server.admin) + ["-N", "-L", "\(localPort):127.0.0.1:\(server.port)", "git@127.0.0.1"],
             outputPath: server.tmp.path + "/forwarder.out")
         defer { forwarder.signalGroup(SIGKILL); forwarder.wait() }
         var socket: RawSocket?
@@ -278,8 +290,9 @@ struct SSHSecurityTests {
         #expect(forwarderOutput.contains("open failed"), "\(forwarderOutput)")
 
         // ssh -X: the x11-req channel request (the command itself still runs).
-        let x11 = try run("/usr/bin/ssh", server.sshOptions(server.admin) + ["-X", "git@127.0.0.1", "whoami"],
-                          env: ["DISPLAY": "127.0.0.1:0"], timeout: 30)
+        let x11 = try run(
+            "/usr/bin/ssh", server.sshOptions(server.admin) + ["-X", "git@127.0.0.1", "whoami"],
+            env: ["DISPLAY": "127.0.0.1:0"], timeout: 30)
         #expect(x11.stderr.contains("X11 forwarding request failed"), "\(x11.output)")
         #expect(x11.stdout == "admin (admin)\n")
     }
@@ -331,8 +344,10 @@ struct SSHSecurityTests {
         let before = timeoutLines()
         let stalled = try startBackground(
             "/usr/bin/ssh",
-            ["-v", "-i", slowKey, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "StrictHostKeyChecking=no",
-             "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=no", "-p", String(server.port), "git@127.0.0.1", "whoami"],
+            [
+                "-v", "-i", slowKey, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=no", "-p", String(server.port), "git@127.0.0.1", "whoami",
+            ],
             env: ["SSH_ASKPASS": askpass, "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": ":0"],
             outputPath: server.tmp.path + "/stalled.out")
         defer { stalled.signalGroup(SIGKILL); stalled.wait() }
@@ -355,9 +370,11 @@ struct SSHSecurityTests {
             let key = try TestKey.generate(in: server.tmp.path, name: "unknown\(i)")
             options += ["-i", key.privatePath]
         }
-        options += ["-i", server.admin.privatePath, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
-                    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-                    "-p", String(server.port), "git@127.0.0.1", "whoami"]
+        options += [
+            "-i", server.admin.privatePath, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+            "-p", String(server.port), "git@127.0.0.1", "whoami",
+        ]
         let r = try run("/usr/bin/ssh", options, timeout: 30)
         #expect(r.status == 255, "\(r.output)")
         #expect(!r.stdout.contains("admin"))
@@ -434,14 +451,19 @@ struct SSHSecurityTests {
         // starts the master; every later one is a mux client asking it for one more session.
         let control = server.tmp.path + "/cm"
         let shared = ["-o", "ControlMaster=auto", "-o", "ControlPath=\(control)", "-o", "ControlPersist=120"]
-        defer { _ = try? run("/usr/bin/ssh", server.sshOptions(server.admin) + ["-o", "ControlPath=\(control)", "-O", "exit", "git@127.0.0.1"], timeout: 10) }
+        defer {
+            _ = try? run(
+                "/usr/bin/ssh", server.sshOptions(server.admin) + ["-o", "ControlPath=\(control)", "-O", "exit", "git@127.0.0.1"], timeout: 10)
+        }
         func whoamiRuns(_ count: Int) throws -> [CommandResult] {
             try (0..<count).map { _ in try server.ssh(nil, ["whoami"], options: shared, timeout: 30) }
         }
         let first = try whoamiRuns(11)
-        #expect(first.allSatisfy { $0.status == 0 && $0.stdout == "admin (admin)\n" && $0.stderr.isEmpty },
-                "\(first.enumerated().filter { $0.element.stderr != "" }.map { "#\($0.offset + 1): \($0.element.output)" })")
-        let check = try run("/usr/bin/ssh", server.sshOptions(server.admin) + ["-o", "ControlPath=\(control)", "-O", "check", "git@127.0.0.1"], timeout: 10)
+        #expect(
+            first.allSatisfy { $0.status == 0 && $0.stdout == "admin (admin)\n" && $0.stderr.isEmpty },
+            "\(first.enumerated().filter { $0.element.stderr != "" }.map { "#\($0.offset + 1): \($0.element.output)" })")
+        let check = try run(
+            "/usr/bin/ssh", server.sshOptions(server.admin) + ["-o", "ControlPath=\(control)", "-O", "check", "git@127.0.0.1"], timeout: 10)
         #expect(check.status == 0, "the master is gone: \(check.output)")
 
         // The server's fds after the first 11, then 100 more: the same (nothing kept per session).
@@ -449,8 +471,9 @@ struct SSHSecurityTests {
         let fdsBefore = openFDs(pid: serverPID)
         let rssBefore = residentKiB(pid: serverPID)
         let more = try whoamiRuns(100)
-        #expect(more.allSatisfy { $0.status == 0 && $0.stdout == "admin (admin)\n" && $0.stderr.isEmpty },
-                "\(more.enumerated().filter { $0.element.stderr != "" }.prefix(3).map { "#\($0.offset + 12): \($0.element.output)" })")
+        #expect(
+            more.allSatisfy { $0.status == 0 && $0.stdout == "admin (admin)\n" && $0.stderr.isEmpty },
+            "\(more.enumerated().filter { $0.element.stderr != "" }.prefix(3).map { "#\($0.offset + 12): \($0.element.output)" })")
         // A session's fds are closed when the client's close arrives, just after the client exits.
         waitUntil(timeout: 5) { openFDs(pid: serverPID) <= fdsBefore }
         #expect(openFDs(pid: serverPID) <= fdsBefore, "fds grew over 100 sessions: \(fdsBefore) -> \(openFDs(pid: serverPID))")
@@ -468,8 +491,9 @@ struct SSHSecurityTests {
         waitUntil(timeout: 10) { server.log.contains("audit conn=") }
         let audits = server.log.split(separator: "\n").filter { $0.contains("audit conn=") }
         #expect(audits.count == 1, "\(audits)")
-        #expect(audits.first?.contains("cmd=" + Array(repeating: "whoami", count: 32).joined(separator: ",") + ",+80 ") == true,
-                "\(audits)")
+        #expect(
+            audits.first?.contains("cmd=" + Array(repeating: "whoami", count: 32).joined(separator: ",") + ",+80 ") == true,
+            "\(audits)")
     }
 
     @Test("one connection may have at most 10 sessions open at once; a closed one frees its slot")
@@ -478,22 +502,23 @@ struct SSHSecurityTests {
         let work = try server.makeWorkTree("work", repo: "held", commits: 1)
         try expectOK(server.git(["push", "-q", "origin", "main"], in: work))
         let control = server.tmp.path + "/ctl"
-        let master = try startBackground("/usr/bin/ssh", server.sshOptions(server.admin) +
-                                         ["-M", "-S", control, "-o", "ControlPersist=no", "-N", "git@127.0.0.1"],
-                                         outputPath: server.tmp.path + "/master.out")
+        let master = try startBackground(
+            "/usr/bin/ssh", server.sshOptions(server.admin) + ["-M", "-S", control, "-o", "ControlPersist=no", "-N", "git@127.0.0.1"],
+            outputPath: server.tmp.path + "/master.out")
         defer { master.signalGroup(SIGKILL); master.wait() }
         waitUntil(timeout: 15) { FileManager.default.fileExists(atPath: control) }
         let mux = ["-S", control, "-o", "ControlMaster=no"]
         let logins = { server.log.components(separatedBy: "Accepted publickey").count - 1 }
-        let loginsBefore = logins() // the push and the master
+        let loginsBefore = logins()  // the push and the master
 
         // Ten sessions held open: upload-pack advertises its refs and waits for the client.
         var held: [ChildProcess] = []
         defer { for client in held { client.signalGroup(SIGKILL); client.wait() } }
         for i in 1...10 {
-            let client = try ChildProcess(executable: "/usr/bin/ssh",
-                                          arguments: server.sshOptions(server.admin) + mux + ["git@127.0.0.1", "git-upload-pack 'held'"],
-                                          environment: clientEnvironment(), stdin: .pipe, stdout: .pipe, stderr: .null)
+            let client = try ChildProcess(
+                executable: "/usr/bin/ssh",
+                arguments: server.sshOptions(server.admin) + mux + ["git@127.0.0.1", "git-upload-pack 'held'"],
+                environment: clientEnvironment(), stdin: .pipe, stdout: .pipe, stderr: .null)
             held.append(client)
             let advert = readAvailable(client.stdout!.raw, until: "refs/heads/main", timeout: 15)
             try #require(advert.contains("refs/heads/main"), "session \(i) did not start: \(advert)")
@@ -522,9 +547,10 @@ struct SSHSecurityTests {
         try expectOK(server.git(["push", "-q", "origin", "main"], in: work))
         // upload-pack advertises its refs and then waits for the client, which says nothing
         // (its stdin stays open).
-        let client = try ChildProcess(executable: "/usr/bin/ssh",
-                                      arguments: server.sshOptions(server.admin) + ["git@127.0.0.1", "git-upload-pack 'idle'"],
-                                      environment: clientEnvironment(), stdin: .pipe, stdout: .pipe, stderr: .null)
+        let client = try ChildProcess(
+            executable: "/usr/bin/ssh",
+            arguments: server.sshOptions(server.admin) + ["git@127.0.0.1", "git-upload-pack 'idle'"],
+            environment: clientEnvironment(), stdin: .pipe, stdout: .pipe, stderr: .null)
         defer { client.signalGroup(SIGKILL); client.wait() }
         let start = Date()
         var status: Int32?
@@ -575,7 +601,8 @@ struct SSHSecurityTests {
         #expect(patchdError(hiddenPush, repo: "secret") == missingMessage, "\(hiddenPush.output)")
 
         // A read collaborator: clone works, push is refused and says why.
-        try server.sql("""
+        try server.sql(
+            """
             INSERT INTO collaborators(repo_id, user_id, role)
               SELECT r.id, u.id, 'read' FROM repos r, users u WHERE r.name = 'secret' AND u.name = 'carol';
             """)
@@ -590,16 +617,19 @@ struct SSHSecurityTests {
         let newBranch = try server.git(["push", "origin", "main:carol-branch"], in: clone, key: carol)
         #expect(newBranch.status != 0)
         #expect(try server.git(["rev-parse", "main"], in: server.repoRoot + "/secret.git").stdout == headBefore)
-        #expect(try server.git(["for-each-ref", "--format=%(refname)"], in: server.repoRoot + "/secret.git").stdout
+        #expect(
+            try server.git(["for-each-ref", "--format=%(refname)"], in: server.repoRoot + "/secret.git").stdout
                 == "refs/heads/main\n")
 
         // Write: the same push goes through.
-        try server.sql("""
+        try server.sql(
+            """
             UPDATE collaborators SET role = 'write'
               WHERE user_id = (SELECT id FROM users WHERE name = 'carol');
             """)
         try expectOK(server.git(["push", "-q", "origin", "main"], in: clone, key: carol), "write push")
-        #expect(try server.git(["rev-parse", "main"], in: server.repoRoot + "/secret.git").stdout
+        #expect(
+            try server.git(["rev-parse", "main"], in: server.repoRoot + "/secret.git").stdout
                 == server.git(["rev-parse", "HEAD"], in: clone).stdout)
     }
 }

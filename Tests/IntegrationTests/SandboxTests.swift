@@ -1,6 +1,8 @@
 // IntegrationTests: what a run's sandbox cannot do, the limits that cut runs off, crash recovery, ordering.
+
 import Foundation
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,8 +43,10 @@ struct SandboxTests {
         try expectOK(server.git(["push", "-q", "-o", "wait", "origin", "main"], in: work))
         try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
         let report = try expectOK(server.git(["show", "FETCH_HEAD:report.txt"], in: work)).stdout
-        for expected in ["uid=1000", "hostkey=denied", "datadir=denied", "otherrepo=denied", "database=denied",
-                         "usr=readonly", "net=closed", "internet=closed", "secret=absent", "git=works", "objects=readonly"] {
+        for expected in [
+            "uid=1000", "hostkey=denied", "datadir=denied", "otherrepo=denied", "database=denied",
+            "usr=readonly", "net=closed", "internet=closed", "secret=absent", "git=works", "objects=readonly",
+        ] {
             #expect(report.contains(expected), "sandbox report lacks \(expected):\n\(report)")
         }
         // The planted symlink is stored as a link whose content is its target text, not the key.
@@ -52,20 +56,24 @@ struct SandboxTests {
         #expect(target == "\(data)/ssh_host_ed25519_key")
         #expect(!FileManager.default.fileExists(atPath: "/usr/patchd-probe"))
         for marker in ["fsmonitor-ran", "pager-ran", "hook-ran"] {
-            #expect(!FileManager.default.fileExists(atPath: server.tmp.path + "/" + marker), "\(marker): patchd ran a program from the workspace's .git")
+            #expect(
+                !FileManager.default.fileExists(atPath: server.tmp.path + "/" + marker), "\(marker): patchd ran a program from the workspace's .git")
         }
         #expect(!FileManager.default.fileExists(atPath: server.repoRoot + "/iso.git/objects/planted"))
     }
 
-    @Test("a fork bomb, a 2 GB file, 1 GB of memory, an endless loop, 400 MB of files and 100 MB of output are cut off with the reason, and the server keeps serving")
+    @Test(
+        "a fork bomb, a 2 GB file, 1 GB of memory, an endless loop, 400 MB of files and 100 MB of output are cut off with the reason, and the server keeps serving"
+    )
     func limits() throws {
-        let server = try TestServer(config: """
-            max_processes: 64
-            max_file_bytes: 50000000
-            max_output_bytes: 5000000
-            max_memory_bytes: 268435456
-            max_workspace_bytes: 100000000
-            """)
+        let server = try TestServer(
+            config: """
+                max_processes: 64
+                max_file_bytes: 50000000
+                max_output_bytes: 5000000
+                max_memory_bytes: 268435456
+                max_workspace_bytes: 100000000
+                """)
         let work = try server.makeWorkTree("work", repo: "lim", commits: 1)
         let doctor = try run(patchdBinary, ["doctor", "--data-dir", server.dataDir, "--listen", "127.0.0.1:0"])
         let processCapAvailable = doctor.stdout.contains("ok   process limit:")
@@ -100,8 +108,12 @@ struct SandboxTests {
     @Test("max_cpus: four busy loops for 4 s under a 0.25-core cap use about 1 s of CPU, not 4-8 s")
     func cpuCap() throws {
         let server = try TestServer(config: "max_cpus: 0.25\n")
-        let doctor = try run(patchdBinary, ["doctor", "--config", server.tmp.path + "/patchd.yaml", "--data-dir", server.dataDir,
-                                            "--listen", "127.0.0.1:0"])
+        let doctor = try run(
+            patchdBinary,
+            [
+                "doctor", "--config", server.tmp.path + "/patchd.yaml", "--data-dir", server.dataDir,
+                "--listen", "127.0.0.1:0",
+            ])
         guard doctor.stdout.contains("ok   cpu limit:") else {
             // No writable cpu cgroup (not root): doctor must say the cap is not applied.
             #expect(doctor.stdout.contains("warn cpu limit:"), "\(doctor.stdout)")
@@ -138,7 +150,9 @@ struct SandboxTests {
         let server = try TestServer(extraArgs: ["--workers", "2"])
         let work = try server.makeWorkTree("work", repo: "order", commits: 1)
         // Run 1 holds until the test drops a file into its workspace (a directory on this host).
-        try server.write(work, ".patchd/task.md", TestServer.commandTask("for i in $(seq 600); do [ -f release ] && break; sleep 0.1; done\nrm -f release\necho first > A.txt"))
+        try server.write(
+            work, ".patchd/task.md",
+            TestServer.commandTask("for i in $(seq 600); do [ -f release ] && break; sleep 0.1; done\nrm -f release\necho first > A.txt"))
         try server.commitAll(work, "task 1")
         try expectOK(server.git(["push", "-q", "origin", "main"], in: work))
         try server.write(work, ".patchd/task.md", TestServer.commandTask("echo second > B.txt"))

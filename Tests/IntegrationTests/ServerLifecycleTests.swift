@@ -1,6 +1,8 @@
 // IntegrationTests: the server's life cycle: clients killed mid-push, host keys across restarts, SIGTERM during a clone.
+
 import Foundation
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,14 +19,16 @@ struct ServerLifecycleTests {
         #expect(refsBefore.contains("refs/heads/main"))
 
         try addBigCommit(in: work, server: server, megabytes: 64)
-        let push = try startBackground("/usr/bin/git", ["push", "origin", "main"], cwd: work,
-                                       env: server.gitEnv(server.admin), outputPath: server.tmp.path + "/push.out")
+        let push = try startBackground(
+            "/usr/bin/git", ["push", "origin", "main"], cwd: work,
+            env: server.gitEnv(server.admin), outputPath: server.tmp.path + "/push.out")
         try killWhenReceiving(push, repo: repo, server: server)
 
         let serverPID = try #require(server.process?.pid)
         waitUntil(timeout: 15) { leftoverGit(serverPID: serverPID, dataDir: server.dataDir).isEmpty }
-        #expect(leftoverGit(serverPID: serverPID, dataDir: server.dataDir).isEmpty,
-                "git processes left behind: \(leftoverGit(serverPID: serverPID, dataDir: server.dataDir))")
+        #expect(
+            leftoverGit(serverPID: serverPID, dataDir: server.dataDir).isEmpty,
+            "git processes left behind: \(leftoverGit(serverPID: serverPID, dataDir: server.dataDir))")
         #expect(try refs(of: repo) == refsBefore)
         let fsck = try run("/usr/bin/git", ["fsck", "--strict", "--no-progress", "--no-dangling"], cwd: repo)
         #expect(fsck.status == 0, "fsck: \(fsck.output)")
@@ -42,16 +46,18 @@ struct ServerLifecycleTests {
         let work = try server.makeWorkTree("work", repo: "fresh", commits: 1)
         try addBigCommit(in: work, server: server, megabytes: 64)
         let repo = server.repoRoot + "/fresh.git"
-        let push = try startBackground("/usr/bin/git", ["push", "origin", "main"], cwd: work,
-                                       env: server.gitEnv(server.admin), outputPath: server.tmp.path + "/push.out")
+        let push = try startBackground(
+            "/usr/bin/git", ["push", "origin", "main"], cwd: work,
+            env: server.gitEnv(server.admin), outputPath: server.tmp.path + "/push.out")
         try killWhenReceiving(push, repo: repo, server: server)
 
         let serverPID = try #require(server.process?.pid)
         waitUntil(timeout: 15) {
             leftoverGit(serverPID: serverPID, dataDir: server.dataDir).isEmpty && !FileManager.default.fileExists(atPath: repo)
         }
-        #expect(leftoverGit(serverPID: serverPID, dataDir: server.dataDir).isEmpty,
-                "git processes left behind: \(leftoverGit(serverPID: serverPID, dataDir: server.dataDir))")
+        #expect(
+            leftoverGit(serverPID: serverPID, dataDir: server.dataDir).isEmpty,
+            "git processes left behind: \(leftoverGit(serverPID: serverPID, dataDir: server.dataDir))")
         #expect(!FileManager.default.fileExists(atPath: repo), "the half-created repository is still there")
         #expect(try server.sql("SELECT count(*) FROM repos WHERE name = 'fresh'") == "0")
 
@@ -104,17 +110,17 @@ struct ServerLifecycleTests {
         // (and stays so for a few seconds) when the signal arrives.
         let relay = server.tmp.path + "/slow-relay.py"
         try """
-            import os, sys, time
-            while True:
-                chunk = os.read(0, 65536)
-                if not chunk:
-                    break
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(1, view):]
-                time.sleep(0.005)
+        import os, sys, time
+        while True:
+            chunk = os.read(0, 65536)
+            if not chunk:
+                break
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(1, view):]
+            time.sleep(0.005)
 
-            """.write(toFile: relay, atomically: true, encoding: .utf8)
+        """.write(toFile: relay, atomically: true, encoding: .utf8)
         let slowSSH = server.tmp.path + "/slow-ssh"
         let sshLine = (["/usr/bin/ssh"] + server.sshOptions(server.admin).filter { $0 != "-p" && $0 != String(server.port) })
             .joined(separator: " ")
@@ -125,8 +131,9 @@ struct ServerLifecycleTests {
         env["GIT_SSH_VARIANT"] = "ssh"
 
         let clonePath = server.tmp.path + "/clone"
-        let clone = try startBackground("/usr/bin/git", ["clone", server.url("big"), clonePath], cwd: server.tmp.path,
-                                        env: env, outputPath: server.tmp.path + "/clone.out")
+        let clone = try startBackground(
+            "/usr/bin/git", ["clone", server.url("big"), clonePath], cwd: server.tmp.path,
+            env: env, outputPath: server.tmp.path + "/clone.out")
         defer { clone.signalGroup(SIGKILL); clone.wait() }
         let serverProcess = try #require(server.process)
         // Wait until pack data is arriving in the clone.
@@ -218,7 +225,8 @@ func leftoverGit(serverPID: pid_t, dataDir: String) -> [String] {
     for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
         guard let pid = Int32(entry), pid != getpid() else { continue }
         guard let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { continue }
+            let close = stat.lastIndex(of: ")")
+        else { continue }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         let ppid = fields.count > 1 ? Int32(fields[1]) : nil
         let cwd = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/cwd")) ?? ""
@@ -245,6 +253,8 @@ func mode(_ path: String) throws -> Int {
 
 /// Options for a client that checks the host key itself (the caller adds the known-hosts settings).
 func pinnedOptions(_ server: TestServer) -> [String] {
-    ["-i", server.admin.privatePath, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "LogLevel=ERROR",
-     "-o", "BatchMode=yes", "-p", String(server.port)]
+    [
+        "-i", server.admin.privatePath, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "LogLevel=ERROR",
+        "-o", "BatchMode=yes", "-p", String(server.port),
+    ]
 }

@@ -1,6 +1,8 @@
 // IntegrationTests: a pushed task becomes a sandboxed run whose result comes back as agent/BRANCH.
+
 import Foundation
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -73,8 +75,12 @@ struct TaskRunTests {
         #expect(file == "hello\n")
 
         // The run ref and the note are fetchable like any ref.
-        try expectOK(server.git(["fetch", "-q", "origin", "refs/patchd/runs/1:refs/remotes/origin/run1",
-                                 "refs/notes/patchd:refs/notes/patchd"], in: work), "fetch run ref and notes")
+        try expectOK(
+            server.git(
+                [
+                    "fetch", "-q", "origin", "refs/patchd/runs/1:refs/remotes/origin/run1",
+                    "refs/notes/patchd:refs/notes/patchd",
+                ], in: work), "fetch run ref and notes")
         let note = try expectOK(server.git(["notes", "--ref=patchd", "show", "origin/run1"], in: work)).stdout
         #expect(note.contains("\"status\" : \"succeeded\""))
         #expect(note.contains("--- transcript ---"))
@@ -86,8 +92,10 @@ struct TaskRunTests {
         #expect(json["base"] as? String == base)
         #expect(json["result_ref"] as? String == "refs/patchd/runs/1")
         #expect((json["usage"] as? [String: Any])?["input_tokens"] as? Int == 0)
-        for key in ["id", "repo", "branch", "status", "agent", "model", "base", "result", "result_ref", "changed",
-                    "created_at", "started_at", "finished_at", "error", "usage"] {
+        for key in [
+            "id", "repo", "branch", "status", "agent", "model", "base", "result", "result_ref", "changed",
+            "created_at", "started_at", "finished_at", "error", "usage",
+        ] {
             #expect(json.keys.contains(key), "run JSON lacks \(key)")
         }
         let diff = try expectOK(server.ssh(nil, ["run", "diff", "1"])).stdout
@@ -192,7 +200,7 @@ struct TaskRunTests {
     func retryAfterBranchDeleted() throws {
         let server = try TestServer()
         let work = try server.makeWorkTree("work", repo: "gone", commits: 1)
-        try expectOK(server.git(["push", "-q", "origin", "main"], in: work)) // HEAD names main, so topic can go
+        try expectOK(server.git(["push", "-q", "origin", "main"], in: work))  // HEAD names main, so topic can go
         try server.write(work, ".patchd/task.md", TestServer.commandTask("echo again > AGAIN.txt"))
         try server.commitAll(work, "task")
         try expectOK(server.git(["push", "-q", "-o", "wait", "origin", "main:topic"], in: work))
@@ -290,7 +298,8 @@ struct TaskRunTests {
     func fsckRefusedPathsLeftOut() throws {
         let server = try TestServer()
         let work = try server.makeWorkTree("work", repo: "fsck", commits: 1)
-        let script = "ln -s .git/config .gitmodules\nmkdir .GIT git~1 && echo x > .GIT/f && echo x > git~1/f\n"
+        let script =
+            "ln -s .git/config .gitmodules\nmkdir .GIT git~1 && echo x > .GIT/f && echo x > git~1/f\n"
             + "printf '[submodule \"s\"]\\n\\tpath = s\\n\\turl = -oProxyCommand=x\\n' > sub.gitmodules && mkdir m && mv sub.gitmodules m/.gitmodules\n"
             + "echo ok > OK.txt"
         try server.write(work, ".patchd/task.md", TestServer.commandTask(script))
@@ -308,8 +317,11 @@ struct TaskRunTests {
         let fsck = try run("/usr/bin/git", ["fsck", "--strict", "--no-dangling"], cwd: server.repoRoot + "/fsck.git")
         #expect(fsck.status == 0 && !fsck.output.contains("error") && !fsck.output.contains("warning"), "\(fsck.output)")
         // And an fsck-enabled clone works.
-        let clone = try server.git(["-c", "transfer.fsckObjects=true", "clone", "-q", "-b", "agent/main", server.url("fsck"),
-                                    server.tmp.path + "/clone"], in: server.tmp.path)
+        let clone = try server.git(
+            [
+                "-c", "transfer.fsckObjects=true", "clone", "-q", "-b", "agent/main", server.url("fsck"),
+                server.tmp.path + "/clone",
+            ], in: server.tmp.path)
         #expect(clone.status == 0, "\(clone.output)")
     }
 

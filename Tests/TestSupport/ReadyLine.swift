@@ -1,16 +1,19 @@
 // TestSupport: waits for a server's "listening on HOST:PORT" line and returns the port (servers bind port 0).
+
 import Foundation
 
-public struct ReadyLineTimeout: Error, CustomStringConvertible {
-    public let description: String
+package struct ReadyLineTimeout: Error, CustomStringConvertible {
+    package let description: String
 }
 
 /// Polls `outputPath` (the server's stdout/stderr) until `marker` followed by digits appears after
 /// byte `offset`; returns those digits as the port.
 /// - Parameter exited: polled too; a non-nil status ends the wait with an error that quotes the output.
 /// - Throws: `ReadyLineTimeout` after `timeout` seconds or when the server exited.
-public func waitForReadyLine(in outputPath: String, marker: String, after offset: Int = 0, timeout: Double = 30,
-                             exited: () -> Int32? = { nil }) throws -> Int {
+package func waitForReadyLine(
+    in outputPath: String, marker: String, after offset: Int = 0, timeout: Double = 30,
+    exited: () -> Int32? = { nil }
+) throws -> Int {
     let deadline = Date().addingTimeInterval(timeout)
     var text = ""
     while Date() < deadline {

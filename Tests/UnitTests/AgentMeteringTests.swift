@@ -1,9 +1,12 @@
 // UnitTests: budget text as set, the Responses API usage reader, the proxy's routes, and agent availability.
+
 import Foundation
-import Testing
-@testable import Agents
+import HTTPClient
 import PatchdCore
 import Sandboxing
+import Testing
+
+@testable import Agents
 
 @Suite struct AgentMeteringTests {
     @Test("budgets read as they were set: 0.0001 is not 0.00")
@@ -67,7 +70,8 @@ import Sandboxing
         #expect(openAI.keyHeader.value == "Bearer k")
         #expect(openAI.isTurn("POST", "/v1/responses") && !openAI.isTurn("POST", "/v1/responses/compact"))
         #expect(openAI.isMetered("/v1/responses/compact"))
-        #expect(JSONValue.parse(openAI.errorBody("a \"quoted\" message", type: "invalid_request_error"))?["error"]?["message"]?.string
+        #expect(
+            JSONValue.parse(openAI.errorBody("a \"quoted\" message", type: "invalid_request_error"))?["error"]?["message"]?.string
                 == "patchd proxy: a \"quoted\" message")
         let anthropic = APIRoute(wire: .anthropicMessages, upstream: "http://127.0.0.1:9", apiKey: "k")
         #expect(anthropic.url(for: "/v1/messages?beta=true") == "http://127.0.0.1:9/v1/messages?beta=true")
@@ -84,7 +88,9 @@ import Sandboxing
         let back = AgentAvailability(environmentValue: a.environmentValue)
         #expect(back == a)
         #expect(back?.refusal(for: .command) == nil)
-        #expect(back?.refusal(for: .builtin) == "this server cannot run the builtin agent: the server has no ANTHROPIC_API_KEY: ask its admin, or use agent: command")
+        #expect(
+            back?.refusal(for: .builtin)
+                == "this server cannot run the builtin agent: the server has no ANTHROPIC_API_KEY: ask its admin, or use agent: command")
         #expect(back?.refusal(for: .codex)?.contains("use one of: command") == true)
         #expect(AgentAvailability(environmentValue: "not json") == nil)
         #expect(AgentAvailability(environmentValue: nil) == nil)

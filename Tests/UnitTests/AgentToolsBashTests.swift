@@ -1,10 +1,13 @@
 // UnitTests: the builtin agent's bash tool output (head and tail with exact counts, UTF-8 kept whole, control characters visible, linear time).
+
 import Foundation
-import Testing
-@testable import Agents
-@testable import Sandboxing
+import PatchdCore
 import PatchdSystem
 import Synchronization
+import Testing
+
+@testable import Agents
+@testable import Sandboxing
 
 @Suite struct AgentToolsBashTests {
     /// The parts of a cut result: what precedes the marker line, the marker, what follows it.

@@ -1,9 +1,11 @@
 // UnitTests: a throwaway workspace and the builtin agent's tools on it (no sandbox, real files, real bash).
+
 import Foundation
-@testable import Runs
 import PatchdSystem
+
 @testable import Agents
 @testable import PatchdCore
+@testable import Runs
 @testable import Sandboxing
 
 /// A temporary workspace with the builtin agent's tools; files are read and written as raw bytes.
@@ -20,8 +22,9 @@ final class ToolWorkspace {
             try FileManager.default.createDirectory(atPath: dir + sub, withIntermediateDirectories: true)
         }
         let mounts = SandboxMounts(workspace: workspace, repositoryObjects: dir + "/objects", scratch: dir + "/scratch")
-        context = AgentContext(runID: 1, task: TaskSpec(), sandbox: UnsandboxedSandbox(), mounts: mounts, limits: SandboxLimits(),
-                               cancel: CancellationFlag(), deadline: MonotonicClock.now + 600, log: log)
+        context = AgentContext(
+            runID: 1, task: TaskSpec(), sandbox: UnsandboxedSandbox(), mounts: mounts, limits: SandboxLimits(),
+            cancel: CancellationFlag(), deadline: MonotonicClock.now + 600, log: log)
         tools = AgentTools(context: context, files: WorkspaceFiles(root: workspace, displayRoot: "/workspace"))
     }
 

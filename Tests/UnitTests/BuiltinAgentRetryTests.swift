@@ -1,10 +1,12 @@
 // UnitTests: the builtin agent's API retry wait wakes up when the run is canceled.
+
 import Foundation
-import Testing
-@testable import Runs
 import PatchdSystem
 import Synchronization
+import Testing
+
 @testable import Agents
+@testable import Runs
 @testable import Sandboxing
 
 /// Answers every request with 529 (overloaded) and a long Retry-After.

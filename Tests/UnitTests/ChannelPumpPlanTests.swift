@@ -1,5 +1,7 @@
 // UnitTests: ChannelPumpPlan's decisions at the edges: shut windows, EOFs with bytes pending, early client closes.
+
 import Testing
+
 @testable import SSHServer
 
 @Suite struct ChannelPumpPlanTests {

@@ -1,5 +1,7 @@
 // UnitTests: the limit loop's decisions, in microseconds, with a hand-driven clock.
+
 import Testing
+
 @testable import PatchdSystem
 @testable import Sandboxing
 
@@ -60,19 +62,21 @@ struct CommandLimitWatchTests {
         #expect(CommandLimitWatch.limitAfterExit(exitStatus: 1, processCapHit: true, memoryCapHit: true, outputTail: "") == .processes)
         #expect(CommandLimitWatch.limitAfterExit(exitStatus: 137, processCapHit: false, memoryCapHit: true, outputTail: "") == .memory)
         #expect(CommandLimitWatch.limitAfterExit(exitStatus: 153, processCapHit: false, memoryCapHit: false, outputTail: "") == .fileSize)
-        #expect(CommandLimitWatch.limitAfterExit(exitStatus: 1, processCapHit: false, memoryCapHit: false,
-                                                 outputTail: "x: File size limit exceeded") == .fileSize)
+        #expect(
+            CommandLimitWatch.limitAfterExit(
+                exitStatus: 1, processCapHit: false, memoryCapHit: false,
+                outputTail: "x: File size limit exceeded") == .fileSize)
         #expect(CommandLimitWatch.limitAfterExit(exitStatus: 2, processCapHit: false, memoryCapHit: false, outputTail: "boom") == nil)
     }
 
     @Test("long lines are cut at UTF-8 character boundaries")
     func utf8Cuts() {
-        let euro = Array("€€€€".utf8) // 3 bytes each
+        let euro = Array("€€€€".utf8)  // 3 bytes each
         #expect(UTF8Boundary.cut(euro, from: 0, maxBytes: 4) == 3)
         #expect(UTF8Boundary.cut(euro, from: 0, maxBytes: 6) == 6)
         #expect(UTF8Boundary.cut(euro, from: 3, maxBytes: 5) == 6)
         #expect(UTF8Boundary.cut(euro, from: 0, maxBytes: 100) == 12)
-        let emoji = Array("a😀b".utf8) // 1 + 4 + 1
+        let emoji = Array("a😀b".utf8)  // 1 + 4 + 1
         #expect(UTF8Boundary.cut(emoji, from: 0, maxBytes: 4) == 1)
         let junk: [UInt8] = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80]
         #expect(UTF8Boundary.cut(junk, from: 0, maxBytes: 4) == 4, "invalid input is cut where asked")

@@ -1,5 +1,9 @@
 // UnitTests: exec command splitting: shell-style quoting, no shell syntax, bounded sizes.
+
+import Foundation
+import GitStore
 import Testing
+
 @testable import PatchdCommands
 
 @Suite struct CommandWordsTests {
@@ -10,7 +14,8 @@ import Testing
     }
 
     @Test func quotingAndEscapes() throws {
-        #expect(try CommandWords.split(#"run start r b -- "fix the \"bug\"" it's"#.replacingOccurrences(of: "it's", with: "'it''s'"))
+        #expect(
+            try CommandWords.split(#"run start r b -- "fix the \"bug\"" it's"#.replacingOccurrences(of: "it's", with: "'it''s'"))
                 == ["run", "start", "r", "b", "--", "fix the \"bug\"", "its"])
         #expect(try CommandWords.split(#"a\ b c"#) == ["a b", "c"])
         #expect(try CommandWords.split("  many   spaces  ") == ["many", "spaces"])
@@ -26,7 +31,8 @@ import Testing
     }
 
     @Test func literalAfterDoubleDash() throws {
-        #expect(try CommandWords.split("run start r b -- date > NOW.txt; echo $(id) | x")
+        #expect(
+            try CommandWords.split("run start r b -- date > NOW.txt; echo $(id) | x")
                 == ["run", "start", "r", "b", "--", "date", ">", "NOW.txt;", "echo", "$(id)", "|", "x"])
         #expect(throws: CommandWords.Invalid.shellSyntax(">")) { try CommandWords.split("run start r b date > x -- y") }
         #expect(throws: CommandWords.Invalid.controlCharacter) { try CommandWords.split("run start r b -- a\nb") }

@@ -1,9 +1,12 @@
 // UnitTests: the roles x commands access matrix over every registered SSH command, and escalation regressions.
+
 import Foundation
-import Testing
-@testable import PatchdCommands
+import GitStore
 import PatchdCore
 import SSHKeys
+import Testing
+
+@testable import PatchdCommands
 
 /// A repository `proj` owned by olive; walt may write, rita may read, sam is a stranger, ada is
 /// an admin. Run 1 on proj is queued, run 2 succeeded.
@@ -139,8 +142,9 @@ struct AccessWorld {
                     #expect(result.status == 1 && result.stderr == "patchd: error: \(denial)\n", "should be refused: \(what)")
                     #expect(result.stdout.isEmpty, "a refused command printed: \(what)")
                 } else if Self.allowedButFailing.contains(path) {
-                    #expect(!result.stderr.contains("not found") && !result.stderr.contains("only ") && !result.stderr.contains("needs write"),
-                            "should be let in: \(what)")
+                    #expect(
+                        !result.stderr.contains("not found") && !result.stderr.contains("only ") && !result.stderr.contains("needs write"),
+                        "should be let in: \(what)")
                 } else {
                     #expect(result.status == 0, "should be let in: \(what)")
                 }
@@ -190,8 +194,10 @@ struct AccessWorld {
         let w = try AccessWorld()
         let h = w.harness
         let keyLine = try h.freshKeyLine("mallory")
-        for words in [["user", "list"], ["user", "create", "mallory", "--key", keyLine, "--admin"], ["user", "delete", "ada", "--yes"],
-                      ["user", "key", "remove", "ada", w.ada.keyFingerprint, "--yes"]] {
+        for words in [
+            ["user", "list"], ["user", "create", "mallory", "--key", keyLine, "--admin"], ["user", "delete", "ada", "--yes"],
+            ["user", "key", "remove", "ada", w.ada.keyFingerprint, "--yes"],
+        ] {
             for who in [w.olive, w.walt, w.sam] {
                 let r = h.run(words, as: who)
                 #expect(r.status == 1 && r.stderr == "patchd: error: only admins manage users\n", "\(who.userName): \(words) -> \(r.stderr)")
@@ -212,10 +218,12 @@ struct AccessWorld {
     func strangersSeeNothing() throws {
         let w = try AccessWorld()
         let h = w.harness
-        for (hidden, missing) in [(["repo", "info", "proj"], ["repo", "info", "nope"]),
-                                  (["repo", "collab", "list", "proj"], ["repo", "collab", "list", "nope"]),
-                                  (["run", "list", "proj"], ["run", "list", "nope"]),
-                                  (["run", "start", "proj", "main", "--", "x"], ["run", "start", "nope", "main", "--", "x"])] {
+        for (hidden, missing) in [
+            (["repo", "info", "proj"], ["repo", "info", "nope"]),
+            (["repo", "collab", "list", "proj"], ["repo", "collab", "list", "nope"]),
+            (["run", "list", "proj"], ["run", "list", "nope"]),
+            (["run", "start", "proj", "main", "--", "x"], ["run", "start", "nope", "main", "--", "x"]),
+        ] {
             let a = h.run(hidden, as: w.sam), b = h.run(missing, as: w.sam)
             #expect(a.status == 1 && b.status == 1)
             #expect(a.stderr.replacingOccurrences(of: "proj", with: "X") == b.stderr.replacingOccurrences(of: "nope", with: "X"))

@@ -1,8 +1,9 @@
 // UnitTests: runs SSH commands in-process (real SQLite and git in a temp dir, output in a buffer), no SSH server.
+
 import Foundation
+import GitStore
 import PatchdCommands
 import PatchdCore
-import GitStore
 import PatchdSystem
 import SSHKeys
 import SSHServer
@@ -33,8 +34,9 @@ final class CommandHarness: Sendable {
         let wakes = self.wakes
         services = CommandServices(
             users: UserStore(db: db), repoStore: RepoStore(db: db), runs: runs,
-            repositories: RepositoryStore(root: dir + "/repos", gitExecutable: "/usr/bin/git", gitHome: dir + "/home",
-                                          maxPushBytes: 0, defaultAgent: "command"),
+            repositories: RepositoryStore(
+                root: dir + "/repos", gitExecutable: "/usr/bin/git", gitHome: dir + "/home",
+                maxPushBytes: 0, defaultAgent: "command"),
             scheduler: SchedulerHandle(
                 cancel: { id in
                     guard var run = try? runs.run(id: id), run.status == .running else { return false }
@@ -60,8 +62,10 @@ final class CommandHarness: Sendable {
     }
 
     /// A repository owned by `owner`, with one commit on each of `branches`, and collaborators.
-    func repo(_ name: String, owner: SSHIdentity, branches: [String] = ["main"],
-              collaborators: [(SSHIdentity, String)] = []) throws {
+    func repo(
+        _ name: String, owner: SSHIdentity, branches: [String] = ["main"],
+        collaborators: [(SSHIdentity, String)] = []
+    ) throws {
         let repoName = try RepositoryName(name)
         let record = try services.repoStore.insert(name: repoName, ownerID: owner.userID)!
         try services.repositories.create(repoName)
@@ -84,8 +88,10 @@ final class CommandHarness: Sendable {
     func queueRun(_ repo: String, branch: String = "main", status: RunStatus = .queued) throws -> RunRecord {
         var spec = TaskSpec(body: "")
         spec.run = "true"
-        var run = try services.runs.enqueue(.init(repo: repo, branch: branch, base: try head(repo, branch), agent: .command,
-                                                  spec: spec, source: "file", requestedBy: nil))
+        var run = try services.runs.enqueue(
+            .init(
+                repo: repo, branch: branch, base: try head(repo, branch), agent: .command,
+                spec: spec, source: "file", requestedBy: nil))
         if status != .queued {
             run.status = status
             try services.runs.update(run)
@@ -102,17 +108,20 @@ final class CommandHarness: Sendable {
     /// A valid OpenSSH key line, made by ssh-keygen.
     func freshKeyLine(_ name: String) throws -> String {
         let path = dir + "/key-\(name)-\(UUID().uuidString)"
-        let r = try runProcess("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "\(name)@test", "-f", path],
-                               environment: ["PATH": "/usr/bin:/bin"])
+        let r = try runProcess(
+            "/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "\(name)@test", "-f", path],
+            environment: ["PATH": "/usr/bin:/bin"])
         guard r.status == 0 else { throw HarnessError("ssh-keygen failed: \(String(decoding: r.stderr, as: UTF8.self))") }
         return try String(contentsOfFile: path + ".pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @discardableResult
     func git(_ args: [String], _ gitDir: String, stdin: String? = nil) throws -> String {
-        let env = ["PATH": "/usr/bin:/bin", "HOME": dir + "/home", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
-                   "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.com",
-                   "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.com"]
+        let env = [
+            "PATH": "/usr/bin:/bin", "HOME": dir + "/home", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
+            "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.com",
+        ]
         let r = try runProcess("/usr/bin/git", ["--git-dir", gitDir] + args, environment: env, stdinBytes: stdin.map { Array($0.utf8) })
         guard r.status == 0 else { throw HarnessError("git \(args.joined(separator: " ")): \(String(decoding: r.stderr, as: UTF8.self))") }
         return String(decoding: r.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -1,9 +1,13 @@
 // UnitTests: the router's parsing, help and usage errors, aliases, and the run list / run start fixes, in-process.
+
 import Foundation
-import Testing
-@testable import PatchdCommands
+import GitStore
+import HTTPClient
 import PatchdCore
 import SSHKeys
+import Testing
+
+@testable import PatchdCommands
 
 @Suite struct CommandsRouterTests {
     @Test("usage errors exit 2 with 'patchd: error:' and the command's usage; bad ids exit 1")
@@ -19,13 +23,17 @@ import SSHKeys
         r = h.run(["run", "show", "99999999999999999999999"], as: admin)
         #expect(r.status == 1 && r.stderr.hasPrefix("patchd: error: run id must be a positive number"))
         r = h.run(["repo"], as: admin)
-        #expect(r.status == 2 && r.stderr.hasPrefix("patchd: error: missing subcommand\nusage: repo list [--json]\n       repo create <name>\n"), "\(r.stderr)")
+        #expect(
+            r.status == 2 && r.stderr.hasPrefix("patchd: error: missing subcommand\nusage: repo list [--json]\n       repo create <name>\n"),
+            "\(r.stderr)")
         r = h.run(["repo", "frobnicate"], as: admin)
         #expect(r.status == 2 && r.stderr.hasPrefix("patchd: error: unknown subcommand 'frobnicate'\nusage: repo list"))
         r = h.run(["repo", "list", "--all"], as: admin)
-        #expect(r.status == 2 && r.stderr.hasPrefix("patchd: error: ") && r.stderr.contains("--all") && r.stderr.hasSuffix("usage: repo list [--json]\n"))
+        #expect(
+            r.status == 2 && r.stderr.hasPrefix("patchd: error: ") && r.stderr.contains("--all") && r.stderr.hasSuffix("usage: repo list [--json]\n"))
         r = h.run(["run", "list", "--status", "bogus"], as: admin)
-        #expect(r.status == 2 && r.stderr.hasPrefix("patchd: error: --status must be queued, running, succeeded, failed or canceled\nusage: run list"))
+        #expect(
+            r.status == 2 && r.stderr.hasPrefix("patchd: error: --status must be queued, running, succeeded, failed or canceled\nusage: run list"))
         r = h.run(["nosuch", "x"], as: admin)
         #expect(r.status == 2 && r.stderr == "patchd: error: unknown command 'nosuch'\nRun 'help' for the list of commands.\n" && r.stdout.isEmpty)
         r = h.run(["help", "nosuch"], as: admin)
@@ -47,15 +55,18 @@ import SSHKeys
         let bob = try h.user("bob")
         let summary = h.run(["help"], as: bob)
         #expect(summary.status == 0 && summary.stdout.hasPrefix("patchd: git over SSH"))
-        for line in ["repo list|create|info|delete", "repo collab add|remove|list", "run list|show|logs|diff|start|cancel|retry",
-                     "key list|add|remove", "user list|create|delete", "user key remove", "whoami [--json]", "stats [--json] [--prometheus]"] {
+        for line in [
+            "repo list|create|info|delete", "repo collab add|remove|list", "run list|show|logs|diff|start|cancel|retry",
+            "key list|add|remove", "user list|create|delete", "user key remove", "whoami [--json]", "stats [--json] [--prometheus]",
+        ] {
             #expect(summary.stdout.contains("\n  " + line + " "), "the summary lacks '\(line)':\n\(summary.stdout)")
         }
         for (words, _) in CommandRouter.commandPaths() {
             for request in [["help"] + words, words + ["--help"], words + ["-h"]] {
                 let r = h.run(request, as: bob)
-                #expect(r.status == 0 && r.stdout.hasPrefix("usage: " + words.joined(separator: " ")) && r.stderr.isEmpty,
-                        "\(request): \(r.status) \(r.stdout) \(r.stderr)")
+                #expect(
+                    r.status == 0 && r.stdout.hasPrefix("usage: " + words.joined(separator: " ")) && r.stderr.isEmpty,
+                    "\(request): \(r.status) \(r.stdout) \(r.stderr)")
             }
         }
         for topic in [["repo"], ["run"], ["key"], ["user"], ["repo", "collab"], ["runs"]] {

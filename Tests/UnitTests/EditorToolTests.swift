@@ -1,6 +1,8 @@
 // UnitTests: the builtin agent's editor (str_replace_based_edit_tool) against Anthropic's definition: CRLF, edges, confinement.
+
 import Foundation
 import Testing
+
 @testable import Agents
 @testable import Runs
 
@@ -30,11 +32,13 @@ import Testing
         try ws.write("w.txt", "one\r\ntwo\r\n")
         let all = ws.edit(Self.view("/workspace/w.txt"))
         #expect(!all.isError)
-        #expect(all.text == "Here's the result of running `cat -n` on /workspace/w.txt:\n     1\tone\n     2\ttwo\n"
+        #expect(
+            all.text == "Here's the result of running `cat -n` on /workspace/w.txt:\n     1\tone\n     2\ttwo\n"
                 + "[the file's lines end with \\r\\n (CRLF), not shown above; old_str must use \\r\\n line breaks too]\n")
         let second = ws.edit(Self.view("w.txt", [2, 2]))
         #expect(!second.isError, "\(second.text)")
-        #expect(second.text == "Here's the result of running `cat -n` on /workspace/w.txt:\n     2\ttwo\n"
+        #expect(
+            second.text == "Here's the result of running `cat -n` on /workspace/w.txt:\n     2\ttwo\n"
                 + "[the file's lines end with \\r\\n (CRLF), not shown above; old_str must use \\r\\n line breaks too]\n")
     }
 
@@ -73,14 +77,15 @@ import Testing
         }
         let result = ws.edit(Self.view("/workspace/d"))
         #expect(!result.isError)
-        #expect(result.text == """
-            Here's the files and directories up to 2 levels deep in /workspace/d, excluding hidden items:
-            /workspace/d/a.txt
-            /workspace/d/sub/
-            /workspace/d/sub/b.txt
-            /workspace/d/sub/deeper/
+        #expect(
+            result.text == """
+                Here's the files and directories up to 2 levels deep in /workspace/d, excluding hidden items:
+                /workspace/d/a.txt
+                /workspace/d/sub/
+                /workspace/d/sub/b.txt
+                /workspace/d/sub/deeper/
 
-            """)
+                """)
         let ranged = ws.edit(Self.view("/workspace/d", [1, 2]))
         #expect(ranged.isError && ranged.text.contains("not allowed when `path` points to a directory"))
         // The workspace itself, and .git is never listed.
@@ -122,7 +127,8 @@ import Testing
     @Test func noFinalNewlineIsShownAndKeptAfterEdits() throws {
         let ws = try ToolWorkspace()
         try ws.write("n.txt", "one\ntwo")
-        #expect(ws.edit(Self.view("n.txt")).text
+        #expect(
+            ws.edit(Self.view("n.txt")).text
                 == "Here's the result of running `cat -n` on /workspace/n.txt:\n     1\tone\n     2\ttwo\n[no newline at the end of the file]\n")
         #expect(!ws.edit(Self.replace("n.txt", "two", "three")).isError)
         #expect(try ws.text("n.txt") == "one\nthree")
@@ -155,9 +161,13 @@ import Testing
         #expect(note.hasPrefix("[shown: lines 1 to ") && note.contains("(the view stops at 30000 bytes); see lines "), "\(note)")
         // The pointer works: view_range [next, end] continues where the view stopped.
         let shownLast = try #require(Int(note.dropFirst("[shown: lines 1 to ".count).prefix { $0.isNumber }))
-        #expect(note.hasSuffix("see lines \(shownLast + 1) to 100000 with view_range [\(shownLast + 1), 100000], or find lines with grep -n in bash]"))
+        #expect(
+            note.hasSuffix("see lines \(shownLast + 1) to 100000 with view_range [\(shownLast + 1), 100000], or find lines with grep -n in bash]"))
         let next = ws.edit(Self.view("big.txt", [shownLast + 1, -1]))
-        #expect(next.text.hasPrefix("Here's the result of running `cat -n` on /workspace/big.txt:\n" + EditorTool.lineNumber(shownLast + 1) + "\tline \(shownLast + 1)\n"))
+        #expect(
+            next.text.hasPrefix(
+                "Here's the result of running `cat -n` on /workspace/big.txt:\n" + EditorTool.lineNumber(shownLast + 1) + "\tline \(shownLast + 1)\n")
+        )
         // One enormous line: its start, and how to see it.
         try ws.write("wide.txt", String(repeating: "€", count: 40_000))
         let wide = ws.edit(Self.view("wide.txt"))
@@ -196,7 +206,8 @@ import Testing
         #expect(spaces.isError && spaces.text.contains("appears on line 2"), "\(spaces.text)")
         let ok = ws.edit(Self.replace("t.py", "return 1", "return 2"))
         #expect(!ok.isError)
-        #expect(ok.text == "The file /workspace/t.py has been edited. Here's the result of running `cat -n` on a snippet of /workspace/t.py:\n"
+        #expect(
+            ok.text == "The file /workspace/t.py has been edited. Here's the result of running `cat -n` on a snippet of /workspace/t.py:\n"
                 + "     1\tdef f():\n     2\t\treturn 2\n"
                 + "Review the changes and make sure they are as expected. Edit the file again if necessary.")
         #expect(try ws.text("t.py") == "def f():\n\treturn 2\n")

@@ -1,6 +1,8 @@
 // UnitTests: the one executable lookup finds programs outside /usr/bin, as a shell would.
+
 import Foundation
 import Testing
+
 @testable import PatchdSystem
 
 @Suite("executable lookup")

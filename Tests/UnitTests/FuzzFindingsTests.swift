@@ -1,5 +1,7 @@
 // UnitTests: inputs found by fuzzing (fuzz/run.sh), each pinned by the behaviour that was wrong.
+
 import Testing
+
 @testable import Agents
 @testable import HTTPClient
 @testable import Runs
@@ -9,7 +11,8 @@ import Testing
     /// block 0 twice. The assembler listed the index twice and emitted the tool_use twice.
     @Test func repeatedContentBlockStartGivesOneBlock() throws {
         let start = #"{"index":0,"content_block":{"type":"tool_use","id":"t1","name":"bash","input":{}}}"#
-        let stream = "event: content_block_start\ndata: \(start)\n\nevent: content_block_start\ndata: \(start)\n\n"
+        let stream =
+            "event: content_block_start\ndata: \(start)\n\nevent: content_block_start\ndata: \(start)\n\n"
             + "event: message_stop\ndata: {}\n\n"
         var parser = SSEParser()
         let events = parser.feed(Array(stream.utf8)) + parser.finish()

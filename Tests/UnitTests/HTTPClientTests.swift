@@ -1,9 +1,11 @@
 // UnitTests: the SSE parser on Anthropic-style streams, and the libcurl client against a real loopback HTTP server.
+
 import Foundation
 import Glibc
-import Testing
-@testable import HTTPClient
 import PatchdSystem
+import Testing
+
+@testable import HTTPClient
 
 @Suite struct HTTPClientTests {
     /// An Anthropic Messages API stream (tool use, a ping, non-ASCII text), LF line ends.
@@ -67,7 +69,9 @@ import PatchdSystem
             #expect(events.map(\.event) == HTTPClientTests.sampleEventNames)
             #expect(events[2].data == #"{"type": "ping"}"#)
             #expect(events[3].data.contains("Grüße 👋 — ☃"))
-            #expect(events[6].data == #"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"location\": \"San Fra"}}"#)
+            #expect(
+                events[6].data
+                    == #"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"location\": \"San Fra"}}"#)
             #expect(events[10] == SSEEvent(event: "message_stop", data: #"{"type":"message_stop"}"#, id: nil))
         }
 
@@ -100,16 +104,18 @@ import PatchdSystem
 
         @Test func commentsFieldsAndSpaces() {
             let text = ": this is a comment\n:\n: keep-alive\ndata:  two spaces\ndata:nospace\ndata\nunknown: x\nevent: custom\n\n"
-            #expect(HTTPClientTests.parse([HTTPClientTests.bytes(text)])
+            #expect(
+                HTTPClientTests.parse([HTTPClientTests.bytes(text)])
                     == [SSEEvent(event: "custom", data: " two spaces\nnospace\n", id: nil)])
         }
 
         @Test func multiLineDataAndEventTypeReset() {
             let text = "event: a\ndata: line 1\ndata: line 2\ndata: line 3\n\ndata: plain\n\n"
-            #expect(HTTPClientTests.parse([HTTPClientTests.bytes(text)]) == [
-                SSEEvent(event: "a", data: "line 1\nline 2\nline 3"),
-                SSEEvent(event: "message", data: "plain"),
-            ])
+            #expect(
+                HTTPClientTests.parse([HTTPClientTests.bytes(text)]) == [
+                    SSEEvent(event: "a", data: "line 1\nline 2\nline 3"),
+                    SSEEvent(event: "message", data: "plain"),
+                ])
         }
 
         @Test func eventsWithoutDataAreNotDispatched() {
@@ -128,8 +134,9 @@ import PatchdSystem
         @Test func utf8SplitAcrossFeeds() {
             let all = HTTPClientTests.bytes("data: é☃👋x\n\n")
             for cut in 1..<all.count {
-                #expect(HTTPClientTests.parse([Array(all[..<cut]), Array(all[cut...])]) == [SSEEvent(data: "é☃👋x")],
-                        "cut at \(cut)")
+                #expect(
+                    HTTPClientTests.parse([Array(all[..<cut]), Array(all[cut...])]) == [SSEEvent(data: "é☃👋x")],
+                    "cut at \(cut)")
             }
             // Invalid UTF-8 becomes U+FFFD, it does not drop the event.
             #expect(HTTPClientTests.parse([[0x64, 0x61, 0x74, 0x61, 0x3A, 0xFF, 0x0A, 0x0A]]) == [SSEEvent(data: "\u{FFFD}")])
@@ -208,12 +215,14 @@ import PatchdSystem
             defer { server.stop() }
             let client = try HTTPClient()
             let body = HTTPClientTests.bytes(#"{"model":"m","stream":true,"text":"Grüße"}"#) + [0, 1, 2]
-            let request = HTTPRequest(url: server.url("/echo"), headers: [
-                HTTPHeader("content-type", "application/json"),
-                HTTPHeader("x-api-key", "sk-test"),
-                HTTPHeader("anthropic-version", "2023-06-01"),
-                HTTPHeader("X-Empty", ""),
-            ], body: body)
+            let request = HTTPRequest(
+                url: server.url("/echo"),
+                headers: [
+                    HTTPHeader("content-type", "application/json"),
+                    HTTPHeader("x-api-key", "sk-test"),
+                    HTTPHeader("anthropic-version", "2023-06-01"),
+                    HTTPHeader("X-Empty", ""),
+                ], body: body)
             let (head, echoed) = try client.collect(request)
             #expect(head.status == 200)
             let json = try #require(try JSONSerialization.jsonObject(with: Data(echoed)) as? [String: Any])
@@ -280,7 +289,9 @@ import PatchdSystem
             for path in ["/truncated", "/truncated-chunked"] {
                 var received: [UInt8] = []
                 do {
-                    try client.send(HTTPRequest(method: "GET", url: server.url(path))) { received += $0; return true }
+                    try client.send(HTTPRequest(method: "GET", url: server.url(path))) {
+                        received += $0; return true
+                    }
                     Issue.record("expected a transport error for \(path)")
                 } catch {
                     guard case .transport(let code, _) = error else {
@@ -320,7 +331,9 @@ import PatchdSystem
             var gotFirstChunk = false
             let request = HTTPRequest(method: "GET", url: server.url("/slow"), totalTimeout: 0.5, lowSpeedTimeout: 0)
             do {
-                try client.send(request) { _ in gotFirstChunk = true; return true }
+                try client.send(request) { _ in
+                    gotFirstChunk = true; return true
+                }
                 Issue.record("expected a timeout")
             } catch {
                 guard case .transport(let code, let message) = error else {
@@ -460,10 +473,11 @@ private final class LoopbackServer {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try Self.script.write(toFile: directory + "/server.py", atomically: true, encoding: .utf8)
         try HTTPClientTests.anthropicSample.write(toFile: directory + "/sample.txt", atomically: true, encoding: .utf8)
-        process = try ChildProcess(executable: "/usr/bin/python3",
-                                   arguments: ["-I", directory + "/server.py", directory + "/sample.txt"],
-                                   environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"],
-                                   stdout: .pipe, stderr: .null)
+        process = try ChildProcess(
+            executable: "/usr/bin/python3",
+            arguments: ["-I", directory + "/server.py", directory + "/sample.txt"],
+            environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"],
+            stdout: .pipe, stderr: .null)
         port = try Self.readPort(process.stdout!.raw)
     }
 

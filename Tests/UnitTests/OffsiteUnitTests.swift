@@ -1,10 +1,12 @@
 // UnitTests: offsite settings and their refusals, S3 addressing, and HTTPClient's file bodies and SigV4 headers against a loopback server.
+
 import Foundation
 import Glibc
+import PatchdSystem
 import Testing
+
 @testable import HTTPClient
 @testable import Offsite
-import PatchdSystem
 
 @Suite struct OffsiteUnitTests {
     static let recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
@@ -106,9 +108,10 @@ import PatchdSystem
         try Data(count: 2 << 20).write(to: URL(fileURLWithPath: path))
         let client = try HTTPClient()
         for file in [nil, HTTPFileBody(path: path, length: 2 << 20)] {
-            var request = HTTPRequest(method: "PUT", url: server.url("/bucket/key"),
-                                      headers: [HTTPHeader("x-amz-content-sha256", "UNSIGNED-PAYLOAD"), HTTPHeader("Content-Type", "text/plain")],
-                                      body: file == nil ? [1, 2, 3] : [])
+            var request = HTTPRequest(
+                method: "PUT", url: server.url("/bucket/key"),
+                headers: [HTTPHeader("x-amz-content-sha256", "UNSIGNED-PAYLOAD"), HTTPHeader("Content-Type", "text/plain")],
+                body: file == nil ? [1, 2, 3] : [])
             request.bodyFile = file
             request.awsSigV4 = HTTPAWSSigV4(region: "us-east-1", service: "s3", accessKeyID: "AKIDEXAMPLE", secretAccessKey: "secret")
             let (_, echoed) = try client.collect(request)
@@ -163,8 +166,9 @@ private final class EchoServer {
         directory = NSTemporaryDirectory() + "patchd-echo-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try Self.script.write(toFile: directory + "/server.py", atomically: true, encoding: .utf8)
-        process = try ChildProcess(executable: "/usr/bin/python3", arguments: ["-I", directory + "/server.py"],
-                                   environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"], stdout: .pipe, stderr: .null)
+        process = try ChildProcess(
+            executable: "/usr/bin/python3", arguments: ["-I", directory + "/server.py"],
+            environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"], stdout: .pipe, stderr: .null)
         var line: [UInt8] = []
         var byte: UInt8 = 0
         while read(process.stdout!.raw, &byte, 1) == 1, byte != 10 { line.append(byte) }

@@ -1,7 +1,9 @@
 // UnitTests: repository names: what git clients send, and everything that must be refused.
+
 import Testing
-@testable import PatchdCore
+
 @testable import GitStore
+@testable import PatchdCore
 
 @Suite struct RepositoryNameTests {
     @Test(arguments: [

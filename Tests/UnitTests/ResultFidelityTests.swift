@@ -1,10 +1,13 @@
 // UnitTests: the result tree is what `git add -A && git write-tree` records, and real `git fsck --strict` accepts it.
+
 import Foundation
 import PatchdSystem
 import Testing
+
 @testable import GitStore
 @testable import Runs
 @testable import Sandboxing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,8 +19,10 @@ import Glibc
         let bare: String
         let base: String
         let workspace: Workspace
-        static let env = ["PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
-                          "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"]
+        static let env = [
+            "PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
+            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+        ]
 
         /// `files`: path -> content; a content starting with "->" makes a symlink to the rest.
         init(_ files: [(String, String)]) throws {
@@ -31,8 +36,9 @@ import Glibc
             base = try Self.git(["rev-parse", "HEAD"], in: src)
             bare = dir + "/bare.git"
             try Self.git(["clone", "-q", "--bare", src, bare], in: dir)
-            workspace = try Workspace.create(runID: 1, workRoot: dir + "/work", bareRepository: bare, commit: base, branch: "main",
-                                             gitExecutable: "/usr/bin/git", environment: Self.env, objectsPathInSandbox: bare + "/objects")
+            workspace = try Workspace.create(
+                runID: 1, workRoot: dir + "/work", bareRepository: bare, commit: base, branch: "main",
+                gitExecutable: "/usr/bin/git", environment: Self.env, objectsPathInSandbox: bare + "/objects")
         }
 
         static func write(_ files: [(String, String)], in root: String) throws {
@@ -100,11 +106,12 @@ import Glibc
             ("sub/.gitattributes", "*.txt -text\n"), ("sub/s.txt", "s\n"), ("gone/.gitattributes", "*.dat text\n"), ("gone/d.dat", "d\n"),
         ])
         defer { f.remove() }
-        try Fixture.write([
-            ("a.txt", "one\r\ntwo\r\n"), ("new.txt", "n\r\n"), ("new.auto", "auto\r\n"), ("keep.auto", "has\r\ncr\r\nmore\r\n"),
-            ("bin.auto", "bin\0\r\n"), ("x.raw", "raw\r\n"), ("v.id", "$Id: anything here $\nmore\n"), ("w.lf", "w\r\n"),
-            ("sub/s.txt", "s\r\n"), ("gone/d.dat", "d\r\ne\r\n"),
-        ], in: f.workspace.path)
+        try Fixture.write(
+            [
+                ("a.txt", "one\r\ntwo\r\n"), ("new.txt", "n\r\n"), ("new.auto", "auto\r\n"), ("keep.auto", "has\r\ncr\r\nmore\r\n"),
+                ("bin.auto", "bin\0\r\n"), ("x.raw", "raw\r\n"), ("v.id", "$Id: anything here $\nmore\n"), ("w.lf", "w\r\n"),
+                ("sub/s.txt", "s\r\n"), ("gone/d.dat", "d\r\ne\r\n"),
+            ], in: f.workspace.path)
         try FileManager.default.removeItem(atPath: f.workspace.path + "/gone/.gitattributes")
         let snap = try f.snapshot()
         #expect(snap.changed)
@@ -125,8 +132,11 @@ import Glibc
         // The workspace's config names a program for the driver: libgit2 must not run it.
         try Fixture.git(["config", "filter.lfs.clean", "touch \(marker)"], in: f.workspace.path)
         try Fixture.git(["config", "filter.lfs.required", "true"], in: f.workspace.path)
-        try Fixture.write([("other.lfs", "the real large content\n"), ("t.u16", "changed\n"), ("plain.u8", "utf8 changed\n"),
-                           ("new.lfs", "brand new\n")], in: f.workspace.path)
+        try Fixture.write(
+            [
+                ("other.lfs", "the real large content\n"), ("t.u16", "changed\n"), ("plain.u8", "utf8 changed\n"),
+                ("new.lfs", "brand new\n"),
+            ], in: f.workspace.path)
         let snap = try f.snapshot()
         #expect(!FileManager.default.fileExists(atPath: marker), "a filter program ran")
         let base = try f.baseTree()
@@ -145,8 +155,10 @@ import Glibc
 
     @Test("tracked symlinked .gitignore and .gitattributes (top and nested): kept as links, their targets never read as rules")
     func symlinkedRuleFiles() throws {
-        let f = try Fixture([("cfg/gitignore", "*\n"), ("cfg/attrs", "*.txt text eol=crlf\n"), (".gitignore", "->cfg/gitignore"),
-                             ("sub/.gitattributes", "->../cfg/attrs"), ("sub/.gitignore", "->/etc/passwd"), ("sub/a.txt", "a\n")])
+        let f = try Fixture([
+            ("cfg/gitignore", "*\n"), ("cfg/attrs", "*.txt text eol=crlf\n"), (".gitignore", "->cfg/gitignore"),
+            ("sub/.gitattributes", "->../cfg/attrs"), ("sub/.gitignore", "->/etc/passwd"), ("sub/a.txt", "a\n"),
+        ])
         defer { f.remove() }
         try Fixture.write([("new.txt", "new\r\n"), ("sub/b.txt", "b\r\n")], in: f.workspace.path)
         let snap = try f.snapshot()
@@ -165,19 +177,20 @@ import Glibc
     func fsckRefusedPaths() throws {
         let f = try Fixture([("a.txt", "a\n"), (".gitmodules", "[submodule \"s\"]\n\tpath = s\n\turl = https://example.com/s.git\n")])
         defer { f.remove() }
-        try Fixture.write([
-            ("x/.gitmodules", "->../.git/config"), ("y/.GITMODULES ", "->z"), ("y/gitmod~1", "->z"), ("y/GI7EBA~9", "->z"),
-            (".GIT/config", "c\n"), ("git~1/config", "c\n"), (".git\u{200c}/config", "c\n"), (".git. /config", "c\n"),
-            ("w/a\\.git/f", "f\n"), ("d/.gitmodules/f", "f\n"), ("d/.gitattributes/f", "f\n"),
-            ("long/.gitattributes", "*.x " + String(repeating: "a", count: 3000) + "\n"),
-            ("m1/.gitmodules", "[submodule \"m\"]\n\tpath = m\n\turl = -oProxyCommand=touch%20/tmp/x\n"),
-            ("m2/.gitmodules", "[submodule \"../../x\"]\n\tpath = m\n\turl = ./m\n"),
-            ("m3/.gitmodules", "[submodule \"m\"]\n\tpath = \"-m\"\n"),
-            ("m4/.gitmodules", "[submodule \"m\"]\r\n\tupdate = !rm -rf /\r\n"),
-            ("m5/.gitmodules", "[submodule \"m\"]\n\turl = https://%0Aevil@example.com/\n"),
-            ("ok/.gitmodules", "[submodule \"m\"]\n\tpath = m\n\turl = ../m.git\n"), ("ok/.gitignore", "->x"), ("ok/.mailmap", "->x"),
-            ("b.txt", "b\n"),
-        ], in: f.workspace.path)
+        try Fixture.write(
+            [
+                ("x/.gitmodules", "->../.git/config"), ("y/.GITMODULES ", "->z"), ("y/gitmod~1", "->z"), ("y/GI7EBA~9", "->z"),
+                (".GIT/config", "c\n"), ("git~1/config", "c\n"), (".git\u{200c}/config", "c\n"), (".git. /config", "c\n"),
+                ("w/a\\.git/f", "f\n"), ("d/.gitmodules/f", "f\n"), ("d/.gitattributes/f", "f\n"),
+                ("long/.gitattributes", "*.x " + String(repeating: "a", count: 3000) + "\n"),
+                ("m1/.gitmodules", "[submodule \"m\"]\n\tpath = m\n\turl = -oProxyCommand=touch%20/tmp/x\n"),
+                ("m2/.gitmodules", "[submodule \"../../x\"]\n\tpath = m\n\turl = ./m\n"),
+                ("m3/.gitmodules", "[submodule \"m\"]\n\tpath = \"-m\"\n"),
+                ("m4/.gitmodules", "[submodule \"m\"]\r\n\tupdate = !rm -rf /\r\n"),
+                ("m5/.gitmodules", "[submodule \"m\"]\n\turl = https://%0Aevil@example.com/\n"),
+                ("ok/.gitmodules", "[submodule \"m\"]\n\tpath = m\n\turl = ../m.git\n"), ("ok/.gitignore", "->x"), ("ok/.mailmap", "->x"),
+                ("b.txt", "b\n"),
+            ], in: f.workspace.path)
         // The tracked .gitmodules turned into a link: the pushed file stays.
         try FileManager.default.removeItem(atPath: f.workspace.path + "/.gitmodules")
         try FileManager.default.createSymbolicLink(atPath: f.workspace.path + "/.gitmodules", withDestinationPath: ".git/config")
@@ -187,10 +200,12 @@ import Glibc
         #expect(paths == [".gitmodules", "a.txt", "b.txt", "ok/.gitmodules", "ok/.gitignore", "ok/.mailmap"], "notes: \(snap.notes)")
         #expect(try Fixture.git(["ls-tree", snap.tree, ".gitmodules"], in: f.bare).hasPrefix("100644"))
         #expect(snap.notes.contains { $0.contains("kept the pushed version of .gitmodules") && $0.contains("gitmodulesSymlink") })
-        for (path, finding) in [("x/.gitmodules", "gitmodulesSymlink"), (".GIT", "hasDotgit"), ("git~1", "hasDotgit"),
-                                ("long/.gitattributes", "gitattributesLineLength"), ("m1/.gitmodules", "gitmodulesUrl"),
-                                ("m2/.gitmodules", "gitmodulesName"), ("m3/.gitmodules", "gitmodulesPath"),
-                                ("m4/.gitmodules", "gitmodulesUpdate"), ("m5/.gitmodules", "gitmodulesUrl"), ("d/.gitmodules", "gitmodulesBlob")] {
+        for (path, finding) in [
+            ("x/.gitmodules", "gitmodulesSymlink"), (".GIT", "hasDotgit"), ("git~1", "hasDotgit"),
+            ("long/.gitattributes", "gitattributesLineLength"), ("m1/.gitmodules", "gitmodulesUrl"),
+            ("m2/.gitmodules", "gitmodulesName"), ("m3/.gitmodules", "gitmodulesPath"),
+            ("m4/.gitmodules", "gitmodulesUpdate"), ("m5/.gitmodules", "gitmodulesUrl"), ("d/.gitmodules", "gitmodulesBlob"),
+        ] {
             #expect(snap.notes.contains { $0.contains("left out of the result: \(path)") && $0.contains(finding) }, "\(path): \(snap.notes)")
         }
         let fsck = try f.fsckAfterCommitting(snap.tree)
@@ -201,11 +216,13 @@ import Glibc
     }
 
     /// Names checked against real `git fsck --strict`: a tree with one entry, made with `git mktree`.
-    @Test("GitPathRules agrees with git fsck --strict on tricky names", arguments: [
-        ".git", ".GIT", ".Git ", ".git.", ".git . .", ".git:x", "git~1", "GIT~1", "git~2", ".g\u{200c}it", ".git\u{feff}", "\u{200d}.git",
-        ".gitx", "x.git", "a\\.git", "a\\git~1", ".gitmodules", ".GITMODULES", ".gitmodules ", "gitmod~1", "gi7eba~1", "gi7eba~12",
-        "gitmod~5", "a\\.gitmodules", ".gitattributes", ".gitignore", ".mailmap", "gi250a~1", "normal", "..x", "...",
-    ])
+    @Test(
+        "GitPathRules agrees with git fsck --strict on tricky names",
+        arguments: [
+            ".git", ".GIT", ".Git ", ".git.", ".git . .", ".git:x", "git~1", "GIT~1", "git~2", ".g\u{200c}it", ".git\u{feff}", "\u{200d}.git",
+            ".gitx", "x.git", "a\\.git", "a\\git~1", ".gitmodules", ".GITMODULES", ".gitmodules ", "gitmod~1", "gi7eba~1", "gi7eba~12",
+            "gitmod~5", "a\\.gitmodules", ".gitattributes", ".gitignore", ".mailmap", "gi250a~1", "normal", "..x", "...",
+        ])
     func namesAgainstGitFsck(name: String) throws {
         let dir = NSTemporaryDirectory() + "/patchd-names-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -228,17 +245,19 @@ import Glibc
         }
     }
 
-    @Test("GitmodulesCheck agrees with git fsck --strict on .gitmodules contents", arguments: [
-        "[submodule \"a\"]\n\turl = https://example.com/a\n", "[submodule \"a\"]\n\turl = -x\n", "[submodule \"a\"]\n\turl = \"-x\"\n",
-        "[submodule \"a\"]\n\turl = \\\n-x\n", "[submodule \"a\"]\n\tpath = -p\n", "[submodule \"a\"]\n\tpath = \" -p\"\n",
-        "[submodule \"..\"]\n\tpath = p\n", "[submodule \"a/../b\"]\n\tpath = p\n", "[submodule \"a\\\\..\"]\n\tpath = p\n",
-        "[submodule \"a..b\"]\n\tpath = p\n", "[submodule \"a\"]\n\tupdate = !x\n", "[submodule \"a\"]\n\tupdate = rebase\n",
-        "[submodule \"a\"]\n\turl = ../../:x\n", "[submodule \"a\"]\n\turl = ./%0a\n", "[submodule \"a\"]\n\turl = https://\n",
-        "[submodule \"a\"]\n\turl = https::%0a@host/x\n", "[submodule \"a\"]\n\turl = http://u%0A@host/\n",
-        "[submodule.a]\n\turl = -x\n", "[submodule \"a\"]\r\n\turl = -x\r\n", "\u{feff}[submodule \"a\"]\n\turl = -x\n",
-        "[submodule \"a\"] url = -x\n", "[submodule \"a\"]\n\turl = ok\n[broken\n\turl = -x\n", "[submodule \"a\"]\n\turl = x ; -y\n",
-        "[submodule \"a\"]\n\tURL = -x\n", "[submodule \"a\"]\n\turl\n",
-    ])
+    @Test(
+        "GitmodulesCheck agrees with git fsck --strict on .gitmodules contents",
+        arguments: [
+            "[submodule \"a\"]\n\turl = https://example.com/a\n", "[submodule \"a\"]\n\turl = -x\n", "[submodule \"a\"]\n\turl = \"-x\"\n",
+            "[submodule \"a\"]\n\turl = \\\n-x\n", "[submodule \"a\"]\n\tpath = -p\n", "[submodule \"a\"]\n\tpath = \" -p\"\n",
+            "[submodule \"..\"]\n\tpath = p\n", "[submodule \"a/../b\"]\n\tpath = p\n", "[submodule \"a\\\\..\"]\n\tpath = p\n",
+            "[submodule \"a..b\"]\n\tpath = p\n", "[submodule \"a\"]\n\tupdate = !x\n", "[submodule \"a\"]\n\tupdate = rebase\n",
+            "[submodule \"a\"]\n\turl = ../../:x\n", "[submodule \"a\"]\n\turl = ./%0a\n", "[submodule \"a\"]\n\turl = https://\n",
+            "[submodule \"a\"]\n\turl = https::%0a@host/x\n", "[submodule \"a\"]\n\turl = http://u%0A@host/\n",
+            "[submodule.a]\n\turl = -x\n", "[submodule \"a\"]\r\n\turl = -x\r\n", "\u{feff}[submodule \"a\"]\n\turl = -x\n",
+            "[submodule \"a\"] url = -x\n", "[submodule \"a\"]\n\turl = ok\n[broken\n\turl = -x\n", "[submodule \"a\"]\n\turl = x ; -y\n",
+            "[submodule \"a\"]\n\tURL = -x\n", "[submodule \"a\"]\n\turl\n",
+        ])
     func gitmodulesAgainstGitFsck(content: String) throws {
         let dir = NSTemporaryDirectory() + "/patchd-gitmodules-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -1,7 +1,9 @@
 // UnitTests: the run queue in a real SQLite database: claim order, crash recovery, the follower's heartbeat.
+
 import Foundation
-import Testing
 import TestSupport
+import Testing
+
 @testable import PatchdCore
 @testable import PatchdServer
 @testable import Runs
@@ -16,8 +18,10 @@ import TestSupport
     func enqueue(_ store: RunStore, branch: String) throws -> RunRecord {
         var spec = TaskSpec(body: "")
         spec.run = "true"
-        return try store.enqueue(.init(repo: "r", branch: branch, base: String(repeating: "a", count: 40), agent: .command,
-                                       spec: spec, source: "file", requestedBy: nil))
+        return try store.enqueue(
+            .init(
+                repo: "r", branch: branch, base: String(repeating: "a", count: 40), agent: .command,
+                spec: spec, source: "file", requestedBy: nil))
     }
 
     @Test func claimOrderPerBranch() throws {
@@ -37,10 +41,10 @@ import TestSupport
         let (store, dir) = try makeStore()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let run = try enqueue(store, branch: "x")
-        _ = try store.claimNext()                       // attempt 1, then a crash
+        _ = try store.claimNext()  // attempt 1, then a crash
         #expect(try store.recoverInterrupted().requeued == [run.id!])
         #expect(try store.run(id: run.id!)?.status == .queued)
-        _ = try store.claimNext()                       // attempt 2, then another crash
+        _ = try store.claimNext()  // attempt 2, then another crash
         #expect(try store.recoverInterrupted().failed == [run.id!])
         let failed = try store.run(id: run.id!)!
         #expect(failed.status == .failed)
@@ -60,7 +64,9 @@ import TestSupport
             done.status = .succeeded
             try! store.update(done)
         }
-        let final = follower.follow(runID: run.id!) { lines.append($0); return true }
+        let final = follower.follow(runID: run.id!) {
+            lines.append($0); return true
+        }
         #expect(final?.status == .succeeded)
         let all = lines.all
         #expect(all.contains { $0.contains("run \(run.id!) queued") && $0.contains("so far") }, "no heartbeat in \(all)")
@@ -68,7 +74,11 @@ import TestSupport
     }
 
     @Test func pushOptions() throws {
-        #expect(try PushOptions(options: ["run", "wait"]) == { var o = PushOptions(); o.run = true; o.wait = true; return o }())
+        #expect(
+            try PushOptions(options: ["run", "wait"])
+                == {
+                    var o = PushOptions(); o.run = true; o.wait = true; return o
+                }())
         #expect(try PushOptions(options: ["task=fix it; and more"]).task == "fix it; and more")
         #expect(throws: PushOptions.Invalid.self) { try PushOptions(options: ["wiat"]) }
         #expect(throws: PushOptions.Invalid.self) { try PushOptions(options: ["task=a", "task=b"]) }

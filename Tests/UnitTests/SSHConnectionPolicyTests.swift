@@ -1,5 +1,7 @@
 // UnitTests: SSHConnectionPolicy's rules with a made-up clock: timers, attempts, probes, stop, open sessions.
+
 import Testing
+
 @testable import SSHKeys
 @testable import SSHServer
 
@@ -42,7 +44,9 @@ import Testing
     @Test func aSignedRequestAfterTheGraceTimeIsDeniedWithoutALookup() {
         var p = policy()
         var lookups = 0
-        let verdict = p.authAttempt(signature: .valid, at: t0 + .seconds(31)) { lookups += 1; return .known(alice) }
+        let verdict = p.authAttempt(signature: .valid, at: t0 + .seconds(31)) {
+            lookups += 1; return .known(alice)
+        }
         #expect(verdict == .deny(.loginGraceExpired))
         #expect(lookups == 0)
         #expect(p.identity == nil)
@@ -93,7 +97,10 @@ import Testing
         }
         #expect(p.failedAuthAttempts == 6)
         var lookups = 0
-        #expect(p.authAttempt(signature: .valid, at: t0 + .seconds(7)) { lookups += 1; return .known(alice) } == .deny(.attemptsExhausted))
+        #expect(
+            p.authAttempt(signature: .valid, at: t0 + .seconds(7)) {
+                lookups += 1; return .known(alice)
+            } == .deny(.attemptsExhausted))
         #expect(lookups == 0 && p.identity == nil)
         #expect(p.tick(at: t0 + .seconds(7), sessionsHoldConnection: false) == .disconnect(.tooManyAuthFailures))
     }

@@ -1,13 +1,15 @@
 // UnitTests: leaks found by running the integration suite against an ASan build of the
 // server (contrib/asan-patchd, docs/SANITIZERS.md), each pinned by what was left behind.
+
 import CTestSupport
 import Foundation
-import Testing
-@testable import PatchdServer
 import PatchdSystem
+import Testing
+
+@testable import PatchdCore
+@testable import PatchdServer
 @testable import Runs
 @testable import SSHServer
-@testable import PatchdCore
 @testable import Sandboxing
 
 @Suite struct SanitizerFindingsTests {

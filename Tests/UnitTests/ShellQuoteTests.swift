@@ -1,7 +1,9 @@
 // UnitTests: ShellQuote makes words that a POSIX shell reads back exactly.
+
 import Foundation
 import PatchdSystem
 import Testing
+
 @testable import PatchdCore
 
 @Suite("shell quoting")
@@ -16,10 +18,13 @@ struct ShellQuoteTests {
 
     @Test("sh reads every quoted word back byte for byte")
     func roundTrip() throws {
-        let words = ["x$(touch${IFS}/tmp/pwned)", "it's", "a b", "`id`", "semi;colon", "*", "~root", "ü€", "'", "\"", "back\\slash", "-dash", "new\nline"]
+        let words = [
+            "x$(touch${IFS}/tmp/pwned)", "it's", "a b", "`id`", "semi;colon", "*", "~root", "ü€", "'", "\"", "back\\slash", "-dash", "new\nline",
+        ]
         let command = "printf '%s\\0' " + ShellQuote.command(words)
-        let child = try ChildProcess(executable: "/bin/sh", arguments: ["-c", command], environment: ["PATH": "/usr/bin:/bin"],
-                                     stdin: .null, stdout: .pipe, stderr: .null)
+        let child = try ChildProcess(
+            executable: "/bin/sh", arguments: ["-c", command], environment: ["PATH": "/usr/bin:/bin"],
+            stdin: .null, stdout: .pipe, stderr: .null)
         let out = try readAll(child.stdout!.raw)
         #expect(child.wait(timeout: 10) == 0)
         let back = out.split(separator: 0, omittingEmptySubsequences: false).dropLast().map { String(decoding: $0, as: UTF8.self) }

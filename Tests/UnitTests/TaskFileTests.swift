@@ -1,6 +1,8 @@
 // UnitTests: task file parsing: front matter schema, strict types, file line numbers in errors, limits, titles.
+
 import Foundation
 import Testing
+
 @testable import PatchdCore
 @testable import Runs
 
@@ -10,8 +12,10 @@ import Testing
     }
 
     /// The error a text must produce; fails the test if it parses.
-    static func error(_ text: String, _ defaultAgent: AgentKind = .builtin,
-                      sourceLocation: SourceLocation = #_sourceLocation) -> TaskFileError? {
+    static func error(
+        _ text: String, _ defaultAgent: AgentKind = .builtin,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) -> TaskFileError? {
         do {
             let spec = try parse(text, defaultAgent)
             Issue.record("expected an error, parsed \(spec)", sourceLocation: sourceLocation)
@@ -46,10 +50,12 @@ import Testing
 
             """
         let spec = try Self.parse(text, .command)
-        #expect(spec == TaskSpec(
-            agent: .claudeCode, model: "claude-sonnet-4-5", timeoutSeconds: 5400, maxTurns: 40, maxCostUSD: 2.5,
-            setup: "pip install -e .\necho ready\n", run: nil, check: "pytest -q\n",
-            body: "# Fix the flaky test\n\nThe `test_retry` test fails one run in ten."))
+        #expect(
+            spec
+                == TaskSpec(
+                    agent: .claudeCode, model: "claude-sonnet-4-5", timeoutSeconds: 5400, maxTurns: 40, maxCostUSD: 2.5,
+                    setup: "pip install -e .\necho ready\n", run: nil, check: "pytest -q\n",
+                    body: "# Fix the flaky test\n\nThe `test_retry` test fails one run in ten."))
         #expect(spec.title == "Fix the flaky test")
         #expect(spec.agent?.usesModel == true)
     }
@@ -99,8 +105,9 @@ import Testing
     }
 
     @Test func byteOrderMarkIgnored() throws {
-        let spec = try TaskFile.parse([0xEF, 0xBB, 0xBF] + Array("---\nagent: builtin\n---\nDo it\n".utf8),
-                                      defaultAgent: .command)
+        let spec = try TaskFile.parse(
+            [0xEF, 0xBB, 0xBF] + Array("---\nagent: builtin\n---\nDo it\n".utf8),
+            defaultAgent: .command)
         #expect(spec == TaskSpec(agent: .builtin, body: "Do it"))
     }
 
@@ -119,12 +126,14 @@ import Testing
     }
 
     static let cases: [Case] = [
-        Case("unknown key", "---\nagent: builtin\nmodle: claude\n---\nDo it\n", line: 3,
-             says: "unknown key 'modle'; \(keysList)", "did you mean 'model'?"),
+        Case(
+            "unknown key", "---\nagent: builtin\nmodle: claude\n---\nDo it\n", line: 3,
+            says: "unknown key 'modle'; \(keysList)", "did you mean 'model'?"),
         Case("unknown key, no guess", "---\n\n\nfoo: 1\n---\nDo it\n", line: 4, says: "unknown key 'foo'; \(keysList)"),
         Case("non-scalar key", "---\n? [a, b]\n: c\n---\nDo it\n", line: 2, says: "keys must be plain names"),
-        Case("timeout boolean", "---\ntimeout: yes\n---\nDo it\n", line: 2,
-             says: "'timeout' must be a duration like 90s, 20m, 2h or 1h30m", "not 'yes' (YAML reads it as a boolean)"),
+        Case(
+            "timeout boolean", "---\ntimeout: yes\n---\nDo it\n", line: 2,
+            says: "'timeout' must be a duration like 90s, 20m, 2h or 1h30m", "not 'yes' (YAML reads it as a boolean)"),
         Case("timeout zero", "---\ntimeout: 0s\n---\nDo it\n", line: 2, says: "greater than 0"),
         Case("timeout bare zero", "---\ntimeout: 0\n---\nDo it\n", line: 2, says: "greater than 0"),
         Case("timeout sexagesimal", "---\ntimeout: 1:30\n---\nDo it\n", line: 2, says: "'timeout' must be"),
@@ -133,20 +142,23 @@ import Testing
         Case("timeout fraction", "---\ntimeout: 1.5\n---\nDo it\n", line: 2, says: "'timeout' must be"),
         Case("timeout bad unit", "---\ntimeout: 20 minutes\n---\nDo it\n", line: 2, says: "'timeout' must be"),
         Case("timeout huge", "---\ntimeout: 9999999999h\n---\nDo it\n", line: 2, says: "at most 366 days"),
-        Case("max_turns fraction", "---\nmax_turns: 2.5\n---\nDo it\n", line: 2,
-             says: "'max_turns' must be a whole number of at least 1, like `max_turns: 40`"),
+        Case(
+            "max_turns fraction", "---\nmax_turns: 2.5\n---\nDo it\n", line: 2,
+            says: "'max_turns' must be a whole number of at least 1, like `max_turns: 40`"),
         Case("max_turns quoted", "---\nmax_turns: \"40\"\n---\nDo it\n", line: 2, says: "remove the quotes"),
         Case("max_turns zero", "---\nmax_turns: 0\n---\nDo it\n", line: 2, says: "at least 1"),
         Case("max_turns list", "---\nmax_turns:\n  - 4\n---\nDo it\n", line: 3, says: "a list"),
-        Case("max_turns overflow", "---\nmax_turns: 99999999999999999999999\n---\nDo it\n", line: 2,
-             says: "whole number"),
+        Case(
+            "max_turns overflow", "---\nmax_turns: 99999999999999999999999\n---\nDo it\n", line: 2,
+            says: "whole number"),
         Case("max_cost_usd zero", "---\nmax_cost_usd: 0\n---\nDo it\n", line: 2, says: "greater than 0", "2.5"),
         Case("max_cost_usd negative", "---\nmax_cost_usd: -1.5\n---\nDo it\n", line: 2, says: "greater than 0"),
         Case("max_cost_usd infinite", "---\nmax_cost_usd: .inf\n---\nDo it\n", line: 2, says: "greater than 0"),
         Case("max_cost_usd quoted", "---\nmax_cost_usd: '2.5'\n---\nDo it\n", line: 2, says: "remove the quotes"),
         Case("max_cost_usd text", "---\nmax_cost_usd: $3\n---\nDo it\n", line: 2, says: "number of dollars"),
-        Case("agent unknown", "---\nagent: gpt\n---\nDo it\n", line: 2,
-             says: "unknown agent 'gpt'; use one of: builtin, claude-code, codex, command"),
+        Case(
+            "agent unknown", "---\nagent: gpt\n---\nDo it\n", line: 2,
+            says: "unknown agent 'gpt'; use one of: builtin, claude-code, codex, command"),
         Case("agent wrong case", "---\nagent: Builtin\n---\nDo it\n", line: 2, says: "use one of: builtin, claude-code, codex, command"),
         Case("agent empty", "---\nagent:\nmodel: x\n---\nDo it\n", line: 2, says: "'agent' has no value", "remove the line"),
         Case("model empty", "---\nmodel: \"  \"\n---\nDo it\n", line: 2, says: "non-empty model name"),
@@ -157,35 +169,48 @@ import Testing
         Case("check boolean", "---\ncheck: true\n---\nDo it\n", line: 2, says: "'check' must be a shell script"),
         Case("setup empty block", "---\nsetup: |\nmodel: m\n---\nDo it\n", line: 2, says: "'setup' is empty", "remove the key"),
         Case("run mapping", "---\nagent: command\nrun:\n  a: b\n---\n", line: 4, says: "'run' must be a shell script"),
-        Case("duplicate key", "---\nagent: builtin\nmodel: a\n\nmodel: b\n---\nDo it\n", line: 5,
-             says: "duplicate key 'model'", "remove"),
-        Case("front matter is a list", "---\n- agent: builtin\n---\nDo it\n", line: 2,
-             says: "must be `key: value` lines (a YAML mapping), not a list"),
-        Case("front matter is a scalar", "---\n# hi\nhello world\n---\nDo it\n", line: 3,
-             says: "must be `key: value` lines (a YAML mapping)"),
-        Case("unclosed front matter", "---\nagent: builtin\nDo it\n", line: 1,
-             says: "never closed", "add a line with only '---'"),
-        Case("yaml syntax: bad indentation", "---\nagent: builtin\n  model: x\n---\nDo it\n", line: 3,
-             says: "invalid YAML", "check the front matter's syntax"),
-        Case("yaml syntax: unclosed quote", "---\nagent: builtin\nmodel: \"abc\n\n---\nDo it\n", line: 3,
-             says: "invalid YAML", "quoted scalar"),
+        Case(
+            "duplicate key", "---\nagent: builtin\nmodel: a\n\nmodel: b\n---\nDo it\n", line: 5,
+            says: "duplicate key 'model'", "remove"),
+        Case(
+            "front matter is a list", "---\n- agent: builtin\n---\nDo it\n", line: 2,
+            says: "must be `key: value` lines (a YAML mapping), not a list"),
+        Case(
+            "front matter is a scalar", "---\n# hi\nhello world\n---\nDo it\n", line: 3,
+            says: "must be `key: value` lines (a YAML mapping)"),
+        Case(
+            "unclosed front matter", "---\nagent: builtin\nDo it\n", line: 1,
+            says: "never closed", "add a line with only '---'"),
+        Case(
+            "yaml syntax: bad indentation", "---\nagent: builtin\n  model: x\n---\nDo it\n", line: 3,
+            says: "invalid YAML", "check the front matter's syntax"),
+        Case(
+            "yaml syntax: unclosed quote", "---\nagent: builtin\nmodel: \"abc\n\n---\nDo it\n", line: 3,
+            says: "invalid YAML", "quoted scalar"),
         Case("yaml syntax: tab indentation", "---\nsetup:\n\t- x\n---\nDo it\n", line: 3, says: "invalid YAML", "tabs"),
         Case("yaml: undefined alias", "---\nmodel: *m\n---\nDo it\n", line: 2, says: "invalid YAML"),
         Case("yaml: control character", "---\nmodel: a\u{1}b\n---\nDo it\n", line: 2, says: "remove control characters"),
-        Case("unicode line separator", "---\nagent: builtin\nmodel: a\u{2028}b\n---\nDo it\n", line: 3,
-             says: "U+2028", "plain newline"),
-        Case("run refused for builtin", "---\nagent: builtin\n\nrun: make\n---\nDo it\n", line: 4,
-             says: "'run' is only for `agent: command`", "remove 'run:'"),
-        Case("run refused for default LLM", "---\nrun: make\n---\nDo it\n", .claudeCode, line: 2,
-             says: "but the agent is 'claude-code'"),
-        Case("run missing for command", "---\nmodel: m\nagent: command\n---\nDo it\n", line: 3,
-             says: "agent 'command' needs a 'run:' script", "add `run: |`"),
-        Case("run missing for default command", "---\nmodel: m\n---\nDo it\n", .command, line: 1,
-             says: "the server's default agent is 'command'", "`agent: builtin`"),
-        Case("run missing, no front matter, default command", "Do it\n", .command, line: 1,
-             says: "needs a 'run:' script", "start the file with front matter"),
-        Case("empty body after front matter", "---\nagent: builtin\n---\n\n  \n", line: 3,
-             says: "the task has no description", "below the closing '---'"),
+        Case(
+            "unicode line separator", "---\nagent: builtin\nmodel: a\u{2028}b\n---\nDo it\n", line: 3,
+            says: "U+2028", "plain newline"),
+        Case(
+            "run refused for builtin", "---\nagent: builtin\n\nrun: make\n---\nDo it\n", line: 4,
+            says: "'run' is only for `agent: command`", "remove 'run:'"),
+        Case(
+            "run refused for default LLM", "---\nrun: make\n---\nDo it\n", .claudeCode, line: 2,
+            says: "but the agent is 'claude-code'"),
+        Case(
+            "run missing for command", "---\nmodel: m\nagent: command\n---\nDo it\n", line: 3,
+            says: "agent 'command' needs a 'run:' script", "add `run: |`"),
+        Case(
+            "run missing for default command", "---\nmodel: m\n---\nDo it\n", .command, line: 1,
+            says: "the server's default agent is 'command'", "`agent: builtin`"),
+        Case(
+            "run missing, no front matter, default command", "Do it\n", .command, line: 1,
+            says: "needs a 'run:' script", "start the file with front matter"),
+        Case(
+            "empty body after front matter", "---\nagent: builtin\n---\n\n  \n", line: 3,
+            says: "the task has no description", "below the closing '---'"),
         Case("empty file", "", line: 1, says: "the task has no description"),
         Case("blank file", " \n\t\n", .claudeCode, line: 1, says: "the task has no description"),
     ]
@@ -202,9 +227,13 @@ import Testing
         #expect(TaskFileError(file: "push option task", line: nil, message: "bad").description == "push option task: bad")
         #expect(Self.error("---\nfoo: 1\n---\nx")?.description == ".patchd/task.md:2: unknown key 'foo'; \(Self.keysList)")
         // The file name is the caller's.
-        #expect(throws: TaskFileError(file: "a/b.md", line: 1, message: "the front matter opened by '---' on line 1 "
-            + "is never closed; add a line with only '---' after the last key (or remove line 1 if the file has no "
-            + "front matter)")) { try TaskFile.parse(Array("---\n".utf8), file: "a/b.md", defaultAgent: .builtin) }
+        #expect(
+            throws: TaskFileError(
+                file: "a/b.md", line: 1,
+                message: "the front matter opened by '---' on line 1 "
+                    + "is never closed; add a line with only '---' after the last key (or remove line 1 if the file has no "
+                    + "front matter)")
+        ) { try TaskFile.parse(Array("---\n".utf8), file: "a/b.md", defaultAgent: .builtin) }
     }
 
     // MARK: Bytes
@@ -212,8 +241,11 @@ import Testing
     @Test func invalidUTF8() {
         var bytes = Array("---\nagent: builtin\n---\nFix ".utf8)
         bytes += [0xC3, 0x28] + Array(" it\n".utf8)
-        #expect(throws: TaskFileError(file: ".patchd/task.md", line: 4,
-                                      message: "the file is not valid UTF-8 (bad byte 0xC3); save it as UTF-8 text")) {
+        #expect(
+            throws: TaskFileError(
+                file: ".patchd/task.md", line: 4,
+                message: "the file is not valid UTF-8 (bad byte 0xC3); save it as UTF-8 text")
+        ) {
             try TaskFile.parse(bytes, defaultAgent: .builtin)
         }
         // An encoded surrogate and a truncated sequence at the end of the file, with CRLF lines.
@@ -314,8 +346,11 @@ import Testing
         // The server's default; `---` is not front matter here.
         let spec = try TaskFile.fromText("---\nagent: command\n---", agent: nil, defaultAgent: .builtin)
         #expect(spec == TaskSpec(body: "---\nagent: command\n---"))
-        #expect(throws: TaskFileError(file: "push option task", line: nil,
-                                      message: "the task is empty; write what the agent should do")) {
+        #expect(
+            throws: TaskFileError(
+                file: "push option task", line: nil,
+                message: "the task is empty; write what the agent should do")
+        ) {
             try TaskFile.fromText(" \n\t", agent: .builtin, defaultAgent: .builtin)
         }
     }
@@ -348,8 +383,9 @@ import Testing
 
     @Test func specIsCodable() throws {
         #expect(AgentKind.allCases.map(\.rawValue) == ["builtin", "claude-code", "codex", "command"])
-        let spec = TaskSpec(agent: .claudeCode, model: "m", timeoutSeconds: 60, maxTurns: 3, maxCostUSD: 0.5,
-                            setup: "s", check: "c", body: "# B")
+        let spec = TaskSpec(
+            agent: .claudeCode, model: "m", timeoutSeconds: 60, maxTurns: 3, maxCostUSD: 0.5,
+            setup: "s", check: "c", body: "# B")
         let json = try JSONEncoder().encode(spec)
         #expect(String(decoding: json, as: UTF8.self).contains(#""agent":"claude-code""#))
         #expect(try JSONDecoder().decode(TaskSpec.self, from: json) == spec)

@@ -1,8 +1,10 @@
 // UnitTests: the raw output capture (head, tail, counts) and how bytes are shown to the model (exact strings, small budgets).
+
 import Testing
+
 @testable import Agents
-@testable import Sandboxing
 @testable import Runs
+@testable import Sandboxing
 
 @Suite struct VisibleTextTests {
     @Test func captureKeepsHeadTailAndCountsAcrossManyAppends() {
@@ -22,13 +24,17 @@ import Testing
         var capture = OutputCapture()
         capture.append(Array((1...100).map { "l\($0)\n" }.joined().utf8))
         // Budget 40: about 20 bytes of head and of tail, cut back to whole lines.
-        #expect(VisibleText.commandOutput(capture, budget: 40) == "l1\nl2\nl3\nl4\nl5\nl6\n[... 90 lines (357 bytes) of output left out ...]\nl97\nl98\nl99\nl100")
+        #expect(
+            VisibleText.commandOutput(capture, budget: 40)
+                == "l1\nl2\nl3\nl4\nl5\nl6\n[... 90 lines (357 bytes) of output left out ...]\nl97\nl98\nl99\nl100")
     }
 
     @Test func cutsNeverSplitACharacter() {
         var capture = OutputCapture()
-        capture.append(Array(String(repeating: "é", count: 50).utf8)) // 100 bytes, no newline
-        #expect(VisibleText.commandOutput(capture, budget: 21) == String(repeating: "é", count: 5) + "\n[... 80 bytes of output left out, 0 line breaks among them ...]\n" + String(repeating: "é", count: 5))
+        capture.append(Array(String(repeating: "é", count: 50).utf8))  // 100 bytes, no newline
+        #expect(
+            VisibleText.commandOutput(capture, budget: 21) == String(repeating: "é", count: 5)
+                + "\n[... 80 bytes of output left out, 0 line breaks among them ...]\n" + String(repeating: "é", count: 5))
     }
 
     @Test func invalidBytesAndControlsAreShownNotDecodedAway() {

@@ -1,10 +1,13 @@
 // UnitTests: the result snapshot with a baseline re-reads only changed files, and never misses a change.
+
 import Foundation
 import PatchdSystem
 import Testing
+
 @testable import GitStore
 @testable import Runs
 @testable import Sandboxing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,8 +28,10 @@ import Glibc
                 try text.write(toFile: "\(src)/\(name)", atomically: false, encoding: .utf8)
             }
             chmod(src + "/run.sh", 0o755)
-            let env = ["PATH": "/usr/bin:/bin", "HOME": dir, "GIT_CONFIG_NOSYSTEM": "1",
-                       "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"]
+            let env = [
+                "PATH": "/usr/bin:/bin", "HOME": dir, "GIT_CONFIG_NOSYSTEM": "1",
+                "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+            ]
             func git(_ args: [String], in cwd: String) throws -> String {
                 let r = try runProcess("/usr/bin/git", args, environment: env, workingDirectory: cwd)
                 guard r.status == 0 else { throw SnapshotError(description: "git \(args): \(String(decoding: r.stderr, as: UTF8.self))") }
@@ -38,8 +43,9 @@ import Glibc
             base = try git(["rev-parse", "HEAD"], in: src)
             bare = dir + "/bare.git"
             _ = try git(["clone", "-q", "--bare", src, bare], in: dir)
-            workspace = try Workspace.create(runID: 1, workRoot: dir + "/work", bareRepository: bare, commit: base, branch: "main",
-                                             gitExecutable: "/usr/bin/git", environment: env, objectsPathInSandbox: bare + "/objects")
+            workspace = try Workspace.create(
+                runID: 1, workRoot: dir + "/work", bareRepository: bare, commit: base, branch: "main",
+                gitExecutable: "/usr/bin/git", environment: env, objectsPathInSandbox: bare + "/objects")
         }
 
         /// Moves the index's mtime a second ahead, as if it had been written in a later clock
@@ -51,8 +57,9 @@ import Glibc
         }
 
         func blob(_ tree: String, _ path: String) throws -> String {
-            let r = try runProcess("/usr/bin/git", ["cat-file", "-p", "\(tree):\(path)"], environment: ["PATH": "/usr/bin:/bin"],
-                                   workingDirectory: bare)
+            let r = try runProcess(
+                "/usr/bin/git", ["cat-file", "-p", "\(tree):\(path)"], environment: ["PATH": "/usr/bin:/bin"],
+                workingDirectory: bare)
             return String(decoding: r.stdout, as: UTF8.self)
         }
 
@@ -88,7 +95,7 @@ import Glibc
         let path = f.workspace.path + "/a.txt"
         var st = stat()
         #expect(stat(path, &st) == 0)
-        try "ALPHA\n".write(toFile: path, atomically: false, encoding: .utf8)   // same size
+        try "ALPHA\n".write(toFile: path, atomically: false, encoding: .utf8)  // same size
         var times = [st.st_atim, st.st_mtim]
         #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
         let snap = try ResultWriter(bareRepository: f.bare).snapshot(workspace: f.workspace.path, baseCommit: f.base, baseline: baseline)

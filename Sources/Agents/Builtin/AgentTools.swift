@@ -1,4 +1,5 @@
 // Agents: the builtin agent's tools, bash (in the sandbox) and str_replace_based_edit_tool (confined to the workspace).
+
 import Foundation
 import PatchdCore
 import Sandboxing
@@ -33,8 +34,10 @@ struct AgentTools {
         guard let command = input["command"]?.string, !command.isEmpty else { return ("no command provided.", true) }
         context.log(RunEvent(.tool, "$ " + ScriptSummary.firstLine(command)))
         do {
-            let result = try context.sandbox.execute(script: command, environment: [:], mounts: context.mounts,
-                                                     limits: context.commandLimits(), cancel: context.cancel) { line in
+            let result = try context.sandbox.execute(
+                script: command, environment: [:], mounts: context.mounts,
+                limits: context.commandLimits(), cancel: context.cancel
+            ) { line in
                 context.log(RunEvent(.output, line))
             }
             return (Self.bashResult(result), false)

@@ -1,64 +1,65 @@
 // Agents: patchd's own agent: the Messages API tool loop (streaming), tools in the sandbox, check feedback, budgets.
+
 import Foundation
+package import PatchdCore
 import PatchdSystem
-import PatchdCore
 import Sandboxing
 
 /// How the agent reaches the Messages API. The production transport is libcurl; tests
 /// use the same one against a loopback stand-in. The transport adds the key; nothing
 /// else in the agent ever sees it.
-public protocol MessagesTransport {
+package protocol MessagesTransport {
     /// POSTs `body` to /v1/messages. For a 2xx answer, each SSE event goes to `onEvent`
     /// (event name, data) as it arrives; otherwise the body comes back in the result.
     func send(body: [UInt8], onEvent: (String, String) throws -> Void) throws -> TransportResult
 }
 
-public struct TransportResult: Sendable {
-    public var status: Int
-    public var headers: [String: String]
-    public var body: String
-    public init(status: Int, headers: [String: String], body: String) {
+package struct TransportResult: Sendable {
+    package var status: Int
+    package var headers: [String: String]
+    package var body: String
+    package init(status: Int, headers: [String: String], body: String) {
         self.status = status; self.headers = headers; self.body = body
     }
 }
 
 /// Prices in USD per million tokens.
-public struct ModelPrice: Sendable, Codable, Equatable {
-    public var input: Double
-    public var output: Double
-    public var cacheRead: Double
-    public var cacheWrite: Double
-    public init(input: Double, output: Double, cacheRead: Double, cacheWrite: Double) {
+package struct ModelPrice: Sendable, Codable, Equatable {
+    package var input: Double
+    package var output: Double
+    package var cacheRead: Double
+    package var cacheWrite: Double
+    package init(input: Double, output: Double, cacheRead: Double, cacheWrite: Double) {
         self.input = input; self.output = output; self.cacheRead = cacheRead; self.cacheWrite = cacheWrite
     }
 
-    public func cost(_ u: MessageUsage) -> Double {
+    package func cost(_ u: MessageUsage) -> Double {
         (Double(u.inputTokens) * input + Double(u.outputTokens) * output
-         + Double(u.cacheReadTokens) * cacheRead + Double(u.cacheWriteTokens) * cacheWrite) / 1_000_000
+            + Double(u.cacheReadTokens) * cacheRead + Double(u.cacheWriteTokens) * cacheWrite) / 1_000_000
     }
 }
 
-public struct BuiltinAgentConfiguration: Sendable {
-    public var defaultModel = "claude-sonnet-4-5"
-    public var maxTurns = 40
-    public var maxTokens = 8192
+package struct BuiltinAgentConfiguration: Sendable {
+    package var defaultModel = "claude-sonnet-4-5"
+    package var maxTurns = 40
+    package var maxTokens = 8192
     /// Retries of one request (429, 5xx, 529, connection errors, cut streams).
-    public var maxAttempts = 5
-    public var baseRetryDelay = 1.0
-    public var maxRetryDelay = 60.0
+    package var maxAttempts = 5
+    package var baseRetryDelay = 1.0
+    package var maxRetryDelay = 60.0
     /// The server's cap on a task's max_cost_usd (nil: no cap beyond the task's own).
-    public var maxCostUSD: Double?
+    package var maxCostUSD: Double?
     /// Check runs that may feed back into the loop before the agent gives up.
-    public var maxCheckRounds = 3
-    public var prices: [String: ModelPrice] = [
+    package var maxCheckRounds = 3
+    package var prices: [String: ModelPrice] = [
         "claude-sonnet-4-5": ModelPrice(input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75),
         "claude-opus-4-1": ModelPrice(input: 15, output: 75, cacheRead: 1.5, cacheWrite: 18.75),
         "claude-haiku-4-5": ModelPrice(input: 1, output: 5, cacheRead: 0.1, cacheWrite: 1.25),
     ]
-    public init() {}
+    package init() {}
 
     /// The price of `model`: its exact name, else a configured prefix of it, else Sonnet 4.5's.
-    public func price(_ model: String) -> ModelPrice {
+    package func price(_ model: String) -> ModelPrice {
         prices[model] ?? prices.first { model.hasPrefix($0.key) }?.value ?? prices["claude-sonnet-4-5"]!
     }
 }
@@ -68,22 +69,24 @@ struct FatalAPIError: Error, CustomStringConvertible {
     let description: String
 }
 
-public struct BuiltinAgent: Agent {
-    public let kind = AgentKind.builtin
+package struct BuiltinAgent: Agent {
+    package let kind = AgentKind.builtin
     let configuration: BuiltinAgentConfiguration
     /// One transport per run (a curl handle belongs to one thread).
     let makeTransport: @Sendable () throws -> MessagesTransport
 
-    public init(configuration: BuiltinAgentConfiguration, makeTransport: @escaping @Sendable () throws -> MessagesTransport) {
+    package init(configuration: BuiltinAgentConfiguration, makeTransport: @escaping @Sendable () throws -> MessagesTransport) {
         self.configuration = configuration
         self.makeTransport = makeTransport
     }
 
-    public func run(_ context: AgentContext) throws -> AgentOutcome {
+    package func run(_ context: AgentContext) throws -> AgentOutcome {
         let model = context.task.model ?? configuration.defaultModel
         let maxTurns = min(context.task.maxTurns ?? configuration.maxTurns, configuration.maxTurns)
         let maxCost = [context.task.maxCostUSD, configuration.maxCostUSD].compactMap { $0 }.min()
-        let files = WorkspaceFiles(root: context.mounts.workspace, displayRoot: context.sandbox.workspacePath == "." ? context.mounts.workspace : context.sandbox.workspacePath)
+        let files = WorkspaceFiles(
+            root: context.mounts.workspace,
+            displayRoot: context.sandbox.workspacePath == "." ? context.mounts.workspace : context.sandbox.workspacePath)
         let tools = AgentTools(context: context, files: files)
         let transport = try makeTransport()
         let price = configuration.price(model)
@@ -163,13 +166,18 @@ public struct BuiltinAgent: Agent {
                 return outcome(false, error: "check: \(limit.explanation)", limit: limit)
             }
             context.log(RunEvent(.check, "check failed (exit \(result.exitStatus)); back to the agent"))
-            messages.append(.object(["role": .string("user"), "content": .string("""
-                The task's check failed (exit \(result.exitStatus)). It runs:
-                \(check)
-                Its output:
-                \(VisibleText.commandOutput(result.output, budget: AgentTools.maxResultBytes))
-                Fix the problem, then reply with a short summary of the change.
-                """)]))
+            messages.append(
+                .object([
+                    "role": .string("user"),
+                    "content": .string(
+                        """
+                        The task's check failed (exit \(result.exitStatus)). It runs:
+                        \(check)
+                        Its output:
+                        \(VisibleText.commandOutput(result.output, budget: AgentTools.maxResultBytes))
+                        Fix the problem, then reply with a short summary of the change.
+                        """),
+                ]))
         }
     }
 
@@ -206,7 +214,9 @@ public struct BuiltinAgent: Agent {
             guard MonotonicClock.now + delay < context.deadline else {
                 throw FatalAPIError(description: "the Messages API failed and the time limit leaves no room to retry: \(why)")
             }
-            context.log(RunEvent(.info, "API: \(why); retrying in \(String(format: "%.1f", delay))s (attempt \(attempt + 1) of \(configuration.maxAttempts))"))
+            context.log(
+                RunEvent(.info, "API: \(why); retrying in \(String(format: "%.1f", delay))s (attempt \(attempt + 1) of \(configuration.maxAttempts))")
+            )
             if let reason = Self.wait(delay, cancel: context.cancel) { throw FatalAPIError(description: reason.explanation) }
         }
     }

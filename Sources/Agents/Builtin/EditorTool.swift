@@ -30,8 +30,13 @@ struct EditorTool {
             case "str_replace": return (try strReplace(path, input["old_str"], input["new_str"]), false)
             case "insert": return (try insert(path, input["insert_line"], input["insert_text"] ?? input["new_str"]), false)
             default:
-                return ("Unrecognized command \(command). The allowed commands for the str_replace_based_edit_tool tool are: \(Self.commands)"
-                        + (command == "undo_edit" ? " (undo_edit is not part of text_editor_20250728; undo with another str_replace, or git checkout -- PATH in bash)" : ""), true)
+                return (
+                    "Unrecognized command \(command). The allowed commands for the str_replace_based_edit_tool tool are: \(Self.commands)"
+                        + (command == "undo_edit"
+                            ? " (undo_edit is not part of text_editor_20250728; undo with another str_replace, or git checkout -- PATH in bash)"
+                            : ""),
+                    true
+                )
             }
         } catch let refusal as Refusal {
             return (refusal.message, true)
@@ -54,7 +59,9 @@ struct EditorTool {
             var text = "Here's the files and directories up to 2 levels deep in \(shown), excluding hidden items:\n"
             text += entries.map { base + $0 }.joined(separator: "\n")
             if entries.isEmpty { text += "(the directory is empty, or holds only hidden items)" }
-            if truncated { text += "\n[the listing stops at \(entries.count) entries; list deeper parts with view on a subdirectory, or with find in bash]" }
+            if truncated {
+                text += "\n[the listing stops at \(entries.count) entries; list deeper parts with view on a subdirectory, or with find in bash]"
+            }
             return text + "\n"
         }
         let lines = try readText(path)
@@ -62,17 +69,26 @@ struct EditorTool {
         var first = 1, last = n
         if hasRange {
             guard case .array(let pair)? = range, pair.count == 2, let a = pair[0].int, let b = pair[1].int else {
-                throw Refusal(message: "Invalid `view_range`. It should be a list of two integers, e.g. [11, 20], or [11, -1] for line 11 to the end.")
+                throw Refusal(
+                    message: "Invalid `view_range`. It should be a list of two integers, e.g. [11, 20], or [11, -1] for line 11 to the end.")
             }
             guard n > 0 else { throw Refusal(message: "Invalid `view_range`: \(shown) is empty (0 lines); view it without view_range.") }
             guard a >= 1 && a <= n else {
-                throw Refusal(message: "Invalid `view_range`: [\(a), \(b)]. Its first element `\(a)` should be within the range of lines of the file: [1, \(n)]")
+                throw Refusal(
+                    message: "Invalid `view_range`: [\(a), \(b)]. Its first element `\(a)` should be within the range of lines of the file: [1, \(n)]"
+                )
             }
             guard b <= n else {
-                throw Refusal(message: "Invalid `view_range`: [\(a), \(b)]. Its second element `\(b)` should be at most the number of lines in the file: `\(n)` (or -1 for the end)")
+                throw Refusal(
+                    message:
+                        "Invalid `view_range`: [\(a), \(b)]. Its second element `\(b)` should be at most the number of lines in the file: `\(n)` (or -1 for the end)"
+                )
             }
             guard b == -1 || b >= a else {
-                throw Refusal(message: "Invalid `view_range`: [\(a), \(b)]. Its second element `\(b)` should be larger or equal than its first `\(a)` (or -1 for the end)")
+                throw Refusal(
+                    message:
+                        "Invalid `view_range`: [\(a), \(b)]. Its second element `\(b)` should be larger or equal than its first `\(a)` (or -1 for the end)"
+                )
             }
             first = a
             last = b == -1 ? n : b
@@ -90,8 +106,9 @@ struct EditorTool {
         let written = Result { () throws(WorkspaceFiles.Failure) in try files.writeBytes(path, Array(text.utf8), mode: .createNew) }
         if case .failure(let failure) = written {
             guard failure.kind == .exists else { throw failure }
-            throw Refusal(message: "File already exists at: \(shown). Cannot overwrite files using command `create`: change it with "
-                          + "str_replace or insert, or replace it whole with bash (e.g. rm it first).")
+            throw Refusal(
+                message: "File already exists at: \(shown). Cannot overwrite files using command `create`: change it with "
+                    + "str_replace or insert, or replace it whole with bash (e.g. rm it first).")
         }
         return "File created successfully at: \(shown)"
     }
@@ -100,8 +117,9 @@ struct EditorTool {
         guard let oldText = oldValue?.string else { throw Refusal(message: "Parameter `old_str` is required for command: str_replace") }
         let shown = files.displayPath(path)
         guard !oldText.isEmpty else {
-            throw Refusal(message: "No replacement was performed: `old_str` is empty, which would match everywhere. To add text use insert "
-                          + "(insert_line 0 puts it at the top); to write a new file use create.")
+            throw Refusal(
+                message: "No replacement was performed: `old_str` is empty, which would match everywhere. To add text use insert "
+                    + "(insert_line 0 puts it at the top); to write a new file use create.")
         }
         let lines = try readText(path)
         let old = Array(oldText.utf8)
@@ -111,8 +129,9 @@ struct EditorTool {
         }
         if matches.count > 1 {
             let at = matches.map { lines.line(atOffset: $0) }
-            throw Refusal(message: "No replacement was performed. Multiple occurrences of old_str in \(shown): \(matches.count), "
-                          + "starting on lines \(at). Please ensure it is unique: include more of the surrounding lines in old_str.")
+            throw Refusal(
+                message: "No replacement was performed. Multiple occurrences of old_str in \(shown): \(matches.count), "
+                    + "starting on lines \(at). Please ensure it is unique: include more of the surrounding lines in old_str.")
         }
         var new = Array((newValue?.string ?? "").utf8)
         // The file's line ending is kept: in a CRLF file, bare "\n"s in new_str become "\r\n".
@@ -129,14 +148,17 @@ struct EditorTool {
 
     func insert(_ path: String, _ lineValue: JSONValue?, _ textValue: JSONValue?) throws -> String {
         guard let lineValue, lineValue != .null else { throw Refusal(message: "Parameter `insert_line` is required for command: insert") }
-        guard let line = lineValue.int else { throw Refusal(message: "Invalid `insert_line` parameter: \(lineValue.serialized()); it should be an integer (0 inserts at the top)") }
+        guard let line = lineValue.int else {
+            throw Refusal(message: "Invalid `insert_line` parameter: \(lineValue.serialized()); it should be an integer (0 inserts at the top)")
+        }
         guard let text = textValue?.string else { throw Refusal(message: "Parameter `insert_text` is required for command: insert") }
         let shown = files.displayPath(path)
         let lines = try readText(path)
         let n = lines.count
         guard line >= 0 && line <= n else {
-            throw Refusal(message: "Invalid `insert_line` parameter: \(line). It should be within the range of lines of the file: [0, \(n)] "
-                          + "(0 inserts before line 1, \(n) after the last line).")
+            throw Refusal(
+                message: "Invalid `insert_line` parameter: \(line). It should be within the range of lines of the file: [0, \(n)] "
+                    + "(0 inserts before line 1, \(n) after the last line).")
         }
         // New lines take the ending of the line they follow (of the first line at the top), else the file's usual one.
         let neighbour = line >= 1 ? line : 1
@@ -168,15 +190,17 @@ struct EditorTool {
         let shown = files.displayPath(path)
         let read = Result { () throws(WorkspaceFiles.Failure) in try files.readBytes(path) }
         if case .failure(let failure) = read, case .tooLarge(let size) = failure.kind {
-            throw Refusal(message: "\(shown) is \(size) bytes, more than the editor handles (\(WorkspaceFiles.maxReadBytes) bytes). "
-                          + "Use bash for it: grep -n PATTERN \(shown) to find lines, sed -n '100,200p' \(shown) to show some, sed -i to change them.")
+            throw Refusal(
+                message: "\(shown) is \(size) bytes, more than the editor handles (\(WorkspaceFiles.maxReadBytes) bytes). "
+                    + "Use bash for it: grep -n PATTERN \(shown) to find lines, sed -n '100,200p' \(shown) to show some, sed -i to change them.")
         }
         let bytes = try read.get()
         if let bad = VisibleText.firstInvalidOffset(bytes[...]) {
             let line = TextLines(bytes).line(atOffset: bad)
             let hex = String(bytes[bad], radix: 16)
-            throw Refusal(message: "\(shown) is not UTF-8 text (byte 0x\(hex) at offset \(bad), line \(line)); the editor only views and edits "
-                          + "UTF-8 and leaves this file untouched. Use bash for it (e.g. file, iconv -f latin1 -t utf-8, sed, xxd).")
+            throw Refusal(
+                message: "\(shown) is not UTF-8 text (byte 0x\(hex) at offset \(bad), line \(line)); the editor only views and edits "
+                    + "UTF-8 and leaves this file untouched. Use bash for it (e.g. file, iconv -f latin1 -t utf-8, sed, xxd).")
         }
         return TextLines(bytes)
     }
@@ -194,12 +218,16 @@ struct EditorTool {
                     // One line larger than the whole budget: show its start.
                     let cut = VisibleText.cutBefore(content, content.startIndex + max(0, maxViewBytes - prefix.utf8.count))
                     out += prefix + String(decoding: content[..<cut], as: UTF8.self) + "\n"
-                    out += "[line \(i) is \(content.count) bytes; only its first \(cut - content.startIndex) are shown. "
+                    out +=
+                        "[line \(i) is \(content.count) bytes; only its first \(cut - content.startIndex) are shown. "
                         + "Look at it with bash, e.g. sed -n '\(i)p' FILE | cut -c 1-2000 or fold -w 200"
                         + (i < range.upperBound ? "; the next lines with view_range [\(i + 1), \(range.upperBound)]" : "") + "]\n"
                 } else {
-                    out += "[shown: lines \(range.lowerBound) to \(i - 1) (the view stops at \(maxViewBytes) bytes)"
-                        + (continueHint ? "; see lines \(i) to \(range.upperBound) with view_range [\(i), \(range.upperBound)], or find lines with grep -n in bash]\n" : "]\n")
+                    out +=
+                        "[shown: lines \(range.lowerBound) to \(i - 1) (the view stops at \(maxViewBytes) bytes)"
+                        + (continueHint
+                            ? "; see lines \(i) to \(range.upperBound) with view_range [\(i), \(range.upperBound)], or find lines with grep -n in bash]\n"
+                            : "]\n")
                 }
                 return out
             }
@@ -256,7 +284,8 @@ struct EditorTool {
             let hits = TextLines.occurrences(of: Array(firstLine), in: lines.bytes)
             if !hits.isEmpty {
                 let at = Array(Set(hits.map { lines.line(atOffset: $0) })).sorted().prefix(10)
-                return " Its first line (without indentation) appears on line\(at.count == 1 ? "" : "s") \(at.map(String.init).joined(separator: ", ")): "
+                return
+                    " Its first line (without indentation) appears on line\(at.count == 1 ? "" : "s") \(at.map(String.init).joined(separator: ", ")): "
                     + "compare the whitespace (tabs or spaces, trailing spaces) and the lines after it with a view of those lines."
             }
         }

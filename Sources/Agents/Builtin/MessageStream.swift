@@ -1,8 +1,9 @@
 // Agents: assembles one streamed Messages API response from its SSE events (text, tool_use, usage).
+
 import Foundation
 
 /// One content block of an assistant message.
-public enum ContentBlock: Sendable, Equatable {
+package enum ContentBlock: Sendable, Equatable {
     case text(String)
     case toolUse(id: String, name: String, input: JSONValue)
 
@@ -15,16 +16,16 @@ public enum ContentBlock: Sendable, Equatable {
     }
 }
 
-public struct MessageUsage: Sendable, Equatable {
-    public var inputTokens = 0
-    public var outputTokens = 0
-    public var cacheReadTokens = 0
-    public var cacheWriteTokens = 0
-    public init() {}
+package struct MessageUsage: Sendable, Equatable {
+    package var inputTokens = 0
+    package var outputTokens = 0
+    package var cacheReadTokens = 0
+    package var cacheWriteTokens = 0
+    package init() {}
 
     /// Takes the counts a Messages API `usage` object carries (absent ones stay as they are:
     /// `message_delta` repeats only some of them, cumulatively).
-    public mutating func read(_ u: JSONValue?) {
+    package mutating func read(_ u: JSONValue?) {
         guard let u else { return }
         if let v = u["input_tokens"]?.int { inputTokens = v }
         if let v = u["output_tokens"]?.int { outputTokens = v }
@@ -34,24 +35,24 @@ public struct MessageUsage: Sendable, Equatable {
 }
 
 /// A complete assistant message.
-public struct AssistantMessage: Sendable {
-    public var content: [ContentBlock]
-    public var stopReason: String
-    public var usage: MessageUsage
-    public var model: String?
-    public var text: String {
+package struct AssistantMessage: Sendable {
+    package var content: [ContentBlock]
+    package var stopReason: String
+    package var usage: MessageUsage
+    package var model: String?
+    package var text: String {
         content.compactMap { if case .text(let t) = $0 { return t } else { return nil } }.joined(separator: "\n")
     }
 }
 
-public enum StreamError: Error, Equatable, CustomStringConvertible {
+package enum StreamError: Error, Equatable, CustomStringConvertible {
     /// The API sent an `error` event (overloaded mid-stream, ...).
     case apiError(type: String, message: String)
     /// The stream ended before message_stop: nothing of it is used, the request is retried.
     case truncated
     case malformed(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .apiError(let t, let m): return "\(t): \(m)"
         case .truncated: return "the response stream ended before message_stop"
@@ -61,7 +62,7 @@ public enum StreamError: Error, Equatable, CustomStringConvertible {
 }
 
 /// Feed it SSE events in order; `finish()` gives the message once `message_stop` arrived.
-public struct MessageStreamAssembler {
+package struct MessageStreamAssembler {
     private struct Partial {
         var kind: String
         var text = ""
@@ -76,11 +77,11 @@ public struct MessageStreamAssembler {
     private var model: String?
     private(set) var complete = false
     /// Text deltas as they arrive (for live progress).
-    public var onText: ((String) -> Void)?
+    package var onText: ((String) -> Void)?
 
-    public init() {}
+    package init() {}
 
-    public mutating func feed(event: String, data: String) throws(StreamError) {
+    package mutating func feed(event: String, data: String) throws(StreamError) {
         guard let json = JSONValue.parse(data) else {
             if event == "ping" { return }
             throw .malformed("event \(event) has invalid JSON")
@@ -112,7 +113,7 @@ public struct MessageStreamAssembler {
                 blocks[index]!.text += piece
                 onText?(piece)
             case "input_json_delta": blocks[index]!.json += delta["partial_json"]?.string ?? ""
-            default: break // thinking, signature deltas: not used
+            default: break  // thinking, signature deltas: not used
             }
         case "message_delta":
             if let reason = json["delta"]?["stop_reason"]?.string { stopReason = reason }
@@ -122,13 +123,13 @@ public struct MessageStreamAssembler {
         case "error":
             throw .apiError(type: json["error"]?["type"]?.string ?? "error", message: json["error"]?["message"]?.string ?? data)
         default:
-            break // ping, content_block_stop (blocks are finalized at the end)
+            break  // ping, content_block_stop (blocks are finalized at the end)
         }
     }
 
     private mutating func readUsage(_ u: JSONValue?) { usage.read(u) }
 
-    public func finish() throws(StreamError) -> AssistantMessage {
+    package func finish() throws(StreamError) -> AssistantMessage {
         guard complete else { throw .truncated }
         var content: [ContentBlock] = []
         for index in order {

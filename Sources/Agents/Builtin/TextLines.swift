@@ -74,7 +74,7 @@ struct TextLines {
             if byte == needle[matched] { matched += 1 }
             if matched == needle.count {
                 found.append(i + 1 - needle.count)
-                matched = 0 // not overlapping: start afresh after a match
+                matched = 0  // not overlapping: start afresh after a match
             }
         }
         return found

@@ -1,4 +1,5 @@
 // Agents: bytes shown to the model as text: UTF-8 never split, invalid bytes and control characters made visible, head and tail with exact counts.
+
 import Sandboxing
 
 /// Turns raw bytes (command output, file names) into text for a tool result without losing
@@ -113,14 +114,16 @@ enum VisibleText {
         }
         var tailStart = cutAfter(back, back.endIndex - tailBudget)
         if tailStart > back.startIndex, back[tailStart - 1] != 10,
-           let newline = back[tailStart...].firstIndex(of: 10), newline + 1 - tailStart <= tailBudget / 2, newline + 1 < back.endIndex {
+            let newline = back[tailStart...].firstIndex(of: 10), newline + 1 - tailStart <= tailBudget / 2, newline + 1 < back.endIndex
+        {
             tailStart = newline + 1
         }
         let shownHead = front[..<headEnd], shownTail = back[tailStart...]
         let omittedBytes = capture.totalBytes - shownHead.count - shownTail.count
         let omittedBreaks = capture.lineBreaks - lineBreaks(shownHead) - lineBreaks(shownTail)
         let onLineBoundaries = (shownHead.isEmpty || shownHead.last == 10) && tailStart > back.startIndex && back[tailStart - 1] == 10
-        let marker = onLineBoundaries
+        let marker =
+            onLineBoundaries
             ? "[... \(omittedBreaks) lines (\(omittedBytes) bytes) of output left out ...]"
             : "[... \(omittedBytes) bytes of output left out, \(omittedBreaks) line breaks among them ...]"
         var text = render(shownHead)

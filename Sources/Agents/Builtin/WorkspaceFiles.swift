@@ -1,6 +1,8 @@
 // Agents: file access for the editor tool, confined to the workspace: no `..`, no symlink is ever followed.
+
 import Foundation
 import PatchdSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,33 +11,37 @@ import Glibc
 /// `openat(O_NOFOLLOW)` from the workspace's own fd, so neither `..` nor a symlink the
 /// agent planted can lead outside it. Edits happen on the daemon side of the sandbox,
 /// but can only touch what the sandbox could.
-public struct WorkspaceFiles: Sendable {
-    public let root: String
-    public let displayRoot: String
+package struct WorkspaceFiles: Sendable {
+    package let root: String
+    package let displayRoot: String
 
-    public init(root: String, displayRoot: String = "/workspace") {
+    package init(root: String, displayRoot: String = "/workspace") {
         self.root = root
         self.displayRoot = displayRoot
     }
 
-    public struct Failure: Error, CustomStringConvertible {
-        public enum Kind: Sendable, Equatable { case notFound, exists, tooLarge(Int), other }
-        public let description: String
-        public let kind: Kind
+    package struct Failure: Error, CustomStringConvertible {
+        package enum Kind: Sendable, Equatable { case notFound, exists, tooLarge(Int), other }
+        package let description: String
+        package let kind: Kind
         init(_ d: String, _ kind: Kind = .other) { description = d; self.kind = kind }
     }
 
     /// What the editor reads at most; bigger files are for bash (grep, sed -n).
-    public static let maxReadBytes = 4 << 20
+    package static let maxReadBytes = 4 << 20
 
     /// Components of a path inside the workspace; refuses anything that could leave it.
     func components(_ path: String) throws(Failure) -> [String] {
         // C strings end at a NUL: openat would see "..\0x" as "..", past every check below.
         if path.utf8.contains(0) { throw Failure("the path contains a NUL character; paths cannot") }
         var rel = path
-        if rel.hasPrefix(displayRoot + "/") { rel = String(rel.dropFirst(displayRoot.count + 1)) }
-        else if rel == displayRoot { rel = "" }
-        else if rel.hasPrefix("/") { throw Failure("\(path) is outside \(displayRoot); every path must be inside the repository") }
+        if rel.hasPrefix(displayRoot + "/") {
+            rel = String(rel.dropFirst(displayRoot.count + 1))
+        } else if rel == displayRoot {
+            rel = ""
+        } else if rel.hasPrefix("/") {
+            throw Failure("\(path) is outside \(displayRoot); every path must be inside the repository")
+        }
         let parts = rel.split(separator: "/").map(String.init).filter { $0 != "." }
         if parts.contains("..") { throw Failure("\(path): '..' is not allowed in paths") }
         if parts.first == ".git" { throw Failure("\(path): the .git directory is not editable") }
@@ -43,7 +49,7 @@ public struct WorkspaceFiles: Sendable {
     }
 
     /// The path as the agent sees it (`/workspace/src/a.swift`), for messages.
-    public func displayPath(_ path: String) -> String {
+    package func displayPath(_ path: String) -> String {
         guard let parts = try? components(path) else { return VisibleText.render(Array(path.utf8)[...], keepNewlines: false) }
         return parts.isEmpty ? displayRoot : displayRoot + "/" + parts.joined(separator: "/")
     }
@@ -62,8 +68,10 @@ public struct WorkspaceFiles: Sendable {
             close(fd)
             guard next >= 0 else {
                 if code == ENOENT { throw Failure("no directory \(part) on the way to the path; it does not exist", .notFound) }
-                throw Failure(code == ELOOP || code == ENOTDIR ? "\(part) is a symlink or not a directory; symlinks are not followed"
-                                                               : "\(part): \(String(cString: strerror(code)))")
+                throw Failure(
+                    code == ELOOP || code == ENOTDIR
+                        ? "\(part) is a symlink or not a directory; symlinks are not followed"
+                        : "\(part): \(String(cString: strerror(code)))")
             }
             fd = next
         }
@@ -71,7 +79,7 @@ public struct WorkspaceFiles: Sendable {
     }
 
     /// The file's bytes, exactly. Refuses symlinks, non-regular files and files over `limit`.
-    public func readBytes(_ path: String, limit: Int = maxReadBytes) throws(Failure) -> [UInt8] {
+    package func readBytes(_ path: String, limit: Int = maxReadBytes) throws(Failure) -> [UInt8] {
         let parts = try components(path)
         let shown = displayPath(path)
         guard let name = parts.last else { throw Failure("\(shown) is a directory") }
@@ -97,18 +105,18 @@ public struct WorkspaceFiles: Sendable {
     }
 
     /// The file as UTF-8 text (refused when it is not).
-    public func read(_ path: String, limit: Int = maxReadBytes) throws(Failure) -> String {
+    package func read(_ path: String, limit: Int = maxReadBytes) throws(Failure) -> String {
         let bytes = try readBytes(path, limit: limit)
         guard let text = String(validating: bytes, as: UTF8.self) else { throw Failure("\(displayPath(path)) is not UTF-8 text") }
         return text
     }
 
-    public enum WriteMode: Sendable { case createNew, replaceExisting }
+    package enum WriteMode: Sendable { case createNew, replaceExisting }
 
     /// Writes `bytes` as the file: `.createNew` refuses an existing path (O_EXCL, so also a
     /// symlink), creating missing directories; `.replaceExisting` truncates the file in place
     /// (its mode and links kept) and refuses a missing one.
-    public func writeBytes(_ path: String, _ bytes: [UInt8], mode: WriteMode) throws(Failure) {
+    package func writeBytes(_ path: String, _ bytes: [UInt8], mode: WriteMode) throws(Failure) {
         let parts = try components(path)
         let shown = displayPath(path)
         guard let name = parts.last else { throw Failure("\(shown) is a directory") }
@@ -126,11 +134,11 @@ public struct WorkspaceFiles: Sendable {
         do { try writeAll(fd, bytes) } catch { throw Failure("cannot write \(shown): \(error)") }
     }
 
-    public func write(_ path: String, _ text: String) throws(Failure) {
+    package func write(_ path: String, _ text: String) throws(Failure) {
         try writeBytes(path, Array(text.utf8), mode: exists(path) ? .replaceExisting : .createNew)
     }
 
-    public func isDirectory(_ path: String) -> Bool {
+    package func isDirectory(_ path: String) -> Bool {
         guard let parts = try? components(path) else { return false }
         guard let name = parts.last else { return true }
         guard let dir = try? openParent(parts, create: false) else { return false }
@@ -140,9 +148,10 @@ public struct WorkspaceFiles: Sendable {
         return false
     }
 
-    public func exists(_ path: String) -> Bool {
+    package func exists(_ path: String) -> Bool {
         guard let parts = try? components(path), let name = parts.last,
-              let dir = try? openParent(parts, create: false) else { return false }
+            let dir = try? openParent(parts, create: false)
+        else { return false }
         defer { close(dir) }
         var st = stat()
         return fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0
@@ -151,7 +160,7 @@ public struct WorkspaceFiles: Sendable {
     /// Paths in a directory, two levels deep like `find DIR -maxdepth 2`, hidden ones (and so
     /// .git) left out, directories marked with a final "/", names made visible (control
     /// characters, bytes that are not UTF-8); at most `maxEntries`, `truncated` says if more.
-    public func list(_ path: String, maxEntries: Int = 1000) throws(Failure) -> (entries: [String], truncated: Bool) {
+    package func list(_ path: String, maxEntries: Int = 1000) throws(Failure) -> (entries: [String], truncated: Bool) {
         let parts = try components(path)
         var fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         for part in parts where fd >= 0 {

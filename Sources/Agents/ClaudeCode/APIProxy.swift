@@ -1,11 +1,13 @@
 // Agents: the CLI agents' way to their model API: a unix-socket HTTP proxy that adds the real key and meters usage.
+
 import Foundation
 import HTTPClient
 import Logging
-import PatchdSystem
 import PatchdCore
+import PatchdSystem
 import Sandboxing
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -157,8 +159,8 @@ final class APIProxy: Sendable {
             case "content-length": contentLength = Int(value) ?? 0
             case "transfer-encoding": chunked = value.lowercased().contains("chunked")
             case "x-api-key", "authorization", "host", "connection", "proxy-authorization", "proxy-connection",
-                 "accept-encoding", "keep-alive", "te", "upgrade":
-                continue // the sandbox's credentials and hop-by-hop headers stop here
+                "accept-encoding", "keep-alive", "te", "upgrade":
+                continue  // the sandbox's credentials and hop-by-hop headers stop here
             default: headers.append(HTTPHeader(name, value))
             }
         }
@@ -204,27 +206,32 @@ final class APIProxy: Sendable {
 
         // Forward and stream the answer back.
         guard let client = try? HTTPClient() else { return reply(fd, 502, "proxy cannot create an HTTP client") }
-        let request = HTTPRequest(method: method, url: route.url(for: path), headers: headers, body: body,
-                                  connectTimeout: 10, totalTimeout: 600, lowSpeedTimeout: 120)
+        let request = HTTPRequest(
+            method: method, url: route.url(for: path), headers: headers, body: body,
+            connectTimeout: 10, totalTimeout: 600, lowSpeedTimeout: 120)
         var clientGone = false
         do {
-            try client.send(request, onHead: { head in
-                var text = "HTTP/1.1 \(head.status) \(Self.reason(head.status))\r\n"
-                for (name, value) in head.headers.sorted(by: { $0.key < $1.key })
-                where !["content-length", "transfer-encoding", "connection", "content-encoding"].contains(name) {
-                    text += "\(name): \(value)\r\n"
-                }
-                text += "connection: close\r\n\r\n"
-                if metered, (200..<300).contains(head.status) {
-                    usageReader = ResponseUsageReader(wire: route.wire, contentType: head.headers["content-type"] ?? "", requestModel: requestModel)
-                }
-                clientGone = (try? writeAll(fd, text)) == nil
-            }, onData: { data in
-                usageReader?.feed(data)
-                guard !clientGone else { return false }
-                clientGone = (try? writeAll(fd, data)) == nil
-                return !clientGone
-            })
+            try client.send(
+                request,
+                onHead: { head in
+                    var text = "HTTP/1.1 \(head.status) \(Self.reason(head.status))\r\n"
+                    for (name, value) in head.headers.sorted(by: { $0.key < $1.key })
+                    where !["content-length", "transfer-encoding", "connection", "content-encoding"].contains(name) {
+                        text += "\(name): \(value)\r\n"
+                    }
+                    text += "connection: close\r\n\r\n"
+                    if metered, (200..<300).contains(head.status) {
+                        usageReader = ResponseUsageReader(
+                            wire: route.wire, contentType: head.headers["content-type"] ?? "", requestModel: requestModel)
+                    }
+                    clientGone = (try? writeAll(fd, text)) == nil
+                },
+                onData: { data in
+                    usageReader?.feed(data)
+                    guard !clientGone else { return false }
+                    clientGone = (try? writeAll(fd, data)) == nil
+                    return !clientGone
+                })
         } catch {
             if !clientGone { reply(fd, 502, "upstream: \(error)") }
             logger.info("API proxy: \(method) \(path) failed: \(error)")
@@ -238,7 +245,10 @@ final class APIProxy: Sendable {
 
     private func reply(_ fd: Int32, _ status: Int, _ message: String, type: String = "api_error") {
         let body = route.errorBody(message, type: type)
-        _ = try? writeAll(fd, "HTTP/1.1 \(status) \(Self.reason(status))\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)")
+        _ = try? writeAll(
+            fd,
+            "HTTP/1.1 \(status) \(Self.reason(status))\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)"
+        )
     }
 
     static func reason(_ status: Int) -> String {

@@ -1,4 +1,5 @@
 // Agents: the builtin agent's Messages API transport: libcurl, SSE, and the only place the API key is used.
+
 import Foundation
 import HTTPClient
 import PatchdCore
@@ -7,43 +8,47 @@ import Sandboxing
 /// POSTs to ANTHROPIC_BASE_URL/v1/messages with the key in `x-api-key`. The key lives
 /// in this struct and in the request headers only: never in an event, a log line or the
 /// sandbox. One HTTPClient (curl handle) per transport, and one transport per run thread.
-public final class AnthropicTransport: MessagesTransport {
+package final class AnthropicTransport: MessagesTransport {
     let baseURL: String
     private let apiKey: String
     private let client: HTTPClient
 
-    public init(baseURL: String, apiKey: String) throws {
+    package init(baseURL: String, apiKey: String) throws {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.apiKey = apiKey
         client = try HTTPClient()
     }
 
-    public func send(body: [UInt8], onEvent: (String, String) throws -> Void) throws -> TransportResult {
-        let request = HTTPRequest(method: "POST", url: baseURL + "/v1/messages", headers: [
-            HTTPHeader("content-type", "application/json"),
-            HTTPHeader("accept", "text/event-stream"),
-            HTTPHeader("anthropic-version", "2023-06-01"),
-            HTTPHeader("x-api-key", apiKey),
-        ], body: body, connectTimeout: 10, totalTimeout: 600, lowSpeedTimeout: 120)
+    package func send(body: [UInt8], onEvent: (String, String) throws -> Void) throws -> TransportResult {
+        let request = HTTPRequest(
+            method: "POST", url: baseURL + "/v1/messages",
+            headers: [
+                HTTPHeader("content-type", "application/json"),
+                HTTPHeader("accept", "text/event-stream"),
+                HTTPHeader("anthropic-version", "2023-06-01"),
+                HTTPHeader("x-api-key", apiKey),
+            ], body: body, connectTimeout: 10, totalTimeout: 600, lowSpeedTimeout: 120)
         var parser = SSEParser()
         var status = 0
         var errorBody: [UInt8] = []
         var callbackError: Error?
         let head: HTTPResponseHead
         do {
-            head = try client.send(request, onHead: { status = $0.status }, onData: { chunk in
-                guard (200..<300).contains(status) else {
-                    if errorBody.count < 65536 { errorBody += chunk }
-                    return true
-                }
-                do {
-                    for event in parser.feed(chunk) { try onEvent(event.event, event.data) }
-                    return true
-                } catch {
-                    callbackError = error
-                    return false
-                }
-            })
+            head = try client.send(
+                request, onHead: { status = $0.status },
+                onData: { chunk in
+                    guard (200..<300).contains(status) else {
+                        if errorBody.count < 65536 { errorBody += chunk }
+                        return true
+                    }
+                    do {
+                        for event in parser.feed(chunk) { try onEvent(event.event, event.data) }
+                        return true
+                    } catch {
+                        callbackError = error
+                        return false
+                    }
+                })
         } catch {
             // An abort we asked for carries the real reason (a malformed or error event).
             if let callbackError { throw callbackError }

@@ -1,8 +1,9 @@
 // Agents: the claude-code agent: `claude -p` in the sandbox, its API traffic through patchd's proxy.
+
 import Foundation
-import Logging
+package import Logging
+package import PatchdCore
 import PatchdSystem
-import PatchdCore
 import Sandboxing
 
 /// Runs the Claude Code CLI inside the sandbox (bwrap; container untested) with stream-json output. The sandbox
@@ -20,8 +21,8 @@ import Sandboxing
 /// `max_turns` N becomes `--max-turns N`: the CLI then asks the model at most N times in its main
 /// conversation, and its `num_turns` reports N+1 when it stops there (it counts the turn it
 /// refused). patchd records the turns that reached the model: the main conversation's answers.
-public struct ClaudeCodeAgent: Agent {
-    public let kind = AgentKind.claudeCode
+package struct ClaudeCodeAgent: Agent {
+    package let kind = AgentKind.claudeCode
     let claudePath: String
     let upstream: String
     let apiKey: String
@@ -31,7 +32,9 @@ public struct ClaudeCodeAgent: Agent {
     let pricing: BuiltinAgentConfiguration
     let logger: Logger
 
-    public init(claudePath: String, upstream: String, apiKey: String, defaultModel: String, maxTurns: Int, pricing: BuiltinAgentConfiguration, logger: Logger) {
+    package init(
+        claudePath: String, upstream: String, apiKey: String, defaultModel: String, maxTurns: Int, pricing: BuiltinAgentConfiguration, logger: Logger
+    ) {
         self.claudePath = claudePath
         self.upstream = upstream
         self.apiKey = apiKey
@@ -41,21 +44,25 @@ public struct ClaudeCodeAgent: Agent {
         self.logger = logger
     }
 
-
     static let placeholderKey = "sk-ant-patchd-placeholder"
     static let port = 8765
     /// The CLI's HOME inside the sandbox: DATA/work/run-ID/home on the host.
     static let home = "/patchd/home"
 
-    public func run(_ context: AgentContext) throws -> AgentOutcome {
+    package func run(_ context: AgentContext) throws -> AgentOutcome {
         guard context.sandbox.hasPrivateNetwork else {
-            return AgentOutcome(succeeded: false, summary: "", error: "the claude-code agent needs a sandbox with a private network namespace (bwrap or container), not --sandbox none: its API bridge relies on one")
+            return AgentOutcome(
+                succeeded: false, summary: "",
+                error:
+                    "the claude-code agent needs a sandbox with a private network namespace (bwrap or container), not --sandbox none: its API bridge relies on one"
+            )
         }
         let socketPath = context.mounts.scratch + "/api.sock"
         let budget = [context.task.maxCostUSD, pricing.maxCostUSD].compactMap { $0 }.min()
         let meter = UsageMeter(budgetUSD: budget, prices: pricing, cancel: context.cancel)
-        let proxy = try APIProxy(socketPath: socketPath, route: APIRoute(wire: .anthropicMessages, upstream: upstream, apiKey: apiKey),
-                                 meter: meter, logger: logger)
+        let proxy = try APIProxy(
+            socketPath: socketPath, route: APIRoute(wire: .anthropicMessages, upstream: upstream, apiKey: apiKey),
+            meter: meter, logger: logger)
         defer { proxy.stop() }
         let socketBind = SandboxBind(host: socketPath, inside: "/patchd/api.sock", writable: true)
         let claudeBind = SandboxBind(host: claudePath, inside: "/patchd/bin/claude", writable: false)
@@ -91,8 +98,10 @@ public struct ClaudeCodeAgent: Agent {
         var mainTurns = Set<String>()
         let started = MonotonicClock.now
         // stream-json events are whole lines of any length (a long final result too): never cut them.
-        let run = try context.runScript(script, environment: environment, extraBinds: [socketBind, claudeBind, homeBind],
-                                        maxLineBytes: context.limits.maxOutputBytes) { line in
+        let run = try context.runScript(
+            script, environment: environment, extraBinds: [socketBind, claudeBind, homeBind],
+            maxLineBytes: context.limits.maxOutputBytes
+        ) { line in
             guard let event = JSONValue.parse(line), let type = event["type"]?.string else {
                 context.log(RunEvent(.output, line))
                 return
@@ -128,30 +137,43 @@ public struct ClaudeCodeAgent: Agent {
         var usage = meter.usage
         let reportedTurns = result?["num_turns"]?.int
         usage.turns = mainTurns.isEmpty ? (reportedTurns ?? 0) : mainTurns.count
-        context.log(RunEvent(.info, "claude-code: \(usage.turns) turns; patchd counted \(meter.requests) model answers, $\(BudgetText.usd(usage.costUSD))"))
+        context.log(
+            RunEvent(.info, "claude-code: \(usage.turns) turns; patchd counted \(meter.requests) model answers, $\(BudgetText.usd(usage.costUSD))"))
         if case .number(let reported)? = result?["total_cost_usd"], abs(reported - usage.costUSD) > 0.01 {
-            context.log(RunEvent(.info, String(format: "claude reports $%.4f; patchd counted $%.4f over %d requests (the run records patchd's)",
-                                               reported, usage.costUSD, meter.requests)))
+            context.log(
+                RunEvent(
+                    .info,
+                    String(
+                        format: "claude reports $%.4f; patchd counted $%.4f over %d requests (the run records patchd's)",
+                        reported, usage.costUSD, meter.requests)))
         }
         let summary = result?["result"]?.string ?? ""
-        if run.limit == .cost, let budget {
-            return AgentOutcome(succeeded: false, summary: summary,
-                                error: BudgetText.costStop(spent: usage.costUSD, budget: budget),
-                                limit: .cost, usage: usage, model: model)
+        // The proxy cancels the run when a budget runs out; the CLI may exit on the refused
+        // request before the sandbox's loop sees the cancel, so the cancel's reason counts too.
+        let stoppedBy = run.limit ?? context.cancel.reason
+        if stoppedBy == .cost, let budget {
+            return AgentOutcome(
+                succeeded: false, summary: summary,
+                error: BudgetText.costStop(spent: usage.costUSD, budget: budget),
+                limit: .cost, usage: usage, model: model)
         }
-        if let limit = run.limit {
+        if let limit = stoppedBy {
             return AgentOutcome(succeeded: false, summary: summary, error: "claude: \(limit.explanation)", limit: limit, usage: usage, model: model)
         }
         guard let result else {
-            return AgentOutcome(succeeded: false, summary: "", error: "claude exited \(run.exitStatus) without a result event", usage: usage, model: model)
+            return AgentOutcome(
+                succeeded: false, summary: "", error: "claude exited \(run.exitStatus) without a result event", usage: usage, model: model)
         }
         if result["subtype"]?.string == "error_max_turns" {
             let cli = reportedTurns.map { "; the CLI's num_turns says \($0), counting the turn it refused" } ?? ""
-            return AgentOutcome(succeeded: false, summary: summary, error: "stopped after \(usage.turns) turns (max_turns \(turns)\(cli))",
-                                limit: .turns, usage: usage, model: model)
+            return AgentOutcome(
+                succeeded: false, summary: summary, error: "stopped after \(usage.turns) turns (max_turns \(turns)\(cli))",
+                limit: .turns, usage: usage, model: model)
         }
         if result["is_error"]?.bool == true || run.exitStatus != 0 {
-            return AgentOutcome(succeeded: false, summary: summary, error: "claude reported an error: \(ScriptSummary.firstLine(summary))", usage: usage, model: model)
+            return AgentOutcome(
+                succeeded: false, summary: summary, error: "claude reported an error: \(ScriptSummary.firstLine(summary))", usage: usage, model: model
+            )
         }
         return AgentOutcome(succeeded: true, summary: summary, usage: usage, model: model)
     }

@@ -1,8 +1,9 @@
 // Agents: what a CLI agent's run spends, counted from the API answers passing through patchd's proxy.
+
 import Foundation
 import HTTPClient
-import PatchdSystem
 import PatchdCore
+import PatchdSystem
 import Sandboxing
 import Synchronization
 
@@ -135,7 +136,8 @@ struct ResponseUsageReader {
     private mutating func read(event: String, data: String) {
         if wire == .openAIResponses {
             guard ["response.completed", "response.incomplete", "response.failed"].contains(event),
-                  let value = JSONValue.parse(data), let response = value["response"] else { return }
+                let value = JSONValue.parse(data), let response = value["response"]
+            else { return }
             if let m = response["model"]?.string { model = m }
             readUsage(response["usage"])
             return

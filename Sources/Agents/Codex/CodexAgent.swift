@@ -1,8 +1,9 @@
 // Agents: the codex agent: OpenAI's Codex CLI (`codex exec --json`) in the sandbox, its API traffic through patchd's proxy.
+
 import Foundation
-import Logging
+package import Logging
+package import PatchdCore
 import PatchdSystem
-import PatchdCore
 import Sandboxing
 
 /// Runs `codex exec` inside the sandbox the way `ClaudeCodeAgent` runs claude: socat bridges
@@ -16,8 +17,8 @@ import Sandboxing
 /// CLI has no limit of its own), and the request past it is refused and ends the run.
 /// Codex's own sandbox is off (`--dangerously-bypass-approvals-and-sandbox`): patchd's is the
 /// boundary, and bwrap inside bwrap cannot make the namespaces it wants.
-public struct CodexAgent: Agent {
-    public let kind = AgentKind.codex
+package struct CodexAgent: Agent {
+    package let kind = AgentKind.codex
     let codexPath: String
     let upstream: String
     let apiKey: String
@@ -29,8 +30,10 @@ public struct CodexAgent: Agent {
     let prices: [String: ModelPrice]
     let logger: Logger
 
-    public init(codexPath: String, upstream: String, apiKey: String, defaultModel: String?, maxTurns: Int, maxCostUSD: Double?,
-                prices: [String: ModelPrice], logger: Logger) {
+    package init(
+        codexPath: String, upstream: String, apiKey: String, defaultModel: String?, maxTurns: Int, maxCostUSD: Double?,
+        prices: [String: ModelPrice], logger: Logger
+    ) {
         self.codexPath = codexPath
         self.upstream = upstream
         self.apiKey = apiKey
@@ -60,18 +63,24 @@ public struct CodexAgent: Agent {
         """
     }
 
-    public func run(_ context: AgentContext) throws -> AgentOutcome {
+    package func run(_ context: AgentContext) throws -> AgentOutcome {
         guard context.sandbox.hasPrivateNetwork else {
-            return AgentOutcome(succeeded: false, summary: "", error: "the codex agent needs a sandbox with a private network namespace (bwrap or container), not --sandbox none: its API bridge relies on one")
+            return AgentOutcome(
+                succeeded: false, summary: "",
+                error:
+                    "the codex agent needs a sandbox with a private network namespace (bwrap or container), not --sandbox none: its API bridge relies on one"
+            )
         }
         let model = context.task.model ?? defaultModel
         let turns = min(context.task.maxTurns ?? maxTurns, maxTurns)
         let budget = [context.task.maxCostUSD, maxCostUSD].compactMap { $0 }.min()
-        let meter = UsageMeter(budgetUSD: budget, maxTurns: turns, prices: prices, fallbackModel: OpenAIPrices.fallbackModel,
-                               cancel: context.cancel)
+        let meter = UsageMeter(
+            budgetUSD: budget, maxTurns: turns, prices: prices, fallbackModel: OpenAIPrices.fallbackModel,
+            cancel: context.cancel)
         let socketPath = context.mounts.scratch + "/api.sock"
-        let proxy = try APIProxy(socketPath: socketPath, route: APIRoute(wire: .openAIResponses, upstream: upstream, apiKey: apiKey),
-                                 meter: meter, logger: logger)
+        let proxy = try APIProxy(
+            socketPath: socketPath, route: APIRoute(wire: .openAIResponses, upstream: upstream, apiKey: apiKey),
+            meter: meter, logger: logger)
         defer { proxy.stop() }
 
         let homeDir = context.mounts.scratch + "/home"
@@ -80,9 +89,11 @@ public struct CodexAgent: Agent {
         // The executable itself (not a symlink's directory), and the code-mode host the default
         // model's `exec` tool runs in, which the CLI looks for beside itself.
         let real = URL(fileURLWithPath: codexPath).resolvingSymlinksInPath().path
-        var binds = [SandboxBind(host: socketPath, inside: "/patchd/api.sock", writable: true),
-                     SandboxBind(host: real, inside: "/patchd/codex/codex", writable: false),
-                     SandboxBind(host: homeDir, inside: Self.home, writable: true)]
+        var binds = [
+            SandboxBind(host: socketPath, inside: "/patchd/api.sock", writable: true),
+            SandboxBind(host: real, inside: "/patchd/codex/codex", writable: false),
+            SandboxBind(host: homeDir, inside: Self.home, writable: true),
+        ]
         let host = (real as NSString).deletingLastPathComponent + "/codex-code-mode-host"
         if FileManager.default.isExecutableFile(atPath: host) {
             binds.append(SandboxBind(host: host, inside: "/patchd/codex/codex-code-mode-host", writable: false))
@@ -134,25 +145,35 @@ public struct CodexAgent: Agent {
         }
         let seenModel = meter.lastModel ?? model
         if let seenModel, !meter.hasPrice(seenModel) {
-            context.log(RunEvent(.info, "codex: no price for model \(seenModel): counted at \(OpenAIPrices.fallbackModel)'s; the server's prices: setting can add it"))
+            context.log(
+                RunEvent(
+                    .info,
+                    "codex: no price for model \(seenModel): counted at \(OpenAIPrices.fallbackModel)'s; the server's prices: setting can add it"))
         }
         var usage = meter.usage
         usage.turns = meter.turns
         context.log(RunEvent(.info, "codex: \(usage.turns) turns; patchd counted \(meter.requests) model answers, $\(BudgetText.usd(usage.costUSD))"))
-        if run.limit == .cost, let budget {
-            return AgentOutcome(succeeded: false, summary: lastMessage, error: BudgetText.costStop(spent: usage.costUSD, budget: budget),
-                                limit: .cost, usage: usage, model: seenModel)
+        // The proxy cancels the run when a budget runs out; the CLI may exit on the refused
+        // request before the sandbox's loop sees the cancel, so the cancel's reason counts too.
+        let stoppedBy = run.limit ?? context.cancel.reason
+        if stoppedBy == .cost, let budget {
+            return AgentOutcome(
+                succeeded: false, summary: lastMessage, error: BudgetText.costStop(spent: usage.costUSD, budget: budget),
+                limit: .cost, usage: usage, model: seenModel)
         }
-        if run.limit == .turns {
-            return AgentOutcome(succeeded: false, summary: lastMessage, error: "stopped after \(usage.turns) turns (max_turns \(turns))",
-                                limit: .turns, usage: usage, model: seenModel)
+        if stoppedBy == .turns {
+            return AgentOutcome(
+                succeeded: false, summary: lastMessage, error: "stopped after \(usage.turns) turns (max_turns \(turns))",
+                limit: .turns, usage: usage, model: seenModel)
         }
-        if let limit = run.limit {
-            return AgentOutcome(succeeded: false, summary: lastMessage, error: "codex: \(limit.explanation)", limit: limit, usage: usage, model: seenModel)
+        if let limit = stoppedBy {
+            return AgentOutcome(
+                succeeded: false, summary: lastMessage, error: "codex: \(limit.explanation)", limit: limit, usage: usage, model: seenModel)
         }
         if let failure {
-            return AgentOutcome(succeeded: false, summary: lastMessage, error: "codex reported an error: \(ScriptSummary.firstLine(failure))",
-                                usage: usage, model: seenModel)
+            return AgentOutcome(
+                succeeded: false, summary: lastMessage, error: "codex reported an error: \(ScriptSummary.firstLine(failure))",
+                usage: usage, model: seenModel)
         }
         guard run.exitStatus == 0 else {
             return AgentOutcome(succeeded: false, summary: lastMessage, error: "codex exited \(run.exitStatus)", usage: usage, model: seenModel)

@@ -1,11 +1,12 @@
 // Agents: list prices of OpenAI's models for the codex agent's cost count (USD per million tokens).
+
 import Foundation
 
 /// Looked up by exact name, then by the longest prefix (so "gpt-5" prices "gpt-5-codex" and
 /// "gpt-5.1-codex-max" alike). A server's `prices:` setting overrides these. OpenAI bills cached
 /// input at a discount and has no cache-write charge; reasoning tokens are output tokens.
-public enum OpenAIPrices {
-    public static let table: [String: ModelPrice] = [
+package enum OpenAIPrices {
+    package static let table: [String: ModelPrice] = [
         "gpt-5": ModelPrice(input: 1.25, output: 10, cacheRead: 0.125, cacheWrite: 0),
         "gpt-5-mini": ModelPrice(input: 0.25, output: 2, cacheRead: 0.025, cacheWrite: 0),
         "gpt-5-nano": ModelPrice(input: 0.05, output: 0.4, cacheRead: 0.005, cacheWrite: 0),
@@ -16,5 +17,5 @@ public enum OpenAIPrices {
         "codex-mini-latest": ModelPrice(input: 1.5, output: 6, cacheRead: 0.375, cacheWrite: 0),
     ]
     /// Whose price a model missing from the table is counted at (the run log says so).
-    public static let fallbackModel = "gpt-5"
+    package static let fallbackModel = "gpt-5"
 }

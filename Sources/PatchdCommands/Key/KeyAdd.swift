@@ -1,5 +1,7 @@
 // PatchdCommands: `key add KEYLINE`: adds a key to your account; a key belongs to one user. Gate: anyone (own keys only).
+
 import ArgumentParser
+import PatchdCore
 import SSHKeys
 
 struct KeyAdd: SSHCommand {

@@ -1,4 +1,5 @@
 // PatchdCommands: the `key` group: the caller's own SSH keys (admins manage others' with `user key`).
+
 import ArgumentParser
 
 struct KeyGroup: ParsableCommand {

@@ -1,6 +1,8 @@
 // PatchdCommands: `key list [--json]`: your keys. Gate: anyone (own keys only).
+
 import ArgumentParser
 import PatchdCore
+import SSHKeys
 
 struct KeyList: SSHCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "your keys; * marks the one you are connected with")
@@ -22,9 +24,12 @@ struct KeyList: SSHCommand {
             KeyJSON(fingerprint: $0.fingerprint, type: $0.type, comment: $0.comment, created_at: RunJSON.iso($0.createdAt))
         }
         if json { return invocation.json(keys) }
-        invocation.out(TextTable.render(["FINGERPRINT", "TYPE", "COMMENT"], keys.map {
-            [$0.fingerprint + ($0.fingerprint == ctx.identity.keyFingerprint ? " *" : ""), $0.type, Terminal.sanitize($0.comment)]
-        }))
+        invocation.out(
+            TextTable.render(
+                ["FINGERPRINT", "TYPE", "COMMENT"],
+                keys.map {
+                    [$0.fingerprint + ($0.fingerprint == ctx.identity.keyFingerprint ? " *" : ""), $0.type, Terminal.sanitize($0.comment)]
+                }))
         return 0
     }
 }

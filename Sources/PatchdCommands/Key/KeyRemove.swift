@@ -1,5 +1,8 @@
 // PatchdCommands: `key remove FINGERPRINT`: removes one of your keys; your last key stays. Gate: anyone (own keys only).
+
 import ArgumentParser
+import PatchdCore
+import SSHKeys
 
 struct KeyRemove: SSHCommand {
     static let configuration = CommandConfiguration(commandName: "remove", abstract: "remove one of your keys; your last key stays")

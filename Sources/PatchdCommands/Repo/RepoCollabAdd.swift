@@ -1,4 +1,5 @@
 // PatchdCommands: `repo collab add NAME USER [read|write]`: grants access. Gate: owner or admin.
+
 import ArgumentParser
 import PatchdCore
 

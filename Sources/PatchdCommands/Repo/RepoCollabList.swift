@@ -1,4 +1,5 @@
 // PatchdCommands: `repo collab list NAME [--json]`: who else may read or push. Gate: read.
+
 import ArgumentParser
 import PatchdCore
 

@@ -1,4 +1,5 @@
 // PatchdCommands: `repo collab remove NAME USER`: revokes access. Gate: owner or admin.
+
 import ArgumentParser
 import PatchdCore
 
@@ -17,7 +18,8 @@ struct RepoCollabRemove: SSHCommand {
         let ctx = invocation.context
         let repo = try invocation.repo
         guard let target = try ctx.users.user(named: user), let userID = target.id,
-              try ctx.repoStore.removeCollaborator(repoID: repo.record.id!, userID: userID) else {
+            try ctx.repoStore.removeCollaborator(repoID: repo.record.id!, userID: userID)
+        else {
             return invocation.fail("'\(shown(user))' is not a collaborator on \(repo.name)")
         }
         invocation.out("removed \(target.name) from \(repo.name)\n")

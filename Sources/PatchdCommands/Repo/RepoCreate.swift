@@ -1,6 +1,9 @@
 // PatchdCommands: `repo create NAME`: an empty repository the caller owns. Gate: anyone.
+
 import ArgumentParser
+import GitStore
 import PatchdCore
+import SSHKeys
 
 struct RepoCreate: SSHCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,7 @@
 // PatchdCommands: `repo delete NAME --yes`: removes a repository and its history. Gate: owner or admin.
+
 import ArgumentParser
+import GitStore
 import PatchdCore
 
 struct RepoDelete: SSHCommand {

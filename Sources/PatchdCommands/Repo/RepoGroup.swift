@@ -1,4 +1,5 @@
 // PatchdCommands: the `repo` and `repo collab` groups, and what their commands share.
+
 import ArgumentParser
 import PatchdCore
 

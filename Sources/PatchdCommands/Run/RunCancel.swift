@@ -1,4 +1,5 @@
 // PatchdCommands: `run cancel ID`: stops a queued or running run (its whole process tree). Gate: write.
+
 import ArgumentParser
 import Foundation
 import PatchdCore

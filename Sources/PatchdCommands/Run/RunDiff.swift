@@ -1,6 +1,8 @@
 // PatchdCommands: `run diff ID [--stat]`: a run's change as the exact patch (for `git apply`), or its stat for people.
 // Gate: read on the run's repository.
+
 import ArgumentParser
+import GitStore
 import PatchdCore
 
 struct RunDiff: SSHCommand {
@@ -32,7 +34,8 @@ struct RunDiff: SSHCommand {
         let run = try invocation.runRecord.record
         let repositories = invocation.context.repositories
         guard let result = run.result, let name = try? RepositoryName(run.repo) else {
-            invocation.output.err("patchd: run \(run.id!) has no result commit (status \(run.status.rawValue)\(run.changed == false ? ", no changes" : ""))\n")
+            invocation.output.err(
+                "patchd: run \(run.id!) has no result commit (status \(run.status.rawValue)\(run.changed == false ? ", no changes" : ""))\n")
             return 0
         }
         if stat {

@@ -1,4 +1,5 @@
 // PatchdCommands: the `run` group (alias `runs` = `run list`), and what its commands share.
+
 import ArgumentParser
 import PatchdCore
 

@@ -1,5 +1,6 @@
 // PatchdCommands: `run list [REPO] [--status S] [--json]` (alias `runs`): runs you can read, newest first.
 // Gate: anyone; a REPO, if given, must be readable; the list holds only runs of readable repositories.
+
 import ArgumentParser
 import PatchdCore
 
@@ -26,14 +27,20 @@ struct RunList: SSHCommand {
     func run(_ invocation: CommandInvocation) throws -> Int32 {
         let ctx = invocation.context
         // The access filter is part of the query, so the 200 are the newest the caller may read.
-        let runs = try ctx.runs.list(repo: invocation.repository?.name.value, status: status.flatMap(RunStatus.init(rawValue:)),
-                                     repos: try ctx.readableRepositoryNames(), limit: 200)
+        let runs = try ctx.runs.list(
+            repo: invocation.repository?.name.value, status: status.flatMap(RunStatus.init(rawValue:)),
+            repos: try ctx.readableRepositoryNames(), limit: 200)
         if json { return invocation.json(runs.map(RunJSON.init)) }
         if runs.isEmpty { invocation.out("no runs\n"); return 0 }
-        invocation.out(TextTable.render(["ID", "REPO", "BRANCH", "STATUS", "AGENT", "CREATED", "TITLE"], runs.map {
-            [String($0.id!), $0.repo, Terminal.sanitize($0.branch), $0.status.rawValue, $0.agent,
-             RelativeTime.describe($0.createdAt), Terminal.sanitize(String($0.title.prefix(50)))]
-        }))
+        invocation.out(
+            TextTable.render(
+                ["ID", "REPO", "BRANCH", "STATUS", "AGENT", "CREATED", "TITLE"],
+                runs.map {
+                    [
+                        String($0.id!), $0.repo, Terminal.sanitize($0.branch), $0.status.rawValue, $0.agent,
+                        RelativeTime.describe($0.createdAt), Terminal.sanitize(String($0.title.prefix(50))),
+                    ]
+                }))
         return 0
     }
 }

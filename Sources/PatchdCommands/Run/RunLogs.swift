@@ -1,4 +1,5 @@
 // PatchdCommands: `run logs ID [--follow]`: a run's log, for people (sanitized). Gate: read on the run's repository.
+
 import ArgumentParser
 import PatchdCore
 

@@ -1,6 +1,8 @@
 // PatchdCommands: `run retry ID [--wait]`: runs a finished run's task again. Gate: write.
+
 import ArgumentParser
 import PatchdCore
+import SSHKeys
 
 struct RunRetry: SSHCommand {
     static let configuration = CommandConfiguration(commandName: "retry", abstract: "run a finished run's task again")
@@ -19,8 +21,10 @@ struct RunRetry: SSHCommand {
         guard old.status.isFinished, let spec = old.taskSpec, let agent = AgentKind(rawValue: old.agent) else {
             return invocation.fail("run \(old.id!) is \(old.status.rawValue); only finished runs can be retried")
         }
-        let run = try ctx.runs.enqueue(.init(repo: old.repo, branch: old.branch, base: old.base, agent: agent, spec: spec,
-                                             source: "retry", requestedBy: ctx.identity.userID))
+        let run = try ctx.runs.enqueue(
+            .init(
+                repo: old.repo, branch: old.branch, base: old.base, agent: agent, spec: spec,
+                source: "retry", requestedBy: ctx.identity.userID))
         ctx.scheduler.wake()
         invocation.out("run \(run.id!) queued (retry of \(old.id!))\n")
         return wait ? invocation.follow(run.id!) : 0

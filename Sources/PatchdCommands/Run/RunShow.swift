@@ -1,4 +1,5 @@
 // PatchdCommands: `run show ID [--json]`: a run's record. Gate: read on the run's repository.
+
 import ArgumentParser
 import Foundation
 import PatchdCore

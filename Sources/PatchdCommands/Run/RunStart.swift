@@ -1,7 +1,9 @@
 // PatchdCommands: `run start REPO BRANCH [--agent A] [--model M] [--wait] -- TASK TEXT...`: a run without a push. Gate: write.
+
 import ArgumentParser
 import GitStore
 import PatchdCore
+import SSHKeys
 
 struct RunStart: SSHCommand {
     static let configuration = CommandConfiguration(
@@ -54,8 +56,10 @@ struct RunStart: SSHCommand {
         if let model { spec.model = model }
         // As a push is refused in pre-receive: an agent this server cannot run is said now, with the fix.
         if let refusal = ctx.agents?.refusal(for: kind ?? defaultAgent) { return invocation.fail(refusal) }
-        let run = try ctx.runs.enqueue(.init(repo: name.value, branch: branch, base: base, agent: kind ?? defaultAgent,
-                                             spec: spec, source: "command", requestedBy: ctx.identity.userID))
+        let run = try ctx.runs.enqueue(
+            .init(
+                repo: name.value, branch: branch, base: base, agent: kind ?? defaultAgent,
+                spec: spec, source: "command", requestedBy: ctx.identity.userID))
         ctx.scheduler.wake()
         invocation.out("run \(run.id!) queued for \(Terminal.sanitize(branch)) (agent \(run.agent)); result: agent/\(Terminal.sanitize(branch))\n")
         return wait ? invocation.follow(run.id!) : 0

@@ -1,5 +1,7 @@
 // PatchdCommands: `user create NAME --key KEYLINE [--admin]`: a new user with one key. Gate: admin.
+
 import ArgumentParser
+import PatchdCore
 import SSHKeys
 
 struct UserCreate: SSHCommand {

@@ -1,5 +1,8 @@
 // PatchdCommands: `user delete NAME --yes`: removes a user and their keys. Gate: admin.
+
 import ArgumentParser
+import PatchdCore
+import SSHKeys
 
 struct UserDelete: SSHCommand {
     static let configuration = CommandConfiguration(commandName: "delete", abstract: "remove a user and their keys")

@@ -1,4 +1,5 @@
 // PatchdCommands: the `user` and `user key` groups: users and their keys, for admins.
+
 import ArgumentParser
 
 struct UserGroup: ParsableCommand {

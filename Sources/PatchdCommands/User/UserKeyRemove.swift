@@ -1,5 +1,7 @@
 // PatchdCommands: `user key remove NAME FINGERPRINT [--yes]`: removes another user's key. Gate: admin.
+
 import ArgumentParser
+import PatchdCore
 
 struct UserKeyRemove: SSHCommand {
     static let configuration = CommandConfiguration(commandName: "remove", abstract: "remove a user's key; --yes allows their last")

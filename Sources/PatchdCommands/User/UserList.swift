@@ -1,4 +1,5 @@
 // PatchdCommands: `user list [--json]`: every user, with key counts. Gate: admin.
+
 import ArgumentParser
 import PatchdCore
 
@@ -23,9 +24,12 @@ struct UserList: SSHCommand {
             UserJSON(name: $0.name, admin: $0.isAdmin, keys: counts[$0.id!] ?? 0, created_at: RunJSON.iso($0.createdAt))
         }
         if json { return invocation.json(users) }
-        invocation.out(TextTable.render(["NAME", "ADMIN", "KEYS", "CREATED"], users.map {
-            [$0.name, $0.admin ? "yes" : "no", String($0.keys), $0.created_at]
-        }))
+        invocation.out(
+            TextTable.render(
+                ["NAME", "ADMIN", "KEYS", "CREATED"],
+                users.map {
+                    [$0.name, $0.admin ? "yes" : "no", String($0.keys), $0.created_at]
+                }))
         return 0
     }
 }

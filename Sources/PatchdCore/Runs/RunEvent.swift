@@ -1,18 +1,19 @@
 // PatchdCore: one line of a run's log, as agents, sandboxes and the executor report it.
+
 import Foundation
 
 /// One line of a run's log, as agents and sandboxes report them.
-public struct RunEvent: Sendable {
-    public enum Kind: String, Sendable, Codable { case info, output, tool, check, error }
-    public let kind: Kind
-    public let text: String
-    public init(_ kind: Kind, _ text: String) { self.kind = kind; self.text = text }
+package struct RunEvent: Sendable {
+    package enum Kind: String, Sendable, Codable { case info, output, tool, check, error }
+    package let kind: Kind
+    package let text: String
+    package init(_ kind: Kind, _ text: String) { self.kind = kind; self.text = text }
 }
 
 /// How a script is named in a log line or a title.
-public enum ScriptSummary {
+package enum ScriptSummary {
     /// The first non-empty line, and "(+N lines)" when there are more.
-    public static func firstLine(_ script: String) -> String {
+    package static func firstLine(_ script: String) -> String {
         // On unicode scalars: as Characters, "\r\n" is one and would not split a CRLF script.
         let lines = script.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: true)
         let first = lines.first.map { String(String.UnicodeScalarView($0)) }?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""

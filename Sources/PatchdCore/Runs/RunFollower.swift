@@ -1,21 +1,23 @@
 // PatchdCore: streams a run's events until it ends (push -o wait, run logs --follow), with heartbeats.
-import Foundation
+
+package import Foundation
 import PatchdSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
-public struct RunFollower {
+package struct RunFollower {
     let runs: RunStore
     /// Seconds of silence before a "still running" line.
-    public var heartbeat: Double = 15
-    public var pollInterval: useconds_t = 15_000
+    package var heartbeat: Double = 15
+    package var pollInterval: useconds_t = 15_000
 
-    public init(runs: RunStore) { self.runs = runs }
+    package init(runs: RunStore) { self.runs = runs }
 
     /// Writes each event line through `write` (which returns false once the reader is
     /// gone) until the run has finished. Returns the final record, or nil if the reader left.
-    public func follow(runID: Int64, prefix: String = "", write: (String) -> Bool) -> RunRecord? {
+    package func follow(runID: Int64, prefix: String = "", write: (String) -> Bool) -> RunRecord? {
         var lastEvent: Int64 = 0
         var lastOutput = MonotonicClock.now
         let started = MonotonicClock.now
@@ -37,7 +39,7 @@ public struct RunFollower {
         }
     }
 
-    public static func format(_ event: RunEventRecord) -> String {
+    package static func format(_ event: RunEventRecord) -> String {
         let text = Terminal.sanitize(event.text)
         switch event.kind {
         case "output": return "  " + text

@@ -1,11 +1,12 @@
 // PatchdCore: the stable JSON shape of a run (run show --json, run list --json, the result note).
-import Foundation
+
+package import Foundation
 
 /// The documented shape (README, `run show --json`): id, repo, branch, status, agent, model, base, result, result_ref, changed,
 /// created_at, started_at, finished_at, error, usage {input_tokens, output_tokens,
 /// cache_read_tokens, cache_write_tokens, cost_usd};
 /// plus title, check, limit. Times are ISO 8601 UTC; absent values are null.
-public struct RunJSON: Encodable {
+package struct RunJSON: Encodable {
     struct Usage: Encodable {
         let input_tokens: Int
         let output_tokens: Int
@@ -32,7 +33,7 @@ public struct RunJSON: Encodable {
     let error: String?
     let usage: Usage
 
-    public init(_ run: RunRecord) {
+    package init(_ run: RunRecord) {
         id = run.id ?? 0
         repo = run.repo
         branch = run.branch
@@ -50,8 +51,9 @@ public struct RunJSON: Encodable {
         started_at = run.startedAt.map(Self.iso)
         finished_at = run.finishedAt.map(Self.iso)
         error = run.error
-        usage = Usage(input_tokens: run.inputTokens, output_tokens: run.outputTokens, cache_read_tokens: run.cacheReadTokens,
-                      cache_write_tokens: run.cacheWriteTokens, cost_usd: run.costUSD)
+        usage = Usage(
+            input_tokens: run.inputTokens, output_tokens: run.outputTokens, cache_read_tokens: run.cacheReadTokens,
+            cache_write_tokens: run.cacheWriteTokens, cost_usd: run.costUSD)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -60,7 +62,7 @@ public struct RunJSON: Encodable {
     }
 
     /// Every key is always present; nil is encoded as null (scripts can rely on the shape).
-    public func encode(to encoder: Encoder) throws {
+    package func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(id, forKey: .id)
         try c.encode(repo, forKey: .repo)
@@ -82,14 +84,13 @@ public struct RunJSON: Encodable {
         try c.encode(usage, forKey: .usage)
     }
 
-    public static func iso(_ date: Date) -> String {
+    package static func iso(_ date: Date) -> String {
         date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
 
-    public static func encode<T: Encodable>(_ value: T) throws -> String {
+    package static func encode<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 }
-

@@ -1,13 +1,14 @@
 // PatchdCore: the SQLite database (GRDB, WAL) and its migrations.
+
 import Foundation
-import GRDB
+package import GRDB
 
 /// DATA/patchd.sqlite. A `DatabasePool` (WAL) so the daemon and its git hooks can
 /// read and write concurrently from separate processes.
-public final class PatchdDatabase: Sendable {
-    public let pool: DatabasePool
+package final class PatchdDatabase: Sendable {
+    package let pool: DatabasePool
 
-    public init(path: String) throws {
+    package init(path: String) throws {
         var config = Configuration()
         config.foreignKeysEnabled = true
         config.busyMode = .timeout(10)
@@ -61,8 +62,8 @@ public final class PatchdDatabase: Sendable {
                 t.column("agent", .text).notNull()
                 t.column("model", .text)
                 t.column("title", .text).notNull().defaults(to: "")
-                t.column("spec", .text).notNull()          // TaskSpec as JSON
-                t.column("task_source", .text).notNull()   // file | option | command | retry
+                t.column("spec", .text).notNull()  // TaskSpec as JSON
+                t.column("task_source", .text).notNull()  // file | option | command | retry
                 t.column("requested_by", .integer).references("users", onDelete: .setNull)
                 t.column("result", .text)
                 t.column("changed", .boolean)

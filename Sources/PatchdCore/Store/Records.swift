@@ -1,13 +1,14 @@
 // PatchdCore: the rows of the users, ssh_keys, repos and collaborators tables.
-import Foundation
-import GRDB
 
-public struct User: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
-    public static let databaseTableName = "users"
-    public var id: Int64?
-    public var name: String
-    public var isAdmin: Bool
-    public var createdAt: Date
+package import Foundation
+package import GRDB
+
+package struct User: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    package static let databaseTableName = "users"
+    package var id: Int64?
+    package var name: String
+    package var isAdmin: Bool
+    package var createdAt: Date
 
     enum CodingKeys: String, CodingKey {
         case id, name
@@ -15,18 +16,18 @@ public struct User: Codable, Sendable, Equatable, FetchableRecord, PersistableRe
         case createdAt = "created_at"
     }
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+    package mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
-public struct SSHKeyRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
-    public static let databaseTableName = "ssh_keys"
-    public var id: Int64?
-    public var userID: Int64
-    public var type: String
-    public var blob: String
-    public var fingerprint: String
-    public var comment: String
-    public var createdAt: Date
+package struct SSHKeyRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    package static let databaseTableName = "ssh_keys"
+    package var id: Int64?
+    package var userID: Int64
+    package var type: String
+    package var blob: String
+    package var fingerprint: String
+    package var comment: String
+    package var createdAt: Date
 
     enum CodingKeys: String, CodingKey {
         case id, type, blob, fingerprint, comment
@@ -34,15 +35,15 @@ public struct SSHKeyRecord: Codable, Sendable, Equatable, FetchableRecord, Persi
         case createdAt = "created_at"
     }
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+    package mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
-public struct RepoRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
-    public static let databaseTableName = "repos"
-    public var id: Int64?
-    public var name: String
-    public var ownerID: Int64?
-    public var createdAt: Date
+package struct RepoRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    package static let databaseTableName = "repos"
+    package var id: Int64?
+    package var name: String
+    package var ownerID: Int64?
+    package var createdAt: Date
 
     enum CodingKeys: String, CodingKey {
         case id, name
@@ -50,14 +51,14 @@ public struct RepoRecord: Codable, Sendable, Equatable, FetchableRecord, Persist
         case createdAt = "created_at"
     }
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+    package mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
-public struct CollaboratorRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
-    public static let databaseTableName = "collaborators"
-    public var repoID: Int64
-    public var userID: Int64
-    public var role: String
+package struct CollaboratorRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    package static let databaseTableName = "collaborators"
+    package var repoID: Int64
+    package var userID: Int64
+    package var role: String
 
     enum CodingKeys: String, CodingKey {
         case role

@@ -1,23 +1,25 @@
 // PatchdCore: repository rows, ownership and collaborators, and the role a user has on a repo.
+
 import Foundation
 import GRDB
 
-public struct RepoStore: Sendable {
+package struct RepoStore: Sendable {
     let db: PatchdDatabase
 
-    public init(db: PatchdDatabase) { self.db = db }
+    package init(db: PatchdDatabase) { self.db = db }
 
-    public func repo(named name: RepositoryName) throws -> RepoRecord? {
+    package func repo(named name: RepositoryName) throws -> RepoRecord? {
         try db.pool.read { try RepoRecord.filter(Column("name") == name.value).fetchOne($0) }
     }
 
     /// The role of `userID` on the repository (which may not exist: then only admins have one).
-    public func role(userID: Int64, repo: RepoRecord?) throws -> RepoRole {
+    package func role(userID: Int64, repo: RepoRecord?) throws -> RepoRole {
         try db.pool.read { db in
             if let user = try User.fetchOne(db, key: userID), user.isAdmin { return .admin }
             guard let repo, let repoID = repo.id else { return .none }
             if repo.ownerID == userID { return .owner }
-            let collab = try CollaboratorRecord
+            let collab =
+                try CollaboratorRecord
                 .filter(Column("repo_id") == repoID && Column("user_id") == userID).fetchOne(db)
             switch collab?.role {
             case "write": return .write
@@ -29,32 +31,32 @@ public struct RepoStore: Sendable {
 
     /// Inserts the row for a new repository. Returns nil if the name is taken (a
     /// concurrent first push won): the caller then treats the repository as existing.
-    public func insert(name: RepositoryName, ownerID: Int64) throws -> RepoRecord? {
+    package func insert(name: RepositoryName, ownerID: Int64) throws -> RepoRecord? {
         try db.pool.write { db in
             if try RepoRecord.filter(Column("name") == name.value).fetchOne(db) != nil { return nil }
             return try RepoRecord(id: nil, name: name.value, ownerID: ownerID, createdAt: Date()).inserted(db)
         }
     }
 
-    public func delete(name: RepositoryName) throws {
+    package func delete(name: RepositoryName) throws {
         _ = try db.pool.write { try RepoRecord.filter(Column("name") == name.value).deleteAll($0) }
     }
 
-    public func all() throws -> [RepoRecord] {
+    package func all() throws -> [RepoRecord] {
         try db.pool.read { try RepoRecord.order(Column("name")).fetchAll($0) }
     }
 }
 
 extension RepoStore {
     /// Repositories `userID` may read, with the role they have on each.
-    public func visible(userID: Int64) throws -> [(RepoRecord, RepoRole)] {
+    package func visible(userID: Int64) throws -> [(RepoRecord, RepoRole)] {
         try all().compactMap { repo in
             let role = try role(userID: userID, repo: repo)
             return role.canRead ? (repo, role) : nil
         }
     }
 
-    public func collaborators(repoID: Int64) throws -> [(User, String)] {
+    package func collaborators(repoID: Int64) throws -> [(User, String)] {
         try db.pool.read { db in
             try CollaboratorRecord.filter(Column("repo_id") == repoID).fetchAll(db).compactMap { c in
                 try User.fetchOne(db, key: c.userID).map { ($0, c.role) }
@@ -62,12 +64,12 @@ extension RepoStore {
         }
     }
 
-    public func setCollaborator(repoID: Int64, userID: Int64, role: String) throws {
+    package func setCollaborator(repoID: Int64, userID: Int64, role: String) throws {
         try db.pool.write { try CollaboratorRecord(repoID: repoID, userID: userID, role: role).save($0) }
     }
 
     @discardableResult
-    public func removeCollaborator(repoID: Int64, userID: Int64) throws -> Bool {
+    package func removeCollaborator(repoID: Int64, userID: Int64) throws -> Bool {
         try db.pool.write {
             try CollaboratorRecord.filter(Column("repo_id") == repoID && Column("user_id") == userID).deleteAll($0) > 0
         }

@@ -1,40 +1,41 @@
 // PatchdCore: runs and their events in SQLite: the queue, the records, the logs.
-import Foundation
-import GRDB
 
-public enum RunStatus: String, Sendable, Codable {
+package import Foundation
+package import GRDB
+
+package enum RunStatus: String, Sendable, Codable {
     case queued, running, succeeded, failed, canceled
-    public var isFinished: Bool { self == .succeeded || self == .failed || self == .canceled }
+    package var isFinished: Bool { self == .succeeded || self == .failed || self == .canceled }
 }
 
-public struct RunRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
-    public static let databaseTableName = "runs"
-    public var id: Int64?
-    public var repo: String
-    public var branch: String
-    public var base: String
-    public var status: RunStatus
-    public var agent: String
-    public var model: String?
-    public var title: String
-    public var spec: String
-    public var taskSource: String
-    public var requestedBy: Int64?
-    public var result: String?
-    public var changed: Bool?
-    public var checkStatus: String?
-    public var limitHit: String?
-    public var error: String?
-    public var summary: String?
-    public var attempts: Int
-    public var inputTokens: Int
-    public var outputTokens: Int
-    public var cacheReadTokens: Int = 0
-    public var cacheWriteTokens: Int = 0
-    public var costUSD: Double
-    public var createdAt: Date
-    public var startedAt: Date?
-    public var finishedAt: Date?
+package struct RunRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
+    package static let databaseTableName = "runs"
+    package var id: Int64?
+    package var repo: String
+    package var branch: String
+    package var base: String
+    package var status: RunStatus
+    package var agent: String
+    package var model: String?
+    package var title: String
+    package var spec: String
+    package var taskSource: String
+    package var requestedBy: Int64?
+    package var result: String?
+    package var changed: Bool?
+    package var checkStatus: String?
+    package var limitHit: String?
+    package var error: String?
+    package var summary: String?
+    package var attempts: Int
+    package var inputTokens: Int
+    package var outputTokens: Int
+    package var cacheReadTokens: Int = 0
+    package var cacheWriteTokens: Int = 0
+    package var costUSD: Double
+    package var createdAt: Date
+    package var startedAt: Date?
+    package var finishedAt: Date?
 
     enum CodingKeys: String, CodingKey {
         case id, repo, branch, base, status, agent, model, title, spec, result, changed, error, summary, attempts
@@ -44,70 +45,73 @@ public struct RunRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
         case costUSD = "cost_usd", createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
     }
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+    package mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 
-    public var taskSpec: TaskSpec? { try? JSONDecoder().decode(TaskSpec.self, from: Data(spec.utf8)) }
-    public var resultRef: String? { result == nil ? nil : "refs/patchd/runs/\(id ?? 0)" }
+    package var taskSpec: TaskSpec? { try? JSONDecoder().decode(TaskSpec.self, from: Data(spec.utf8)) }
+    package var resultRef: String? { result == nil ? nil : "refs/patchd/runs/\(id ?? 0)" }
 }
 
-public struct RunEventRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
-    public static let databaseTableName = "run_events"
-    public var id: Int64?
-    public var runID: Int64
-    public var at: Date
-    public var kind: String
-    public var text: String
+package struct RunEventRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
+    package static let databaseTableName = "run_events"
+    package var id: Int64?
+    package var runID: Int64
+    package var at: Date
+    package var kind: String
+    package var text: String
 
     enum CodingKeys: String, CodingKey {
         case id, at, kind, text
         case runID = "run_id"
     }
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+    package mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
 /// The run queue and records. Both the daemon and its hooks (separate processes) use it;
 /// SQLite WAL and short transactions keep them from blocking each other.
-public struct RunStore: Sendable {
+package struct RunStore: Sendable {
     let db: PatchdDatabase
 
-    public init(db: PatchdDatabase) { self.db = db }
+    package init(db: PatchdDatabase) { self.db = db }
 
-    public struct NewRun: Sendable {
-        public var repo: String
-        public var branch: String
-        public var base: String
-        public var agent: AgentKind
-        public var spec: TaskSpec
-        public var source: String
-        public var requestedBy: Int64?
-        public init(repo: String, branch: String, base: String, agent: AgentKind, spec: TaskSpec, source: String, requestedBy: Int64?) {
+    package struct NewRun: Sendable {
+        package var repo: String
+        package var branch: String
+        package var base: String
+        package var agent: AgentKind
+        package var spec: TaskSpec
+        package var source: String
+        package var requestedBy: Int64?
+        package init(repo: String, branch: String, base: String, agent: AgentKind, spec: TaskSpec, source: String, requestedBy: Int64?) {
             self.repo = repo; self.branch = branch; self.base = base; self.agent = agent
             self.spec = spec; self.source = source; self.requestedBy = requestedBy
         }
     }
 
-    public func enqueue(_ new: NewRun) throws -> RunRecord {
+    package func enqueue(_ new: NewRun) throws -> RunRecord {
         let json = String(decoding: try JSONEncoder().encode(new.spec), as: UTF8.self)
-        let record = RunRecord(id: nil, repo: new.repo, branch: new.branch, base: new.base, status: .queued,
-                               agent: new.agent.rawValue, model: new.spec.model,
-                               title: new.spec.title.isEmpty ? ScriptSummary.firstLine(new.spec.run ?? "") : new.spec.title, spec: json,
-                               taskSource: new.source, requestedBy: new.requestedBy, result: nil, changed: nil,
-                               checkStatus: nil, limitHit: nil, error: nil, summary: nil, attempts: 0, inputTokens: 0,
-                               outputTokens: 0, costUSD: 0, createdAt: Date(), startedAt: nil, finishedAt: nil)
+        let record = RunRecord(
+            id: nil, repo: new.repo, branch: new.branch, base: new.base, status: .queued,
+            agent: new.agent.rawValue, model: new.spec.model,
+            title: new.spec.title.isEmpty ? ScriptSummary.firstLine(new.spec.run ?? "") : new.spec.title, spec: json,
+            taskSource: new.source, requestedBy: new.requestedBy, result: nil, changed: nil,
+            checkStatus: nil, limitHit: nil, error: nil, summary: nil, attempts: 0, inputTokens: 0,
+            outputTokens: 0, costUSD: 0, createdAt: Date(), startedAt: nil, finishedAt: nil)
         return try db.pool.write { db in
             let inserted = try record.inserted(db)
-            try RunEventRecord(id: nil, runID: inserted.id!, at: Date(), kind: "info",
-                               text: "queued: \(new.repo) \(new.branch) at \(new.base.prefix(12)) (agent \(new.agent.rawValue))").insert(db)
+            try RunEventRecord(
+                id: nil, runID: inserted.id!, at: Date(), kind: "info",
+                text: "queued: \(new.repo) \(new.branch) at \(new.base.prefix(12)) (agent \(new.agent.rawValue))"
+            ).insert(db)
             return inserted
         }
     }
 
-    public func run(id: Int64) throws -> RunRecord? { try db.pool.read { try RunRecord.fetchOne($0, key: id) } }
+    package func run(id: Int64) throws -> RunRecord? { try db.pool.read { try RunRecord.fetchOne($0, key: id) } }
 
     /// The newest runs, optionally of one repository, of one status, and only of the repositories
     /// in `repos` (the ones a user may read; nil: all). Every filter is applied before `limit`.
-    public func list(repo: String? = nil, status: RunStatus? = nil, repos: Set<String>? = nil, limit: Int = 50) throws -> [RunRecord] {
+    package func list(repo: String? = nil, status: RunStatus? = nil, repos: Set<String>? = nil, limit: Int = 50) throws -> [RunRecord] {
         try db.pool.read { db in
             var request = RunRecord.order(Column("id").desc).limit(limit)
             if let repo { request = request.filter(Column("repo") == repo) }
@@ -119,7 +123,7 @@ public struct RunStore: Sendable {
 
     /// Claims the next runnable run: the oldest queued run of a repo+branch that has no
     /// running run, so runs of one branch go in push order and others in parallel.
-    public func claimNext() throws -> RunRecord? {
+    package func claimNext() throws -> RunRecord? {
         try db.pool.write { db in
             let sql = """
                 SELECT * FROM runs AS r WHERE r.status = 'queued'
@@ -136,26 +140,28 @@ public struct RunStore: Sendable {
         }
     }
 
-    public func update(_ run: RunRecord) throws {
+    package func update(_ run: RunRecord) throws {
         try db.pool.write { try run.update($0) }
     }
 
-    public func addEvent(runID: Int64, _ event: RunEvent) {
+    package func addEvent(runID: Int64, _ event: RunEvent) {
         addEvents(runID: runID, [event])
     }
 
     /// Several events in one transaction.
-    public func addEvents(runID: Int64, _ events: [RunEvent]) {
+    package func addEvents(runID: Int64, _ events: [RunEvent]) {
         let now = Date()
         _ = try? db.pool.write { db in
             for event in events {
-                try RunEventRecord(id: nil, runID: runID, at: now, kind: event.kind.rawValue,
-                                   text: String(event.text.prefix(8192))).insert(db)
+                try RunEventRecord(
+                    id: nil, runID: runID, at: now, kind: event.kind.rawValue,
+                    text: String(event.text.prefix(8192))
+                ).insert(db)
             }
         }
     }
 
-    public func events(runID: Int64, after: Int64 = 0, limit: Int = 10_000) throws -> [RunEventRecord] {
+    package func events(runID: Int64, after: Int64 = 0, limit: Int = 10_000) throws -> [RunEventRecord] {
         try db.pool.read { db in
             try RunEventRecord.filter(Column("run_id") == runID && Column("id") > after)
                 .order(Column("id")).limit(limit).fetchAll(db)
@@ -163,7 +169,7 @@ public struct RunStore: Sendable {
     }
 
     /// New events and the run's record from one snapshot (a follower never misses the last events).
-    public func eventsAndRun(runID: Int64, after: Int64, limit: Int) throws -> ([RunEventRecord], RunRecord?) {
+    package func eventsAndRun(runID: Int64, after: Int64, limit: Int) throws -> ([RunEventRecord], RunRecord?) {
         try db.pool.read { db in
             let events = try RunEventRecord.filter(Column("run_id") == runID && Column("id") > after)
                 .order(Column("id")).limit(limit).fetchAll(db)
@@ -172,15 +178,17 @@ public struct RunStore: Sendable {
     }
 
     /// At start: runs a crash left `running` go back to the queue once, then fail.
-    public func recoverInterrupted(maxAttempts: Int = 2) throws -> (requeued: [Int64], failed: [Int64]) {
+    package func recoverInterrupted(maxAttempts: Int = 2) throws -> (requeued: [Int64], failed: [Int64]) {
         try db.pool.write { db in
             var requeued: [Int64] = [], failed: [Int64] = []
             for var run in try RunRecord.filter(Column("status") == RunStatus.running.rawValue).fetchAll(db) {
                 if run.attempts < maxAttempts {
                     run.status = .queued
                     requeued.append(run.id!)
-                    try RunEventRecord(id: nil, runID: run.id!, at: Date(), kind: "info",
-                                       text: "re-queued: the server stopped while this run was running").insert(db)
+                    try RunEventRecord(
+                        id: nil, runID: run.id!, at: Date(), kind: "info",
+                        text: "re-queued: the server stopped while this run was running"
+                    ).insert(db)
                 } else {
                     run.status = .failed
                     run.error = "the server stopped during this run \(run.attempts) times; not retrying"
@@ -195,7 +203,7 @@ public struct RunStore: Sendable {
     }
 
     /// A clean shutdown puts a running run back without counting the attempt.
-    public func requeueForShutdown(id: Int64) throws {
+    package func requeueForShutdown(id: Int64) throws {
         try db.pool.write { db in
             guard var run = try RunRecord.fetchOne(db, key: id), run.status == .running else { return }
             run.status = .queued
@@ -208,7 +216,7 @@ public struct RunStore: Sendable {
 
 extension RunStore {
     /// Cancels a run that has not started. Returns false if it is no longer queued.
-    public func cancelQueued(id: Int64) throws -> Bool {
+    package func cancelQueued(id: Int64) throws -> Bool {
         try db.pool.write { db in
             guard var run = try RunRecord.fetchOne(db, key: id), run.status == .queued else { return false }
             run.status = .canceled

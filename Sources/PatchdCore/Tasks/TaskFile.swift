@@ -1,34 +1,37 @@
 // PatchdCore: the task file `.patchd/task.md` (YAML front matter + Markdown body) parsed into a TaskSpec, strictly.
+
 import Foundation
 import Yams
 
 /// Who does the work of a run.
-public enum AgentKind: String, Sendable, Codable, CaseIterable {
+package enum AgentKind: String, Sendable, Codable, CaseIterable {
     case builtin, claudeCode = "claude-code", codex, command
     /// Whether the agent is an LLM (takes a model and a Markdown task) rather than a script.
-    public var usesModel: Bool { self != .command }
+    package var usesModel: Bool { self != .command }
 }
 
 /// What a task file (or a task given as text) asks for. Limits are the task's wishes; the server caps them.
-public struct TaskSpec: Sendable, Equatable, Codable {
+package struct TaskSpec: Sendable, Equatable, Codable {
     /// nil: the server's default.
-    public var agent: AgentKind?
-    public var model: String?
+    package var agent: AgentKind?
+    package var model: String?
     /// From "20m", "90s", "2h", "1h30m", or a bare integer = seconds; > 0.
-    public var timeoutSeconds: Int?
+    package var timeoutSeconds: Int?
     /// Integer >= 1.
-    public var maxTurns: Int?
+    package var maxTurns: Int?
     /// Number > 0.
-    public var maxCostUSD: Double?
-    public var setup: String?
-    public var run: String?
-    public var check: String?
+    package var maxCostUSD: Double?
+    package var setup: String?
+    package var run: String?
+    package var check: String?
     /// Markdown after the front matter, trimmed of surrounding blank lines.
-    public var body: String
+    package var body: String
 
-    public init(agent: AgentKind? = nil, model: String? = nil, timeoutSeconds: Int? = nil, maxTurns: Int? = nil,
-                maxCostUSD: Double? = nil, setup: String? = nil, run: String? = nil, check: String? = nil,
-                body: String = "") {
+    package init(
+        agent: AgentKind? = nil, model: String? = nil, timeoutSeconds: Int? = nil, maxTurns: Int? = nil,
+        maxCostUSD: Double? = nil, setup: String? = nil, run: String? = nil, check: String? = nil,
+        body: String = ""
+    ) {
         self.agent = agent
         self.model = model
         self.timeoutSeconds = timeoutSeconds
@@ -42,12 +45,11 @@ public struct TaskSpec: Sendable, Equatable, Codable {
 
     /// The first non-empty body line without leading '#'s and spaces (control characters removed),
     /// at most 72 characters; "" if there is no body.
-    public var title: String {
+    package var title: String {
         for line in body.split(separator: "\n", omittingEmptySubsequences: true) {
             var scalars = String.UnicodeScalarView()
             for scalar in line.unicodeScalars {
-                if scalar == "\t" { scalars.append(" ") }
-                else if scalar.properties.generalCategory != .control { scalars.append(scalar) }
+                if scalar == "\t" { scalars.append(" ") } else if scalar.properties.generalCategory != .control { scalars.append(scalar) }
             }
             var text = Substring(String(scalars)).drop { $0 == "#" || $0 == " " }
             while text.last == " " { text.removeLast() }
@@ -61,54 +63,58 @@ public struct TaskSpec: Sendable, Equatable, Codable {
 }
 
 /// A refused task: the file, the line when known, what is wrong and how to fix it.
-public struct TaskFileError: Error, Sendable, Equatable, CustomStringConvertible {
+package struct TaskFileError: Error, Sendable, Equatable, CustomStringConvertible {
     /// e.g. ".patchd/task.md" or "push option task".
-    public let file: String
+    package let file: String
     /// 1-based line in the whole file, when known.
-    public let line: Int?
+    package let line: Int?
     /// What is wrong and how to fix it.
-    public let message: String
+    package let message: String
 
-    public init(file: String, line: Int?, message: String) {
+    package init(file: String, line: Int?, message: String) {
         self.file = file
         self.line = line
         self.message = message
     }
 
     /// "FILE:LINE: MESSAGE", or "FILE: MESSAGE" without a line.
-    public var description: String {
+    package var description: String {
         if let line { return "\(file):\(line): \(message)" }
         return "\(file): \(message)"
     }
 }
 
-public enum TaskFile {
-    public static let path = ".patchd/task.md"
-    public static let maxBytes = 64 * 1024
+package enum TaskFile {
+    package static let path = ".patchd/task.md"
+    package static let maxBytes = 64 * 1024
     /// The longest timeout a task file may ask for (a sanity bound; the server caps lower).
-    public static let maxTimeoutSeconds = 366 * 24 * 3600
-    public static let maxTitleLength = 72
+    package static let maxTimeoutSeconds = 366 * 24 * 3600
+    package static let maxTitleLength = 72
     /// The front matter keys, sorted.
-    public static let knownKeys = ["agent", "check", "max_cost_usd", "max_turns", "model", "run", "setup", "timeout"]
+    package static let knownKeys = ["agent", "check", "max_cost_usd", "max_turns", "model", "run", "setup", "timeout"]
 
     /// Parses raw bytes. `defaultAgent` resolves the body rules when the file names no agent.
-    public static func parse(_ bytes: [UInt8], file: String = path, defaultAgent: AgentKind) throws(TaskFileError) -> TaskSpec {
+    package static func parse(_ bytes: [UInt8], file: String = path, defaultAgent: AgentKind) throws(TaskFileError) -> TaskSpec {
         func fail(_ line: Int?, _ message: String) -> TaskFileError { TaskFileError(file: file, line: line, message: message) }
 
         guard bytes.count <= maxBytes else {
-            throw fail(nil, "the file is \(bytes.count) bytes, over the limit of \(maxBytes) bytes (64 KiB); "
-                + "shorten the task description and move long material into files in the repository")
+            throw fail(
+                nil,
+                "the file is \(bytes.count) bytes, over the limit of \(maxBytes) bytes (64 KiB); "
+                    + "shorten the task description and move long material into files in the repository")
         }
         var content = bytes[...]
         if content.starts(with: [0xEF, 0xBB, 0xBF]) { content = content.dropFirst(3) }
         if let nul = content.firstIndex(of: 0) {
-            throw fail(lineNumber(at: nul, in: content),
-                       "the file contains a NUL byte; a task file must be UTF-8 text: remove the NUL byte")
+            throw fail(
+                lineNumber(at: nul, in: content),
+                "the file contains a NUL byte; a task file must be UTF-8 text: remove the NUL byte")
         }
         if let bad = firstInvalidUTF8(content) {
-            throw fail(lineNumber(at: bad, in: content),
-                       "the file is not valid UTF-8 (bad byte 0x\(String(content[bad], radix: 16, uppercase: true))); "
-                       + "save it as UTF-8 text")
+            throw fail(
+                lineNumber(at: bad, in: content),
+                "the file is not valid UTF-8 (bad byte 0x\(String(content[bad], radix: 16, uppercase: true))); "
+                    + "save it as UTF-8 text")
         }
         let lines = splitLines(content)
 
@@ -119,15 +125,19 @@ public enum TaskFile {
         var runLine: Int?
         if isDelimiter(lines[0]) {
             guard let close = lines.indices.dropFirst().first(where: { isDelimiter(lines[$0]) }) else {
-                throw fail(1, "the front matter opened by '---' on line 1 is never closed; add a line with only '---' "
-                    + "after the last key (or remove line 1 if the file has no front matter)")
+                throw fail(
+                    1,
+                    "the front matter opened by '---' on line 1 is never closed; add a line with only '---' "
+                        + "after the last key (or remove line 1 if the file has no front matter)")
             }
             bodyStart = close + 1
             let yamlLines = lines[1..<close]
             for (index, line) in zip(yamlLines.indices, yamlLines) {
                 if line.unicodeScalars.contains(where: { ["\u{85}", "\u{2028}", "\u{2029}"].contains($0) }) {
-                    throw fail(index + 1, "the front matter contains a Unicode line or paragraph separator "
-                        + "(U+0085, U+2028 or U+2029); replace it with a plain newline or a space")
+                    throw fail(
+                        index + 1,
+                        "the front matter contains a Unicode line or paragraph separator "
+                            + "(U+0085, U+2028 or U+2029); replace it with a plain newline or a space")
                 }
             }
             let fields = try FrontMatter.parse(yamlLines.joined(separator: "\n") + "\n", firstLine: 2, file: file)
@@ -141,20 +151,28 @@ public enum TaskFile {
         if agent == .command {
             guard spec.run != nil else {
                 let whose = spec.agent == nil ? "the server's default agent is 'command', which" : "agent 'command'"
-                let how = bodyStart > 0 ? "add `run: |` to the front matter with the shell commands on indented lines "
-                    + "below it" : "start the file with front matter: a line '---', `run: |` with the shell commands on "
-                    + "indented lines below it, and a closing '---' line"
-                throw fail(agentLine ?? 1, "\(whose) needs a 'run:' script; \(how)"
-                    + (spec.agent == nil ? ", or set `agent: builtin` to have an LLM agent do the task" : ""))
+                let how =
+                    bodyStart > 0
+                    ? "add `run: |` to the front matter with the shell commands on indented lines "
+                        + "below it"
+                    : "start the file with front matter: a line '---', `run: |` with the shell commands on "
+                        + "indented lines below it, and a closing '---' line"
+                throw fail(
+                    agentLine ?? 1,
+                    "\(whose) needs a 'run:' script; \(how)"
+                        + (spec.agent == nil ? ", or set `agent: builtin` to have an LLM agent do the task" : ""))
             }
         } else {
             if let runLine {
-                throw fail(runLine, "'run' is only for `agent: command`, but the agent is '\(agent.rawValue)', which "
-                    + "takes its task from the Markdown body; remove 'run:' (use 'setup:' or 'check:' for commands "
-                    + "around the agent) or set `agent: command`")
+                throw fail(
+                    runLine,
+                    "'run' is only for `agent: command`, but the agent is '\(agent.rawValue)', which "
+                        + "takes its task from the Markdown body; remove 'run:' (use 'setup:' or 'check:' for commands "
+                        + "around the agent) or set `agent: command`")
             }
             if spec.body.allSatisfy(\.isWhitespace) {
-                let message = "the task has no description; write what the agent should do, in Markdown, "
+                let message =
+                    "the task has no description; write what the agent should do, in Markdown, "
                     + (bodyStart > 0 ? "below the closing '---'" : "in the file")
                     + " (or use `agent: command` with a 'run:' script)"
                 throw fail(bodyStart > 0 ? bodyStart : 1, message)
@@ -165,23 +183,30 @@ public enum TaskFile {
 
     /// A task given as text (git push -o task=TEXT or `run start ... -- TEXT`): all body, no front matter parsing.
     /// For `agent: command` the text is the `run` script and the body is empty.
-    public static func fromText(_ text: String, agent: AgentKind?, defaultAgent: AgentKind,
-                                file: String = "push option task") throws(TaskFileError) -> TaskSpec {
+    package static func fromText(
+        _ text: String, agent: AgentKind?, defaultAgent: AgentKind,
+        file: String = "push option task"
+    ) throws(TaskFileError) -> TaskSpec {
         let bytes = Array(text.utf8)
         guard bytes.count <= maxBytes else {
-            throw TaskFileError(file: file, line: nil, message: "the task is \(bytes.count) bytes, over the limit of "
-                + "\(maxBytes) bytes (64 KiB); shorten it, or commit the details and refer to them")
+            throw TaskFileError(
+                file: file, line: nil,
+                message: "the task is \(bytes.count) bytes, over the limit of "
+                    + "\(maxBytes) bytes (64 KiB); shorten it, or commit the details and refer to them")
         }
         if let nul = bytes.firstIndex(of: 0) {
-            throw TaskFileError(file: file, line: lineNumber(at: nul, in: bytes[...]),
-                                message: "the task contains a NUL byte; remove it")
+            throw TaskFileError(
+                file: file, line: lineNumber(at: nul, in: bytes[...]),
+                message: "the task contains a NUL byte; remove it")
         }
         let trimmed = trimBlankLines(splitLines(bytes[...])[...])
         var spec = TaskSpec(agent: agent)
         if (agent ?? defaultAgent) == .command {
             guard !trimmed.allSatisfy(\.isWhitespace) else {
-                throw TaskFileError(file: file, line: nil, message: "the task is empty; for agent 'command' the task "
-                    + "text is the shell script to run: give the commands")
+                throw TaskFileError(
+                    file: file, line: nil,
+                    message: "the task is empty; for agent 'command' the task "
+                        + "text is the shell script to run: give the commands")
             }
             spec.run = trimmed
         } else {
@@ -254,7 +279,7 @@ public enum TaskFile {
 
     /// "20m", "90s", "2h", "1h30m", "1h30m15s" (units h, m, s in that order, each once) or bare digits (seconds).
     /// nil if malformed, zero, or over `maxTimeoutSeconds`.
-    public static func parseDuration(_ text: String) -> Int? {
+    package static func parseDuration(_ text: String) -> Int? {
         let units: [(Character, Int)] = [("h", 3600), ("m", 60), ("s", 1)]
         var total = 0
         var nextUnit = 0
@@ -278,7 +303,7 @@ public enum TaskFile {
             }
         }
         if !digits.isEmpty {
-            guard !sawUnit, add(digits, 1) else { return nil }   // "1h30" is ambiguous
+            guard !sawUnit, add(digits, 1) else { return nil }  // "1h30" is ambiguous
         } else if !sawUnit {
             return nil
         }
@@ -312,16 +337,20 @@ private struct FrontMatter {
             throw fail(nil, "the front matter could not be read as YAML (\(error)); check its syntax")
         }
         var result = FrontMatter()
-        guard let root else { return result }   // empty, or only comments
+        guard let root else { return result }  // empty, or only comments
         guard case .mapping(let mapping) = root else {
-            throw fail(line(root) ?? 1, "the front matter must be `key: value` lines (a YAML mapping), not "
-                + describe(root) + "; known keys: " + TaskFile.knownKeys.joined(separator: ", "))
+            throw fail(
+                line(root) ?? 1,
+                "the front matter must be `key: value` lines (a YAML mapping), not "
+                    + describe(root) + "; known keys: " + TaskFile.knownKeys.joined(separator: ", "))
         }
 
         for (keyNode, value) in mapping {
             guard case .scalar(let keyScalar) = keyNode else {
-                throw fail(line(keyNode), "keys must be plain names, not \(describe(keyNode)); known keys: "
-                    + TaskFile.knownKeys.joined(separator: ", "))
+                throw fail(
+                    line(keyNode),
+                    "keys must be plain names, not \(describe(keyNode)); known keys: "
+                        + TaskFile.knownKeys.joined(separator: ", "))
             }
             let key = keyScalar.string
             guard TaskFile.knownKeys.contains(key) else {
@@ -345,8 +374,10 @@ private struct FrontMatter {
                 result.agentLine = line(keyNode).map { $0 + offset }
             case "model":
                 guard let text = string(value) else {
-                    throw fail(at, "'model' must be a model name, not \(describe(value)); write it as text, "
-                        + "e.g. `model: claude-sonnet-4-5` (quote it if it looks like a number)")
+                    throw fail(
+                        at,
+                        "'model' must be a model name, not \(describe(value)); write it as text, "
+                            + "e.g. `model: claude-sonnet-4-5` (quote it if it looks like a number)")
                 }
                 let name = text.trimmingCharacters(in: .whitespaces)
                 guard !name.isEmpty, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
@@ -357,19 +388,23 @@ private struct FrontMatter {
                 let seconds: Int?
                 switch scalarKind(value) {
                 case .string(let text): seconds = TaskFile.parseDuration(text)
-                case .integer(let text): seconds = TaskFile.parseDuration(text)   // digits only: seconds
+                case .integer(let text): seconds = TaskFile.parseDuration(text)  // digits only: seconds
                 default: seconds = nil
                 }
                 guard let seconds else {
-                    throw fail(at, "'timeout' must be a duration like 90s, 20m, 2h or 1h30m, or a whole number of "
-                        + "seconds, greater than 0 and at most \(TaskFile.maxTimeoutSeconds / 86400) days; not "
-                        + describe(value))
+                    throw fail(
+                        at,
+                        "'timeout' must be a duration like 90s, 20m, 2h or 1h30m, or a whole number of "
+                            + "seconds, greater than 0 and at most \(TaskFile.maxTimeoutSeconds / 86400) days; not "
+                            + describe(value))
                 }
                 result.spec.timeoutSeconds = seconds
             case "max_turns":
                 guard case .integer(let text) = scalarKind(value), let turns = Int(text), turns >= 1 else {
-                    throw fail(at, "'max_turns' must be a whole number of at least 1, like `max_turns: 40`, not "
-                        + describe(value) + (isQuoted(value) ? "; remove the quotes" : ""))
+                    throw fail(
+                        at,
+                        "'max_turns' must be a whole number of at least 1, like `max_turns: 40`, not "
+                            + describe(value) + (isQuoted(value) ? "; remove the quotes" : ""))
                 }
                 result.spec.maxTurns = turns
             case "max_cost_usd":
@@ -379,18 +414,24 @@ private struct FrontMatter {
                 default: cost = nil
                 }
                 guard let cost, cost.isFinite, cost > 0 else {
-                    throw fail(at, "'max_cost_usd' must be a number of dollars greater than 0, like "
-                        + "`max_cost_usd: 2.5`, not " + describe(value) + (isQuoted(value) ? "; remove the quotes" : ""))
+                    throw fail(
+                        at,
+                        "'max_cost_usd' must be a number of dollars greater than 0, like "
+                            + "`max_cost_usd: 2.5`, not " + describe(value) + (isQuoted(value) ? "; remove the quotes" : ""))
                 }
                 result.spec.maxCostUSD = cost
             case "setup", "run", "check":
                 guard let script = string(value) else {
-                    throw fail(at, "'\(key)' must be a shell script (text), not \(describe(value)); write "
-                        + "`\(key): |` and the commands on indented lines below it")
+                    throw fail(
+                        at,
+                        "'\(key)' must be a shell script (text), not \(describe(value)); write "
+                            + "`\(key): |` and the commands on indented lines below it")
                 }
                 guard !script.allSatisfy(\.isWhitespace) else {
-                    throw fail(at, "'\(key)' is empty; write the commands on indented lines below `\(key): |`, "
-                        + "or remove the key")
+                    throw fail(
+                        at,
+                        "'\(key)' is empty; write the commands on indented lines below `\(key): |`, "
+                            + "or remove the key")
                 }
                 switch key {
                 case "setup": result.spec.setup = script
@@ -407,9 +448,9 @@ private struct FrontMatter {
     // MARK: Scalars
 
     enum ScalarKind {
-        case string(String)     // str tag: quoted, block, or plain text that is not another type
-        case integer(String)    // plain decimal digits only (no sign, '_', 0x, 0o, 1:30)
-        case decimal(String)    // plain digits with one '.', e.g. 2.5, .5, 3.
+        case string(String)  // str tag: quoted, block, or plain text that is not another type
+        case integer(String)  // plain decimal digits only (no sign, '_', 0x, 0o, 1:30)
+        case decimal(String)  // plain digits with one '.', e.g. 2.5, .5, 3.
         case other
     }
 
@@ -423,7 +464,8 @@ private struct FrontMatter {
             return !text.isEmpty && text.allSatisfy({ $0.isASCII && $0.isNumber }) ? .integer(text) : .other
         case .float:
             let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-            let ok = parts.count == 2 && parts.allSatisfy { $0.allSatisfy { $0.isASCII && $0.isNumber } }
+            let ok =
+                parts.count == 2 && parts.allSatisfy { $0.allSatisfy { $0.isASCII && $0.isNumber } }
                 && parts.contains { !$0.isEmpty }
             return ok ? .decimal(text) : .other
         default:
@@ -465,9 +507,12 @@ private struct FrontMatter {
 
     // MARK: Errors
 
-    static func yamlFailure(_ error: YamlError, yaml: String,
-                            fail: (Int?, String) -> TaskFileError) -> TaskFileError {
-        let hint = "; check the front matter's syntax: one `key: value` per line, scripts as `key: |` "
+    static func yamlFailure(
+        _ error: YamlError, yaml: String,
+        fail: (Int?, String) -> TaskFileError
+    ) -> TaskFileError {
+        let hint =
+            "; check the front matter's syntax: one `key: value` per line, scripts as `key: |` "
             + "with indented lines below, spaces (not tabs) for indentation, and quotes around values "
             + "containing ': ' or starting with a special character"
         func problem(_ context: YamlError.Context?, _ text: String) -> String {
@@ -475,7 +520,7 @@ private struct FrontMatter {
         }
         switch error {
         case .scanner(let context, let text, let mark, _), .parser(let context, let text, let mark, _),
-             .composer(let context, let text, let mark, _):
+            .composer(let context, let text, let mark, _):
             // At the end of the YAML (e.g. an unclosed quote), the context (where the construct began) is more useful.
             let lineCount = yaml.reduce(0) { $1 == "\n" ? $0 + 1 : $0 }
             let line = mark.line > lineCount ? (context?.mark.line ?? lineCount) : mark.line

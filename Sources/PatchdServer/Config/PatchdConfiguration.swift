@@ -1,81 +1,83 @@
 // PatchdServer: the daemon's settings: built-in defaults, then environment, then config file, then flags.
+
+package import Agents
 import Foundation
+package import Offsite
 import PatchdCore
-import Sandboxing
-import Agents
 import Runs
-import Offsite
+import Sandboxing
 import Yams
 
 /// Everything `patchd serve` can be told. Precedence (lowest first): built-in
 /// defaults, environment (PATCHD_*), the YAML config file, command-line flags.
-public struct PatchdConfiguration: Sendable, Equatable {
-    public var dataDir = "./patchd-data"
-    public var listen = "127.0.0.1:2222"
+package struct PatchdConfiguration: Sendable, Equatable {
+    package var dataDir = "./patchd-data"
+    package var listen = "127.0.0.1:2222"
     /// OpenSSH public key lines (already read from .pub files).
-    public var adminKeys: [String] = []
-    public var sandbox = "bwrap"
+    package var adminKeys: [String] = []
+    package var sandbox = "bwrap"
     /// `sandbox: container`: the engine ("podman", "docker" or a path; empty: podman if
     /// installed, else docker), the image every command runs in, and extra `run` flags.
-    public var containerEngine = ""
-    public var containerImage = "localhost/patchd-sandbox"
-    public var containerOptions: [String] = []
-    public var workers = ProcessInfo.processInfo.activeProcessorCount
-    public var authTimeout: Double = 30
-    public var idleTimeout: Double = 600
-    public var maxUnauthenticated = 64
-    public var maxSessionsPerConnection = 10
-    public var maxPushBytes: Int64 = 2 << 30
+    package var containerEngine = ""
+    package var containerImage = "localhost/patchd-sandbox"
+    package var containerOptions: [String] = []
+    package var workers = ProcessInfo.processInfo.activeProcessorCount
+    package var authTimeout: Double = 30
+    package var idleTimeout: Double = 600
+    package var maxUnauthenticated = 64
+    package var maxSessionsPerConnection = 10
+    package var maxPushBytes: Int64 = 2 << 30
     /// Agent for tasks that name none.
-    public var defaultAgent = "builtin"
+    package var defaultAgent = "builtin"
     /// Model for LLM tasks that name none.
-    public var model = BuiltinAgentConfiguration().defaultModel
+    package var model = BuiltinAgentConfiguration().defaultModel
     /// Cap on a task's max_cost_usd (LLM runs), nil for none.
-    public var maxCostUSD: Double?
+    package var maxCostUSD: Double?
     /// USD per million tokens by model, merged over the built-in table.
-    public var prices: [String: ModelPrice] = [:]
+    package var prices: [String: ModelPrice] = [:]
     /// The Claude Code CLI for the claude-code agent (a name in PATH or an absolute path).
-    public var claudePath = "claude"
+    package var claudePath = "claude"
     /// OpenAI's Codex CLI for the codex agent (a name in PATH or an absolute path).
-    public var codexPath = "codex"
+    package var codexPath = "codex"
     /// Model for codex tasks that name none (nil: the CLI's own default).
-    public var codexModel: String?
+    package var codexModel: String?
     /// Cap on an LLM run's turns (a task's max_turns is capped by it).
-    public var maxTurns = BuiltinAgentConfiguration().maxTurns
+    package var maxTurns = BuiltinAgentConfiguration().maxTurns
     /// Cap on a run's wall-clock time (a task's timeout: is capped by it).
-    public var maxRunSeconds = 60 * 60
+    package var maxRunSeconds = 60 * 60
     /// Sandbox caps per command (see SandboxLimits); files larger than maxFileBytes are not
     /// written, and are never put in a result.
-    public var maxProcesses = SandboxLimits().maxProcesses
-    public var maxFileBytes = SandboxLimits().maxFileBytes
-    public var maxMemoryBytes = SandboxLimits().maxMemoryBytes
-    public var maxOutputBytes = SandboxLimits().maxOutputBytes
+    package var maxProcesses = SandboxLimits().maxProcesses
+    package var maxFileBytes = SandboxLimits().maxFileBytes
+    package var maxMemoryBytes = SandboxLimits().maxMemoryBytes
+    package var maxOutputBytes = SandboxLimits().maxOutputBytes
     /// CPU cap per command in cores (nil: none); needs a writable cpu cgroup, or the container sandbox.
-    public var maxCPUs = SandboxLimits().maxCPUs
+    package var maxCPUs = SandboxLimits().maxCPUs
     /// Disk caps: the workspace's size (nil: none), and the free space its filesystem keeps (nil: 5%, at most 1 GiB).
-    public var maxWorkspaceBytes = SandboxLimits().maxWorkspaceBytes
-    public var minFreeBytes = SandboxLimits().minFreeBytes
+    package var maxWorkspaceBytes = SandboxLimits().maxWorkspaceBytes
+    package var minFreeBytes = SandboxLimits().minFreeBytes
     /// Continuous replication to an S3-compatible store (the `offsite:` mapping); nil: off.
-    public var offsite: OffsiteConfiguration?
+    package var offsite: OffsiteConfiguration?
 
-    public init() {}
+    package init() {}
 
     /// The YAML keys; they mirror the flags with `_` for `-`.
     static let fileKeys: Set<String> = [
         "data_dir", "listen", "admin_keys", "sandbox", "workers", "auth_timeout", "idle_timeout",
-        "max_unauthenticated", "max_sessions_per_connection", "max_push_bytes", "default_agent", "max_run_seconds", "model", "max_turns", "claude_path", "max_cost_usd", "prices",
+        "max_unauthenticated", "max_sessions_per_connection", "max_push_bytes", "default_agent", "max_run_seconds", "model", "max_turns",
+        "claude_path", "max_cost_usd", "prices",
         "codex_path", "codex_model",
         "max_processes", "max_file_bytes", "max_memory_bytes", "max_output_bytes", "max_cpus", "max_workspace_bytes", "min_free_bytes",
         "container_engine", "container_image", "container_options", "offsite",
     ]
 
-    public struct Invalid: Error, CustomStringConvertible {
-        public let description: String
+    package struct Invalid: Error, CustomStringConvertible {
+        package let description: String
         init(_ d: String) { description = d }
     }
 
     /// Applies PATCHD_DATA_DIR, PATCHD_LISTEN, PATCHD_ADMIN_KEYS (newline-separated).
-    public mutating func apply(environment env: [String: String]) throws(Invalid) {
+    package mutating func apply(environment env: [String: String]) throws(Invalid) {
         if let v = env["PATCHD_DATA_DIR"], !v.isEmpty { dataDir = v }
         if let v = env["PATCHD_LISTEN"], !v.isEmpty { listen = v }
         if let v = env["PATCHD_ADMIN_KEYS"] {
@@ -86,7 +88,7 @@ public struct PatchdConfiguration: Sendable, Equatable {
     }
 
     /// Applies a YAML config file. Unknown keys and wrong types are errors naming the key.
-    public mutating func apply(configFile path: String) throws(Invalid) {
+    package mutating func apply(configFile path: String) throws(Invalid) {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw Invalid("cannot read config file \(path): \(error.localizedDescription)")
@@ -100,7 +102,9 @@ public struct PatchdConfiguration: Sendable, Equatable {
         for (keyNode, value) in map {
             guard let key = keyNode.string, Self.fileKeys.contains(key) else {
                 let line = keyNode.mark.map { ":\($0.line)" } ?? ""
-                throw Invalid("config file \(path)\(line): unknown key '\(keyNode.string ?? "?")'; known keys: \(Self.fileKeys.sorted().joined(separator: ", "))")
+                throw Invalid(
+                    "config file \(path)\(line): unknown key '\(keyNode.string ?? "?")'; known keys: \(Self.fileKeys.sorted().joined(separator: ", "))"
+                )
             }
             let at = "config file \(path)\(value.mark.map { ":\($0.line)" } ?? ""): '\(key)'"
             func string() throws(Invalid) -> String {
@@ -145,7 +149,8 @@ public struct PatchdConfiguration: Sendable, Equatable {
                     var values: [String: Double] = [:]
                     for (k, v) in fields {
                         guard let name = k.string, ["input", "output", "cache_read", "cache_write"].contains(name),
-                              let text = v.string, let number = Double(text), number >= 0 else {
+                            let text = v.string, let number = Double(text), number >= 0
+                        else {
                             throw Invalid("\(at): \(model): keys are input, output, cache_read, cache_write with non-negative numbers")
                         }
                         values[name] = number
@@ -153,8 +158,9 @@ public struct PatchdConfiguration: Sendable, Equatable {
                     guard let input = values["input"], let output = values["output"] else {
                         throw Invalid("\(at): \(model) needs at least input and output prices")
                     }
-                    prices[model] = ModelPrice(input: input, output: output, cacheRead: values["cache_read"] ?? input * 0.1,
-                                               cacheWrite: values["cache_write"] ?? input * 1.25)
+                    prices[model] = ModelPrice(
+                        input: input, output: output, cacheRead: values["cache_read"] ?? input * 0.1,
+                        cacheWrite: values["cache_write"] ?? input * 1.25)
                 }
             case "max_turns": maxTurns = Int(try number())
             case "max_run_seconds": maxRunSeconds = Int(try number())
@@ -170,7 +176,9 @@ public struct PatchdConfiguration: Sendable, Equatable {
                 maxCPUs = cpus
             case "offsite":
                 // offsite: {endpoint, bucket, prefix, region, addressing, credentials_file, age_recipients, ...}
-                guard let fields = value.mapping else { throw Invalid("\(at) must be a mapping (endpoint, bucket, age_recipients, ...); see docs/OPERATIONS.md") }
+                guard let fields = value.mapping else {
+                    throw Invalid("\(at) must be a mapping (endpoint, bucket, age_recipients, ...); see docs/OPERATIONS.md")
+                }
                 var values: [String: String] = [:]
                 for (k, v) in fields {
                     guard let name = k.string else { throw Invalid("\(at): keys must be strings") }
@@ -195,7 +203,7 @@ public struct PatchdConfiguration: Sendable, Equatable {
     }
 
     /// A key argument is either an OpenSSH public key line or a path to a .pub file.
-    public static func readKey(_ argument: String) throws(Invalid) -> String {
+    package static func readKey(_ argument: String) throws(Invalid) -> String {
         let trimmed = argument.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.hasPrefix("ssh-") || trimmed.hasPrefix("ecdsa-") { return trimmed }
         let path = (trimmed as NSString).expandingTildeInPath
@@ -206,7 +214,7 @@ public struct PatchdConfiguration: Sendable, Equatable {
     }
 
     /// Checks values that flags, environment and file could all have set.
-    public func validate() throws(Invalid) {
+    package func validate() throws(Invalid) {
         guard ["bwrap", "container", "none"].contains(sandbox) else {
             throw Invalid("sandbox must be 'bwrap', 'container' or 'none', not '\(sandbox)'")
         }
@@ -219,7 +227,7 @@ public struct PatchdConfiguration: Sendable, Equatable {
     }
 
     /// HOST:PORT, with [v6]:PORT accepted.
-    public func listenAddress() throws(Invalid) -> (host: String, port: Int) {
+    package func listenAddress() throws(Invalid) -> (host: String, port: Int) {
         var text = Substring(listen)
         var host: Substring
         if text.hasPrefix("["), let close = text.firstIndex(of: "]") {

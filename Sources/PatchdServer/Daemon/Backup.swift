@@ -1,9 +1,10 @@
 // PatchdServer: `patchd backup` and `patchd restore`: a consistent copy of a data dir, taken while it serves.
+
 import Foundation
-import GitStore
 import GRDB
-import PatchdSystem
+import GitStore
 import PatchdCore
+import PatchdSystem
 
 /// A backup directory holds:
 /// - `patchd.sqlite`: the database, copied with SQLite's online backup API (consistent
@@ -15,19 +16,19 @@ import PatchdCore
 /// - `MANIFEST`: what was copied, when, by which version.
 /// Restore recreates a data dir from it; patchd rewrites each repository's hooks and
 /// config at its next start.
-public struct Backup {
-    public let dataDir: String
-    public let git: String
+package struct Backup {
+    package let dataDir: String
+    package let git: String
     let say: (String) -> Void
 
-    public init(dataDir: String, say: @escaping (String) -> Void) throws {
+    package init(dataDir: String, say: @escaping (String) -> Void) throws {
         self.dataDir = URL(fileURLWithPath: dataDir).standardizedFileURL.path
         self.git = try PatchdDaemon.findExecutable("git")
         self.say = say
     }
 
-    public struct Failure: Error, CustomStringConvertible {
-        public let description: String
+    package struct Failure: Error, CustomStringConvertible {
+        package let description: String
         init(_ d: String) { description = d }
     }
 
@@ -35,7 +36,7 @@ public struct Backup {
         GitEnvironment.make(home: DataLayout(root: dataDir).home)
     }
 
-    public func backup(to target: String) throws {
+    package func backup(to target: String) throws {
         let fm = FileManager.default
         // A backup directory has the data directory's own layout (database, repos/, host keys).
         let data = DataLayout(root: dataDir), copyLayout = DataLayout(root: target)
@@ -57,8 +58,9 @@ public struct Backup {
             let bundle = "\(target)/repos/\(name.value).bundle"
             try fm.createDirectory(atPath: (bundle as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             if repos.isEmpty(name) { empty.append(name.value); continue }
-            let r = try runProcess(git, ["bundle", "create", "--quiet", bundle, "--all"], environment: environment,
-                                   workingDirectory: repos.path(for: name))
+            let r = try runProcess(
+                git, ["bundle", "create", "--quiet", bundle, "--all"], environment: environment,
+                workingDirectory: repos.path(for: name))
             guard r.status == 0 else {
                 throw Failure("git bundle of \(name) failed: \(String(decoding: r.stderr, as: UTF8.self))")
             }
@@ -82,7 +84,7 @@ public struct Backup {
     }
 
     /// Recreates `dataDir` (which must be new or empty) from a backup.
-    public func restore(from source: String) throws {
+    package func restore(from source: String) throws {
         let fm = FileManager.default
         guard fm.fileExists(atPath: source + "/MANIFEST"), fm.fileExists(atPath: DataLayout(root: source).database) else {
             throw Failure("\(source) is not a patchd backup (no MANIFEST or patchd.sqlite)")

@@ -1,60 +1,80 @@
 // PatchdServer: `patchd doctor`: one line per check of what a deployment needs; failing checks make it exit 1.
+
+import Agents
 import Foundation
 import GRDB
+import GitStore
 import Logging
+import Offsite
+import PatchdCore
+import PatchdSystem
+import Runs
+import SSHServer
+import Sandboxing
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import GitStore
-import PatchdSystem
-import PatchdCore
-import Sandboxing
-import Agents
-import Runs
-import SSHServer
-import Offsite
 
-public struct Doctor {
-    public struct Check: Sendable {
-        public enum Status: String, Sendable { case ok, warn, fail }
-        public let name: String
-        public let status: Status
-        public let detail: String
+package struct Doctor {
+    package struct Check: Sendable {
+        package enum Status: String, Sendable { case ok, warn, fail }
+        package let name: String
+        package let status: Status
+        package let detail: String
     }
 
-    public let configuration: PatchdConfiguration
+    package let configuration: PatchdConfiguration
 
-    public init(configuration: PatchdConfiguration) { self.configuration = configuration }
+    package init(configuration: PatchdConfiguration) { self.configuration = configuration }
 
-    public func run() -> [Check] {
+    package func run() -> [Check] {
         var checks: [Check] = []
         checks.append(Check(name: "libssh", status: .ok, detail: libsshVersion))
         checks.append(Check(name: "libgit2", status: .ok, detail: LibGit2.version))
         checks.append(executableCheck("git", arguments: ["--version"]))
-        checks.append((try? PatchdDaemon.findExecutable("ssh-keygen")).map { Check(name: "ssh-keygen", status: .ok, detail: $0) }
-                      ?? Check(name: "ssh-keygen", status: .warn, detail: "not found: `make run` uses it to create a key (apt-get install openssh-client)"))
+        checks.append(
+            (try? PatchdDaemon.findExecutable("ssh-keygen")).map { Check(name: "ssh-keygen", status: .ok, detail: $0) }
+                ?? Check(name: "ssh-keygen", status: .warn, detail: "not found: `make run` uses it to create a key (apt-get install openssh-client)"))
         checks.append(bwrapCheck())
         if configuration.sandbox == "container" { checks.append(containerCheck()) }
         checks.append(dataDirCheck())
         if let cgroup = ProcessCgroup.root {
             checks.append(Check(name: "process limit", status: .ok, detail: "pids cgroup at \(cgroup)"))
         } else {
-            checks.append(Check(name: "process limit", status: getuid() == 0 ? .warn : .ok,
-                                detail: getuid() == 0 ? "no writable pids cgroup and running as root: RLIMIT_NPROC does not bind root, so a fork bomb is stopped only by the time limit; delegate a cgroup or run as a normal user"
-                                                      : "RLIMIT_NPROC only (no writable pids cgroup): it counts every process of this user, daemon threads and all runs together, so set max_processes with room for them"))
+            checks.append(
+                Check(
+                    name: "process limit", status: getuid() == 0 ? .warn : .ok,
+                    detail: getuid() == 0
+                        ? "no writable pids cgroup and running as root: RLIMIT_NPROC does not bind root, so a fork bomb is stopped only by the time limit; delegate a cgroup or run as a normal user"
+                        : "RLIMIT_NPROC only (no writable pids cgroup): it counts every process of this user, daemon threads and all runs together, so set max_processes with room for them"
+                ))
         }
         if let memory = ProcessCgroup.memoryRoot {
-            checks.append(Check(name: "memory limit", status: .ok,
-                                detail: "memory cgroup at \(memory): max_memory_bytes caps each command's processes together, and an OOM kill is reported as limit memory"))
+            checks.append(
+                Check(
+                    name: "memory limit", status: .ok,
+                    detail:
+                        "memory cgroup at \(memory): max_memory_bytes caps each command's processes together, and an OOM kill is reported as limit memory"
+                ))
         } else {
-            checks.append(Check(name: "memory limit", status: .ok,
-                                detail: "RLIMIT_AS per process (no writable memory cgroup): an allocation past max_memory_bytes fails, and is not reported as a limit"))
+            checks.append(
+                Check(
+                    name: "memory limit", status: .ok,
+                    detail:
+                        "RLIMIT_AS per process (no writable memory cgroup): an allocation past max_memory_bytes fails, and is not reported as a limit"
+                ))
         }
         if let cpus = configuration.maxCPUs {
             let capped = ProcessCgroup.cpuRoot != nil || configuration.sandbox == "container"
-            checks.append(Check(name: "cpu limit", status: capped ? .ok : .warn,
-                                detail: capped ? "max_cpus \(cpus): " + (configuration.sandbox == "container" ? "the engine's --cpus" : "cpu cgroup at \(ProcessCgroup.cpuRoot ?? "")")
-                                               : "max_cpus \(cpus) is set but no writable cpu cgroup exists: commands are not capped (run as root with a writable /sys/fs/cgroup, or use --sandbox container)"))
+            checks.append(
+                Check(
+                    name: "cpu limit", status: capped ? .ok : .warn,
+                    detail: capped
+                        ? "max_cpus \(cpus): "
+                            + (configuration.sandbox == "container" ? "the engine's --cpus" : "cpu cgroup at \(ProcessCgroup.cpuRoot ?? "")")
+                        : "max_cpus \(cpus) is set but no writable cpu cgroup exists: commands are not capped (run as root with a writable /sys/fs/cgroup, or use --sandbox container)"
+                ))
         }
         checks.append(executableCheck("prlimit", arguments: ["--version"]))
         checks.append(diskSpaceCheck())
@@ -63,7 +83,10 @@ public struct Doctor {
         checks.append(listenCheck())
         checks.append(offsiteCheck())
         if (try? PatchdDaemon.findExecutable("socat")) == nil {
-            checks.append(Check(name: "socat", status: .warn, detail: "not found: the claude-code and codex agents need it for their API bridge (apt-get install socat)"))
+            checks.append(
+                Check(
+                    name: "socat", status: .warn,
+                    detail: "not found: the claude-code and codex agents need it for their API bridge (apt-get install socat)"))
         } else {
             checks.append(Check(name: "socat", status: .ok, detail: "found (the CLI agents' API bridge)"))
         }
@@ -71,8 +94,10 @@ public struct Doctor {
             if let found = try? PatchdDaemon.findExecutable(path) {
                 checks.append(Check(name: name, status: .ok, detail: found))
             } else {
-                checks.append(Check(name: name, status: .warn,
-                                    detail: "'\(path)' not found: install it (scripts/install-agent-clis.sh, or see the README) or set \(setting)"))
+                checks.append(
+                    Check(
+                        name: name, status: .warn,
+                        detail: "'\(path)' not found: install it (scripts/install-agent-clis.sh, or see the README) or set \(setting)"))
             }
         }
         checks += agentChecks()
@@ -87,8 +112,9 @@ public struct Doctor {
         let availability = PatchdDaemon.agents(configuration, environment: environment, logger: quiet).availability
         return availability.entries.map { entry in
             let name = "agent \(entry.kind.rawValue)" + (entry.kind.rawValue == configuration.defaultAgent ? " (default)" : "")
-            return Check(name: name, status: entry.offered ? .ok : .warn,
-                         detail: (entry.offered ? "offered: " : "not offered: ") + entry.detail)
+            return Check(
+                name: name, status: entry.offered ? .ok : .warn,
+                detail: (entry.offered ? "offered: " : "not offered: ") + entry.detail)
         }
     }
 
@@ -100,10 +126,11 @@ public struct Doctor {
         guard let offsite = configuration.offsite else {
             return Check(name: "offsite", status: .ok, detail: "off (no offsite: in the config): nothing leaves this disk but `patchd backup` copies")
         }
-        let lag = OffsiteProbe.lag(dataDir: dataDirPath).map { status in
-            "; replication lag \(Int(status.lagSeconds)) s, \(status.pending) pending, \(status.failing) failing"
-                + (status.lastError.map { " (last error: \($0.prefix(200)))" } ?? "")
-        } ?? "; nothing replicated from this data dir yet"
+        let lag =
+            OffsiteProbe.lag(dataDir: dataDirPath).map { status in
+                "; replication lag \(Int(status.lagSeconds)) s, \(status.pending) pending, \(status.failing) failing"
+                    + (status.lastError.map { " (last error: \($0.prefix(200)))" } ?? "")
+            } ?? "; nothing replicated from this data dir yet"
         do {
             let probe = try OffsiteProbe.writeReadDelete(offsite)
             let behind = (OffsiteProbe.lag(dataDir: dataDirPath)?.lagSeconds ?? 0) >= offsite.lagWarnSeconds
@@ -117,12 +144,14 @@ public struct Doctor {
         var dir = dataDirPath
         while !FileManager.default.fileExists(atPath: dir) { dir = (dir as NSString).deletingLastPathComponent }
         guard let attrs = try? FileManager.default.attributesOfFileSystem(forPath: dir),
-              let free = (attrs[.systemFreeSize] as? NSNumber)?.int64Value else {
+            let free = (attrs[.systemFreeSize] as? NSNumber)?.int64Value
+        else {
             return Check(name: "disk", status: .warn, detail: "cannot read free space of \(dir)")
         }
         let gib = Double(free) / Double(1 << 30)
-        return Check(name: "disk", status: gib < 1 ? .warn : .ok,
-                     detail: String(format: "%.1f GiB free for %@%@", gib, dir, gib < 1 ? " (pushes and runs fail when it fills)" : ""))
+        return Check(
+            name: "disk", status: gib < 1 ? .warn : .ok,
+            detail: String(format: "%.1f GiB free for %@%@", gib, dir, gib < 1 ? " (pushes and runs fail when it fills)" : ""))
     }
 
     func hostKeyCheck() -> Check {
@@ -144,8 +173,9 @@ public struct Doctor {
         do {
             let db = try PatchdDatabase(path: path)
             let result = try db.pool.read { try String.fetchOne($0, sql: "PRAGMA quick_check") } ?? "?"
-            return Check(name: "database", status: result == "ok" ? .ok : .fail,
-                         detail: result == "ok" ? "\(path): integrity ok, migrations applied" : "\(path): \(result); restore from a backup")
+            return Check(
+                name: "database", status: result == "ok" ? .ok : .fail,
+                detail: result == "ok" ? "\(path): integrity ok, migrations applied" : "\(path): \(result); restore from a backup")
         } catch {
             return Check(name: "database", status: .fail, detail: "\(path): \(error)")
         }
@@ -163,11 +193,14 @@ public struct Doctor {
         addr.sin_addr.s_addr = inet_addr(address.host == "localhost" ? "127.0.0.1" : address.host)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
         if rc == 0 || address.host.contains(":") {
             return Check(name: "listen", status: .ok, detail: "\(configuration.listen) can be bound")
         }
-        return Check(name: "listen", status: .warn, detail: "\(configuration.listen): \(String(cString: strerror(errno))) (a running patchd holds it?)")
+        return Check(
+            name: "listen", status: .warn, detail: "\(configuration.listen): \(String(cString: strerror(errno))) (a running patchd holds it?)")
     }
 
     func executableCheck(_ name: String, arguments: [String]) -> Check {
@@ -177,7 +210,8 @@ public struct Doctor {
         guard let result = try? runProcess(path, arguments, environment: ["PATH": "/usr/bin:/bin"]) else {
             return Check(name: name, status: .fail, detail: "\(path) does not run")
         }
-        let text = String(decoding: result.stdout.isEmpty ? result.stderr : result.stdout, as: UTF8.self)
+        let text =
+            String(decoding: result.stdout.isEmpty ? result.stderr : result.stdout, as: UTF8.self)
             .split(separator: "\n").first.map(String.init) ?? ""
         return Check(name: name, status: result.status == 0 ? .ok : .fail, detail: "\(path) \(text)")
     }
@@ -187,16 +221,20 @@ public struct Doctor {
     func bwrapCheck() -> Check {
         let failStatus: Check.Status = configuration.sandbox == "bwrap" ? .fail : .warn
         guard let path = try? PatchdDaemon.findExecutable("bwrap") else {
-            return Check(name: "bwrap", status: failStatus,
-                         detail: "not found; apt-get install bubblewrap, or run with --sandbox none (no isolation)")
+            return Check(
+                name: "bwrap", status: failStatus,
+                detail: "not found; apt-get install bubblewrap, or run with --sandbox none (no isolation)")
         }
         do {
             let (result, lines) = try Self.probe(BubblewrapSandbox(bwrap: path), script: "id -u", seconds: 20)
             if result.succeeded && lines == ["1000"] {
                 return Check(name: "bwrap", status: .ok, detail: "\(path): a run's sandbox starts (uid 1000, no network)")
             }
-            return Check(name: "bwrap", status: failStatus,
-                         detail: "\(path) cannot start a run's sandbox here: \(lines.joined(separator: " ")) (exit \(result.exitStatus); unprivileged user namespaces may be off: sysctl kernel.unprivileged_userns_clone=1)")
+            return Check(
+                name: "bwrap", status: failStatus,
+                detail:
+                    "\(path) cannot start a run's sandbox here: \(lines.joined(separator: " ")) (exit \(result.exitStatus); unprivileged user namespaces may be off: sysctl kernel.unprivileged_userns_clone=1)"
+            )
         } catch {
             return Check(name: "bwrap", status: failStatus, detail: "\(path) cannot be started: \(error)")
         }
@@ -207,9 +245,10 @@ public struct Doctor {
     func containerCheck() -> Check {
         let sandbox: ContainerSandbox
         do {
-            sandbox = try ContainerSandbox(engine: ContainerEngine.find(configuration.containerEngine),
-                                           image: configuration.containerImage, extraOptions: configuration.containerOptions,
-                                           owner: "patchd-doctor")
+            sandbox = try ContainerSandbox(
+                engine: ContainerEngine.find(configuration.containerEngine),
+                image: configuration.containerImage, extraOptions: configuration.containerOptions,
+                owner: "patchd-doctor")
         } catch {
             return Check(name: "container", status: .fail, detail: "\(error)")
         }
@@ -217,12 +256,16 @@ public struct Doctor {
             let (result, lines) = try Self.probe(sandbox, script: "id -u && touch /workspace/.patchd-doctor", seconds: 60)
             let expected = geteuid() == 0 ? "1000" : String(geteuid())
             if result.succeeded && lines == [expected] {
-                return Check(name: "container", status: .ok,
-                             detail: "\(sandbox.engine.executable) runs \(sandbox.image) as a run's sandbox (uid \(expected), no network)")
+                return Check(
+                    name: "container", status: .ok,
+                    detail: "\(sandbox.engine.executable) runs \(sandbox.image) as a run's sandbox (uid \(expected), no network)")
             }
             let text = lines.joined(separator: " ")
-            return Check(name: "container", status: .fail,
-                         detail: "\(sandbox.engine.executable) cannot start a run's sandbox from \(sandbox.image): \(text.prefix(400)) (exit \(result.exitStatus))\(Self.containerHint(text))")
+            return Check(
+                name: "container", status: .fail,
+                detail:
+                    "\(sandbox.engine.executable) cannot start a run's sandbox from \(sandbox.image): \(text.prefix(400)) (exit \(result.exitStatus))\(Self.containerHint(text))"
+            )
         } catch {
             return Check(name: "container", status: .fail, detail: "\(sandbox.engine.executable) cannot be started: \(error)")
         }
@@ -233,12 +276,16 @@ public struct Doctor {
         if text.contains("cgroups in hybrid mode not supported") {
             return "; crun does not support this host's hybrid cgroups: install runc and set container_options: [\"--runtime\", \"runc\"]"
         }
-        if text.contains("image not known") || text.contains("No such image") || text.contains("Unable to find image") || text.contains("pull access denied")
-            || text.contains("manifest unknown") || text.contains("initializing source") {
-            return "; build the image first: podman build -t localhost/patchd-sandbox -f container/Containerfile.sandbox container/ (or set container_image)"
+        if text.contains("image not known") || text.contains("No such image") || text.contains("Unable to find image")
+            || text.contains("pull access denied")
+            || text.contains("manifest unknown") || text.contains("initializing source")
+        {
+            return
+                "; build the image first: podman build -t localhost/patchd-sandbox -f container/Containerfile.sandbox container/ (or set container_image)"
         }
         if text.contains("Resource limits are not supported and ignored") {
-            return "; rootless podman on cgroup v1 cannot apply --pids-limit, --memory or --cpus, so runs would have no process, memory or CPU cap: use cgroup v2 with delegation (systemd.unified_cgroup_hierarchy=1), or run patchd as root"
+            return
+                "; rootless podman on cgroup v1 cannot apply --pids-limit, --memory or --cpus, so runs would have no process, memory or CPU cap: use cgroup v2 with delegation (systemd.unified_cgroup_hierarchy=1), or run patchd as root"
         }
         if text.contains("setrlimit") || text.contains("rlimit") {
             return "; the engine's default ulimits exceed this host's: lower default_ulimits in containers.conf"
@@ -257,8 +304,10 @@ public struct Doctor {
         var limits = SandboxLimits()
         limits.wallClockSeconds = seconds
         let output = LinesBox()
-        let result = try sandbox.execute(script: script, environment: [:], mounts: mounts, limits: limits,
-                                         cancel: CancellationFlag()) { output.lines.append($0) }
+        let result = try sandbox.execute(
+            script: script, environment: [:], mounts: mounts, limits: limits,
+            cancel: CancellationFlag()
+        ) { output.lines.append($0) }
         return (result, output.lines)
     }
 
@@ -282,6 +331,6 @@ public struct Doctor {
     }
 }
 
-public enum PatchdVersion {
-    public static let current = "0.1.0"
+package enum PatchdVersion {
+    package static let current = "0.1.0"
 }

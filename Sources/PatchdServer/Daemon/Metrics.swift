@@ -1,11 +1,12 @@
 // PatchdServer: transfer counters, and gathering the `stats` command's figures (MetricsSnapshot, in PatchdCommands).
+
 import Foundation
 import GRDB
-import SSHServer
-import Synchronization
-import PatchdCore
 import Offsite
 import PatchdCommands
+import PatchdCore
+import SSHServer
+import Synchronization
 
 /// In-process counters that the database does not hold (git transfers).
 final class TransferCounters: Sendable {
@@ -23,12 +24,15 @@ final class TransferCounters: Sendable {
 
 extension MetricsSnapshot {
     /// One `stats` answer: gathered from the SSH server, the transfer counters and the database.
-    static func gather(ssh: SSHStatistics, transfers: TransferCounters, db: PatchdDatabase,
-                       offsite: OffsiteState.Status? = nil) throws -> MetricsSnapshot {
+    static func gather(
+        ssh: SSHStatistics, transfers: TransferCounters, db: PatchdDatabase,
+        offsite: OffsiteState.Status? = nil
+    ) throws -> MetricsSnapshot {
         var m = MetricsSnapshot()
         m.offsite = offsite.map {
-            MetricsSnapshot.OffsiteLag(pending: $0.pending, lagSeconds: $0.lagSeconds, failing: $0.failing,
-                                       lastError: $0.lastError, lastSuccessAt: $0.lastSuccessAt)
+            MetricsSnapshot.OffsiteLag(
+                pending: $0.pending, lagSeconds: $0.lagSeconds, failing: $0.failing,
+                lastError: $0.lastError, lastSuccessAt: $0.lastSuccessAt)
         }
         m.connectionsAccepted = ssh.accepted
         m.connectionsRejected = ssh.rejected
@@ -43,14 +47,17 @@ extension MetricsSnapshot {
                 m.runs[row["status"]] = row["n"]
             }
             m.queueDepth = m.runs["queued"] ?? 0
-            if let row = try Row.fetchOne(db, sql: """
-                SELECT COALESCE(SUM(input_tokens),0) AS i, COALESCE(SUM(output_tokens),0) AS o,
-                       COALESCE(SUM(cache_read_tokens),0) AS cr, COALESCE(SUM(cache_write_tokens),0) AS cw,
-                       COALESCE(SUM(cost_usd),0) AS c,
-                       COALESCE(SUM((julianday(finished_at) - julianday(started_at)) * 86400.0), 0) AS secs,
-                       COUNT(finished_at) AS timed
-                FROM runs WHERE started_at IS NOT NULL
-                """) {
+            if let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT COALESCE(SUM(input_tokens),0) AS i, COALESCE(SUM(output_tokens),0) AS o,
+                           COALESCE(SUM(cache_read_tokens),0) AS cr, COALESCE(SUM(cache_write_tokens),0) AS cw,
+                           COALESCE(SUM(cost_usd),0) AS c,
+                           COALESCE(SUM((julianday(finished_at) - julianday(started_at)) * 86400.0), 0) AS secs,
+                           COUNT(finished_at) AS timed
+                    FROM runs WHERE started_at IS NOT NULL
+                    """)
+            {
                 m.inputTokens = row["i"]; m.outputTokens = row["o"]
                 m.cacheReadTokens = row["cr"]; m.cacheWriteTokens = row["cw"]
                 m.costUSD = row["c"]; m.runSeconds = row["secs"]; m.runsTimed = row["timed"]

@@ -1,35 +1,36 @@
 // PatchdServer: the daemon: lays out the data dir, opens the database, loads keys, starts serving SSH.
-import Foundation
-import GitStore
-import Logging
-import PatchdSystem
-import PatchdCore
-import PatchdCommands
-import Sandboxing
+
 import Agents
-import Runs
-import SSHServer
-import Synchronization
-import SSHKeys
+import Foundation
+package import GitStore
+import Logging
 import Offsite
+import PatchdCommands
+package import PatchdCore
+import PatchdSystem
+import Runs
+import SSHKeys
+package import SSHServer
+import Sandboxing
+import Synchronization
 
 /// `patchd serve`, as an object tests can also start and stop.
-public final class PatchdDaemon: Sendable {
-    public let configuration: PatchdConfiguration
-    public let layout: DataLayout
+package final class PatchdDaemon: Sendable {
+    package let configuration: PatchdConfiguration
+    package let layout: DataLayout
     let logger: Logger
     let database: PatchdDatabase
     let ssh: SSHServer
-    public let repositories: RepositoryStore
+    package let repositories: RepositoryStore
     let scheduler: RunScheduler
     let hookContext: HookContext
     /// Which agents this server runs, and why not the others: the hooks refuse tasks naming one
     /// it cannot run (they get it as PATCHD_AGENTS); `run start` should ask it too.
-    public let agentAvailability: AgentAvailability
+    package let agentAvailability: AgentAvailability
     /// Off-machine replication, when `offsite:` is configured.
     let replicator: Replicator?
 
-    public init(configuration: PatchdConfiguration) throws {
+    package init(configuration: PatchdConfiguration) throws {
         _ = PatchdLogging.bootstrap
         try configuration.validate()
         self.configuration = configuration
@@ -52,9 +53,10 @@ public final class PatchdDaemon: Sendable {
 
         let git = try Self.findExecutable("git")
         let hooks = Dictionary(uniqueKeysWithValues: HookScripts.names.map { ($0, HookScripts.script($0)) })
-        repositories = RepositoryStore(root: layout.repos, gitExecutable: git, gitHome: layout.home,
-                                       maxPushBytes: configuration.maxPushBytes, hooks: hooks,
-                                       defaultAgent: configuration.defaultAgent)
+        repositories = RepositoryStore(
+            root: layout.repos, gitExecutable: git, gitHome: layout.home,
+            maxPushBytes: configuration.maxPushBytes, hooks: hooks,
+            defaultAgent: configuration.defaultAgent)
         // Settings and hooks patchd owns are rewritten at every start, so upgrades apply everywhere.
         for name in repositories.allNames() {
             do { try repositories.refreshConfig(name) } catch {
@@ -90,7 +92,9 @@ public final class PatchdDaemon: Sendable {
             let removed = container.removeLeftovers()
             if removed > 0 { logger.warning("removed \(removed) leftover sandbox container(s) of an earlier daemon") }
             if !container.imageExists() {
-                logger.warning("sandbox image \(container.image) is not in \(container.engine.executable): every run will fail until it is built (podman build -t localhost/patchd-sandbox -f container/Containerfile.sandbox container/) or container_image names one that exists")
+                logger.warning(
+                    "sandbox image \(container.image) is not in \(container.engine.executable): every run will fail until it is built (podman build -t localhost/patchd-sandbox -f container/Containerfile.sandbox container/) or container_image names one that exists"
+                )
             }
         }
         var limits = SandboxLimits()
@@ -102,13 +106,15 @@ public final class PatchdDaemon: Sendable {
         limits.maxWorkspaceBytes = configuration.maxWorkspaceBytes
         limits.minFreeBytes = configuration.minFreeBytes
         limits.maxOutputBytes = configuration.maxOutputBytes
-        let runEnvironment = RunEnvironment(runs: runStore, repositories: repositories, layout: layout, sandbox: sandbox,
-                                            agents: agentSetup.agents, defaultLimits: limits,
-                                            maxTimeoutSeconds: configuration.maxRunSeconds,
-                                            hostName: ProcessInfo.processInfo.hostName, logger: logger)
+        let runEnvironment = RunEnvironment(
+            runs: runStore, repositories: repositories, layout: layout, sandbox: sandbox,
+            agents: agentSetup.agents, defaultLimits: limits,
+            maxTimeoutSeconds: configuration.maxRunSeconds,
+            hostName: ProcessInfo.processInfo.hostName, logger: logger)
         let wakeup = try RunWakeup(dataDir: layout.root)
-        scheduler = RunScheduler(executor: RunExecutor(env: runEnvironment), runs: runStore,
-                                 workers: configuration.workers, wakeup: wakeup, logger: logger)
+        scheduler = RunScheduler(
+            executor: RunExecutor(env: runEnvironment), runs: runStore,
+            workers: configuration.workers, wakeup: wakeup, logger: logger)
 
         let replicator = try configuration.offsite.map { [layout, repositories] offsite in
             try Replicator(configuration: offsite, layout: layout, repositories: repositories, logger: logger)
@@ -118,14 +124,16 @@ public final class PatchdDaemon: Sendable {
         let transport = GitTransport(repos: repositories, repoStore: repoStore, logger: logger, hooks: hookContext, counters: counters)
         let statsSource = StatsSource()
         let schedulerRef = scheduler
-        let commands = CommandRouter(services: CommandServices(
-            users: users, repoStore: repoStore, runs: runStore, repositories: repositories,
-            scheduler: SchedulerHandle(cancel: { schedulerRef.cancel(runID: $0) }, wake: { schedulerRef.poke() }),
-            stats: { [database, replicator] in
-                try MetricsSnapshot.gather(ssh: statsSource.ssh?.statistics ?? SSHStatistics(), transfers: counters, db: database,
-                                           offsite: try replicator?.state.status())
-            },
-            parseKey: { try PublicKey(line: $0) }, agents: agentSetup.availability))
+        let commands = CommandRouter(
+            services: CommandServices(
+                users: users, repoStore: repoStore, runs: runStore, repositories: repositories,
+                scheduler: SchedulerHandle(cancel: { schedulerRef.cancel(runID: $0) }, wake: { schedulerRef.poke() }),
+                stats: { [database, replicator] in
+                    try MetricsSnapshot.gather(
+                        ssh: statsSource.ssh?.statistics ?? SSHStatistics(), transfers: counters, db: database,
+                        offsite: try replicator?.state.status())
+                },
+                parseKey: { try PublicKey(line: $0) }, agents: agentSetup.availability))
         let delegate = PatchdSSHDelegate(users: users, transport: transport, commands: commands)
         ssh = try SSHServer(configuration: sshConfig, hostKeys: hostKeys, delegate: delegate, logger: logger)
         statsSource.ssh = ssh
@@ -135,8 +143,10 @@ public final class PatchdDaemon: Sendable {
     /// same decision `patchd doctor` shows and the push hooks enforce). builtin and claude-code
     /// need ANTHROPIC_API_KEY, codex OPENAI_API_KEY; the CLI agents need their CLI, socat and a
     /// sandbox with a private network (bwrap or container).
-    static func agents(_ configuration: PatchdConfiguration, environment env: [String: String],
-                       logger: Logger) -> (agents: [AgentKind: Agent], availability: AgentAvailability) {
+    static func agents(
+        _ configuration: PatchdConfiguration, environment env: [String: String],
+        logger: Logger
+    ) -> (agents: [AgentKind: Agent], availability: AgentAvailability) {
         var agents: [AgentKind: Agent] = [.command: CommandAgent()]
         var entries = [AgentAvailability.Entry(kind: .command, offered: true, detail: "runs the task's run: script; no model, no key")]
         func value(_ name: String) -> String? { env[name].flatMap { $0.isEmpty ? nil : $0 } }
@@ -154,46 +164,66 @@ public final class PatchdDaemon: Sendable {
             agents[.builtin] = BuiltinAgent(configuration: builtin) { try AnthropicTransport(baseURL: anthropicURL, apiKey: key) }
             entries.append(.init(kind: .builtin, offered: true, detail: "model \(configuration.model), Messages API at \(anthropicURL)"))
         } else {
-            entries.append(.init(kind: .builtin, offered: false,
-                                 detail: "the server has no ANTHROPIC_API_KEY: ask its admin, or use agent: command"))
+            entries.append(
+                .init(
+                    kind: .builtin, offered: false,
+                    detail: "the server has no ANTHROPIC_API_KEY: ask its admin, or use agent: command"))
         }
         let alternative = anthropicKey != nil ? "agent: builtin" : "agent: command"
         // What the CLI agents share: the API bridge needs a private network namespace and socat.
         var bridgeProblem: String?
         if configuration.sandbox == "none" {
-            bridgeProblem = "the server runs with --sandbox none, which has no private network for the API bridge (an admin can use bwrap or container)"
+            bridgeProblem =
+                "the server runs with --sandbox none, which has no private network for the API bridge (an admin can use bwrap or container)"
         } else if (try? Executable.find("socat")) == nil {
             bridgeProblem = "the server has no socat for the API bridge (an admin can apt-get install socat)"
         }
 
         if anthropicKey == nil {
-            entries.append(.init(kind: .claudeCode, offered: false,
-                                 detail: "the server has no ANTHROPIC_API_KEY: ask its admin, or use agent: command"))
+            entries.append(
+                .init(
+                    kind: .claudeCode, offered: false,
+                    detail: "the server has no ANTHROPIC_API_KEY: ask its admin, or use agent: command"))
         } else if let bridgeProblem {
             entries.append(.init(kind: .claudeCode, offered: false, detail: "\(bridgeProblem); or use \(alternative)"))
         } else if let claude = try? Executable.find(configuration.claudePath) {
-            agents[.claudeCode] = ClaudeCodeAgent(claudePath: claude, upstream: anthropicURL, apiKey: anthropicKey!, defaultModel: configuration.model,
-                                                  maxTurns: configuration.maxTurns, pricing: builtin, logger: logger)
-            entries.append(.init(kind: .claudeCode, offered: true, detail: "\(claude), model \(configuration.model), Messages API at \(anthropicURL)"))
+            agents[.claudeCode] = ClaudeCodeAgent(
+                claudePath: claude, upstream: anthropicURL, apiKey: anthropicKey!, defaultModel: configuration.model,
+                maxTurns: configuration.maxTurns, pricing: builtin, logger: logger)
+            entries.append(
+                .init(kind: .claudeCode, offered: true, detail: "\(claude), model \(configuration.model), Messages API at \(anthropicURL)"))
         } else {
-            entries.append(.init(kind: .claudeCode, offered: false,
-                                 detail: "the server has no Claude Code CLI ('\(configuration.claudePath)' not found; an admin can install it and set claude_path, see the README), or use \(alternative)"))
+            entries.append(
+                .init(
+                    kind: .claudeCode, offered: false,
+                    detail:
+                        "the server has no Claude Code CLI ('\(configuration.claudePath)' not found; an admin can install it and set claude_path, see the README), or use \(alternative)"
+                ))
         }
 
         if openAIKey == nil {
-            entries.append(.init(kind: .codex, offered: false,
-                                 detail: "the server has no OPENAI_API_KEY: ask its admin, or use \(alternative)"))
+            entries.append(
+                .init(
+                    kind: .codex, offered: false,
+                    detail: "the server has no OPENAI_API_KEY: ask its admin, or use \(alternative)"))
         } else if let bridgeProblem {
             entries.append(.init(kind: .codex, offered: false, detail: "\(bridgeProblem); or use \(alternative)"))
         } else if let codex = try? Executable.find(configuration.codexPath) {
-            agents[.codex] = CodexAgent(codexPath: codex, upstream: openAIURL, apiKey: openAIKey!, defaultModel: configuration.codexModel,
-                                        maxTurns: configuration.maxTurns, maxCostUSD: configuration.maxCostUSD,
-                                        prices: configuration.prices, logger: logger)
-            entries.append(.init(kind: .codex, offered: true,
-                                 detail: "\(codex), model \(configuration.codexModel ?? "the CLI's default"), Responses API at \(openAIURL)"))
+            agents[.codex] = CodexAgent(
+                codexPath: codex, upstream: openAIURL, apiKey: openAIKey!, defaultModel: configuration.codexModel,
+                maxTurns: configuration.maxTurns, maxCostUSD: configuration.maxCostUSD,
+                prices: configuration.prices, logger: logger)
+            entries.append(
+                .init(
+                    kind: .codex, offered: true,
+                    detail: "\(codex), model \(configuration.codexModel ?? "the CLI's default"), Responses API at \(openAIURL)"))
         } else {
-            entries.append(.init(kind: .codex, offered: false,
-                                 detail: "the server has no Codex CLI ('\(configuration.codexPath)' not found; an admin can install it and set codex_path, see the README), or use \(alternative)"))
+            entries.append(
+                .init(
+                    kind: .codex, offered: false,
+                    detail:
+                        "the server has no Codex CLI ('\(configuration.codexPath)' not found; an admin can install it and set codex_path, see the README), or use \(alternative)"
+                ))
         }
         for entry in entries where entry.offered { logger.info("\(entry.kind.rawValue) agent: \(entry.detail)") }
         return (agents, AgentAvailability(entries: entries))
@@ -204,23 +234,25 @@ public final class PatchdDaemon: Sendable {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
-    public var hostKeys: HostKeys { ssh.hostKeys }
+    package var hostKeys: HostKeys { ssh.hostKeys }
 
     /// Starts listening; returns the bound address.
-    public func start() throws -> (host: String, port: Int) {
+    package func start() throws -> (host: String, port: Int) {
         let address = try ssh.start()
         let shownHost = address.host == "0.0.0.0" || address.host == "::" ? ProcessInfo.processInfo.hostName : address.host
         hookContext.set("PATCHD_SSH_HINT", ShellQuote.command(["ssh", "-p", String(address.port), "git@" + shownHost]))
         try scheduler.start()
         if let replicator {
             try replicator.start()
-            logger.info("offsite replication to \(replicator.configuration.endpoint) bucket \(replicator.configuration.bucket)\(replicator.configuration.prefix.isEmpty ? "" : " prefix \(replicator.configuration.prefix)")")
+            logger.info(
+                "offsite replication to \(replicator.configuration.endpoint) bucket \(replicator.configuration.bucket)\(replicator.configuration.prefix.isEmpty ? "" : " prefix \(replicator.configuration.prefix)")"
+            )
         }
         return address
     }
 
     /// Stops accepting, waits for transfers in flight, and puts running runs back in the queue.
-    public func stop(grace: Double = 60) {
+    package func stop(grace: Double = 60) {
         ssh.shutdown(grace: grace)
         scheduler.stop()
         replicator?.stop()
@@ -232,9 +264,10 @@ public final class PatchdDaemon: Sendable {
         switch configuration.sandbox {
         case "none": return UnsandboxedSandbox()
         case "container":
-            return try ContainerSandbox(engine: ContainerEngine.find(configuration.containerEngine),
-                                        image: configuration.containerImage, extraOptions: configuration.containerOptions,
-                                        owner: owner)
+            return try ContainerSandbox(
+                engine: ContainerEngine.find(configuration.containerEngine),
+                image: configuration.containerImage, extraOptions: configuration.containerOptions,
+                owner: owner)
         default: return BubblewrapSandbox()
         }
     }
@@ -256,4 +289,3 @@ final class StatsSource: Sendable {
         set { server.withLock { $0.value = newValue } }
     }
 }
-

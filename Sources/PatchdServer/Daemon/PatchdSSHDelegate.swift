@@ -1,9 +1,10 @@
 // PatchdServer: the SSH server's delegate: key lookup, and exec -> git transport or command.
+
 import Foundation
-import SSHServer
-import PatchdCore
 import PatchdCommands
+import PatchdCore
 import SSHKeys
+import SSHServer
 
 struct PatchdSSHDelegate: SSHServerDelegate {
     let users: UserStore
@@ -32,7 +33,8 @@ struct PatchdSSHDelegate: SSHServerDelegate {
         }
         if GitTransport.isGitVerb(words[0]) {
             let verb = Terminal.sanitize(String(words[0].prefix(64)))
-            let why = verb == "git-upload-archive" || (words.count > 1 && words[1] == "upload-archive")
+            let why =
+                verb == "git-upload-archive" || (words.count > 1 && words[1] == "upload-archive")
                 ? "git upload-archive is disabled on this server" : "'\(verb)' is not a git service this server offers"
             return ThreadProgram.message(verb: "refused", stderr: ErrorLine.format(why), status: 1)
         }

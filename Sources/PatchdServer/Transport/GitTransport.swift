@@ -1,11 +1,13 @@
 // PatchdServer: `git-upload-pack` / `git-receive-pack` over SSH: name checks, access, auto-create, spawn.
+
 import Foundation
 import GitStore
 import Logging
+import PatchdCore
 import PatchdSystem
+import SSHKeys
 import SSHServer
 import Synchronization
-import PatchdCore
 
 /// Serves the pack protocol for one exec request. Unreadable repositories answer
 /// exactly like missing ones; the first push to a missing name creates it, and a

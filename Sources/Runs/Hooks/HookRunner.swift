@@ -1,17 +1,18 @@
 // Runs: `patchd hook pre-receive|post-receive`: reserved refs, task validation, queueing, push feedback.
+
 import Foundation
 import GitStore
-import PatchdSystem
 import PatchdCore
+import PatchdSystem
 
 /// Runs inside git-receive-pack's hook process (a child of the daemon's git), with the
 /// environment the server set (PATCHD_*) plus git's (GIT_DIR, quarantine, push options).
 /// It talks to the daemon through the database and the wake-up socket.
-public struct HookRunner {
+package struct HookRunner {
     let env: [String: String]
     let write: (String) -> Void
 
-    public init(environment: [String: String], write: @escaping (String) -> Void) {
+    package init(environment: [String: String], write: @escaping (String) -> Void) {
         env = environment
         self.write = write
     }
@@ -55,7 +56,7 @@ public struct HookRunner {
     // MARK: pre-receive
 
     /// Exit status 0 accepts the push; anything else refuses all of it (git is atomic here).
-    public func preReceive(stdin: String) -> Int32 {
+    package func preReceive(stdin: String) -> Int32 {
         let updates = Self.parseUpdates(stdin)
         let options: PushOptions
         do { options = try PushOptions(environment: env) } catch {
@@ -68,15 +69,20 @@ public struct HookRunner {
             // rest: a `git push --mirror` must not fail as a whole for refs the pusher never wrote.
             // Without that setting (a repository not served by patchd) the whole push is refused.
             guard receivePackHidesPatchdRefs else {
-                say("error: \(Terminal.sanitize(reserved[0].ref)) is written by patchd only (results live on agent/* and refs/patchd/*); push your work to another branch")
+                say(
+                    "error: \(Terminal.sanitize(reserved[0].ref)) is written by patchd only (results live on agent/* and refs/patchd/*); push your work to another branch"
+                )
                 return 1
             }
             for update in reserved.prefix(5) {
                 say("\(Terminal.sanitize(update.ref)) is written by patchd only; it was left as it is (results live on agent/* and refs/patchd/*)")
             }
             if reserved.count > 5 { say("... and \(reserved.count - 5) more of patchd's refs, left as they are") }
-            say("to copy a repository without patchd's refs: " + ShellQuote.command([
-                "git", "push", "origin", "refs/heads/*:refs/heads/*", "^refs/heads/agent/*", "refs/tags/*:refs/tags/*"]))
+            say(
+                "to copy a repository without patchd's refs: "
+                    + ShellQuote.command([
+                        "git", "push", "origin", "refs/heads/*:refs/heads/*", "^refs/heads/agent/*", "refs/tags/*:refs/tags/*",
+                    ]))
         }
         let branches = updates.filter { $0.isBranch && !$0.isDeletion }
         let repo: GitRepository
@@ -107,7 +113,8 @@ public struct HookRunner {
                 // A push that would queue a run (as post-receive decides) must name an agent this
                 // server runs; a branch whose unchanged task names another still takes code.
                 if options.task == nil, let file, file.blob != blobID(update.old, TaskFile.path, in: repo) || options.run,
-                   let why = agentRefusal(file.spec) {
+                    let why = agentRefusal(file.spec)
+                {
                     say("error: branch \(Terminal.sanitize(update.branch)): \(TaskFile.path): \(why)")
                     say("nothing from this push was stored")
                     return 1
@@ -153,7 +160,7 @@ public struct HookRunner {
 
     // MARK: post-receive
 
-    public func postReceive(stdin: String) -> Int32 {
+    package func postReceive(stdin: String) -> Int32 {
         let updates = Self.parseUpdates(stdin)
         guard let dataDir = env["PATCHD_DATA_DIR"], let repo = env["PATCHD_REPO"] else {
             say("error: missing hook environment; was this push made through patchd?")
@@ -186,7 +193,9 @@ public struct HookRunner {
                     source = "option"
                 } else {
                     guard let file = try taskFile(at: update.new, in: repository) else {
-                        if options.run { say("branch \(Terminal.sanitize(update.branch)) has no \(TaskFile.path); nothing to run (push it with -o task=\"...\")") }
+                        if options.run {
+                            say("branch \(Terminal.sanitize(update.branch)) has no \(TaskFile.path); nothing to run (push it with -o task=\"...\")")
+                        }
                         continue
                     }
                     let changed = file.blob != blobID(update.old, TaskFile.path, in: repository)
@@ -194,9 +203,11 @@ public struct HookRunner {
                     spec = file.spec
                     source = "file"
                 }
-                let run = try runs.enqueue(.init(repo: repo, branch: update.branch, base: update.new,
-                                                 agent: spec.agent ?? defaultAgent, spec: spec, source: source,
-                                                 requestedBy: env["PATCHD_USER_ID"].flatMap { Int64($0) }))
+                let run = try runs.enqueue(
+                    .init(
+                        repo: repo, branch: update.branch, base: update.new,
+                        agent: spec.agent ?? defaultAgent, spec: spec, source: source,
+                        requestedBy: env["PATCHD_USER_ID"].flatMap { Int64($0) }))
                 queued.append(run)
             } catch {
                 say("error: branch \(Terminal.sanitize(update.branch)): \(error)")
@@ -212,10 +223,14 @@ public struct HookRunner {
         guard options.wait else { return 0 }
         let follower = RunFollower(runs: runs)
         for run in queued {
-            guard let final = follower.follow(runID: run.id!, prefix: "patchd: ", write: { line in
-                write(line + "\n")
-                return true
-            }) else { return 0 }
+            guard
+                let final = follower.follow(
+                    runID: run.id!, prefix: "patchd: ",
+                    write: { line in
+                        write(line + "\n")
+                        return true
+                    })
+            else { return 0 }
             outcome(final, repoName: repo, dataDir: dataDir)
         }
         return 0

@@ -3,10 +3,10 @@
 /// The scripts only hand over to `patchd hook NAME`; patchd rewrites them at every start.
 /// `PATCHD_EXECUTABLE` is set by the server for the git processes it spawns, so a push
 /// that does not come through patchd (a local `git push` into the data dir) is refused.
-public enum HookScripts {
-    public static let names = ["pre-receive", "post-receive"]
+package enum HookScripts {
+    package static let names = ["pre-receive", "post-receive"]
 
-    public static func script(_ name: String) -> String {
+    package static func script(_ name: String) -> String {
         """
         #!/bin/sh
         # Installed by patchd in every repository and rewritten at each start: do not edit.

@@ -1,29 +1,32 @@
 // Runs: `git push -o ...` options patchd understands (run, wait, task=TEXT), parsed as hostile data.
+
 import PatchdCore
 
 /// Push options arrive as GIT_PUSH_OPTION_0..N-1. Only `run`, `wait` and `task=TEXT` are
 /// known; anything else is refused so a typo (`-o wiat`) is not silently ignored.
-public struct PushOptions: Sendable, Equatable {
-    public var run = false
-    public var wait = false
-    public var task: String?
+package struct PushOptions: Sendable, Equatable {
+    package var run = false
+    package var wait = false
+    package var task: String?
 
-    public struct Invalid: Error, CustomStringConvertible, Equatable {
-        public let description: String
+    package struct Invalid: Error, CustomStringConvertible, Equatable {
+        package let description: String
     }
 
-    public static let maxOptions = 32
+    package static let maxOptions = 32
 
-    public init() {}
+    package init() {}
 
-    public init(environment env: [String: String]) throws(Invalid) {
+    package init(environment env: [String: String]) throws(Invalid) {
         guard let countText = env["GIT_PUSH_OPTION_COUNT"] else { self.init(); return }
         guard let count = Int(countText), count >= 0 else { throw Invalid(description: "malformed GIT_PUSH_OPTION_COUNT") }
-        guard count <= Self.maxOptions else { throw Invalid(description: "too many push options (\(count)); patchd takes at most \(Self.maxOptions)") }
+        guard count <= Self.maxOptions else {
+            throw Invalid(description: "too many push options (\(count)); patchd takes at most \(Self.maxOptions)")
+        }
         try self.init(options: (0..<count).map { env["GIT_PUSH_OPTION_\($0)"] ?? "" })
     }
 
-    public init(options: [String]) throws(Invalid) {
+    package init(options: [String]) throws(Invalid) {
         for option in options {
             if option == "run" {
                 run = true

@@ -1,4 +1,5 @@
 // Sandboxing: a run's workspace: the pushed tip checked out, sharing the bare repo's objects (no copy).
+
 import Foundation
 import PatchdSystem
 
@@ -6,20 +7,23 @@ import PatchdSystem
 /// repository through alternates (read-only inside the sandbox), so creating it costs a
 /// checkout, not a copy of the object store or of its refs. git is run here only BEFORE the agent: after
 /// it, the workspace's `.git/config` is the agent's and could name programs.
-public struct Workspace: Sendable {
-    public let root: String
-    public var path: String { root + "/workspace" }
+package struct Workspace: Sendable {
+    package let root: String
+    package var path: String { root + "/workspace" }
 
-    public static func create(runID: Int64, workRoot: String, bareRepository: String, commit: String, branch: String,
-                              gitExecutable: String, environment: [String: String], objectsPathInSandbox: String) throws -> Workspace {
+    package static func create(
+        runID: Int64, workRoot: String, bareRepository: String, commit: String, branch: String,
+        gitExecutable: String, environment: [String: String], objectsPathInSandbox: String
+    ) throws -> Workspace {
         let root = "\(workRoot)/run-\(runID)"
-        try? FileManager.default.removeItem(atPath: root) // a crashed earlier attempt
+        try? FileManager.default.removeItem(atPath: root)  // a crashed earlier attempt
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let ws = Workspace(root: root)
         func git(_ args: [String], in dir: String? = nil) throws {
             let r = try runProcess(gitExecutable, args, environment: environment, workingDirectory: dir)
             guard r.status == 0 else {
-                throw WorkspaceError("git \(args.first ?? "") failed: \(String(decoding: r.stderr, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
+                throw WorkspaceError(
+                    "git \(args.first ?? "") failed: \(String(decoding: r.stderr, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
             }
         }
         // A fresh repository that borrows the bare one's objects: only the run's commit
@@ -35,14 +39,14 @@ public struct Workspace: Sendable {
         return ws
     }
 
-    public func remove() {
+    package func remove() {
         try? FileManager.default.removeItem(atPath: root)
     }
 
-    public var mountsScratch: String { root }
+    package var mountsScratch: String { root }
 }
 
-public struct WorkspaceError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ d: String) { description = d }
+package struct WorkspaceError: Error, CustomStringConvertible {
+    package let description: String
+    package init(_ d: String) { description = d }
 }

@@ -1,5 +1,7 @@
 // IntegrationTests: a real S3 implementation (moto_server) on loopback with SigV4 checks on, behind a socat relay the test can cut.
+
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,8 +30,10 @@ final class S3TestStore {
     var motoEndpoint: String { "http://127.0.0.1:\(motoPort)" }
 
     init() throws {
-        guard let motoServer = ["/usr/local/bin/moto_server", "/root/.pyenv/shims/moto_server", "/usr/bin/moto_server"]
-            .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) ?? (try? Executable.find("moto_server")) else {
+        guard
+            let motoServer = ["/usr/local/bin/moto_server", "/root/.pyenv/shims/moto_server", "/usr/bin/moto_server"]
+                .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) ?? (try? Executable.find("moto_server"))
+        else {
             throw TestFailure("these tests need moto_server: pip install 'moto[server]' (scripts/install-offsite-test-deps.sh)")
         }
         motoPort = try Self.freePort()
@@ -37,8 +41,9 @@ final class S3TestStore {
         defer { close(logFD) }
         var env = ProcessInfo.processInfo.environment
         env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
-        moto = try ChildProcess(executable: motoServer, arguments: ["-H", "127.0.0.1", "-p", String(motoPort)],
-                                environment: env, stdin: .null, stdout: .fd(logFD), stderr: .fd(logFD))
+        moto = try ChildProcess(
+            executable: motoServer, arguments: ["-H", "127.0.0.1", "-p", String(motoPort)],
+            environment: env, stdin: .null, stdout: .fd(logFD), stderr: .fd(logFD))
         try waitForPort(motoPort)
         let iam = ["--endpoint-url", motoEndpoint, "--region", "us-east-1"]
         let anonymous = ["AWS_ACCESS_KEY_ID": "setup", "AWS_SECRET_ACCESS_KEY": "setup"]
@@ -47,16 +52,21 @@ final class S3TestStore {
         let key = (try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: Any])?["AccessKey"] as? [String: Any]
         accessKeyID = key?["AccessKeyId"] as? String ?? ""
         secretAccessKey = key?["SecretAccessKey"] as? String ?? ""
-        try expectOK(aws(iam + ["iam", "put-user-policy", "--user-name", "patchd", "--policy-name", "s3",
-                                "--policy-document", #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#],
-                         env: anonymous), "iam put-user-policy")
+        try expectOK(
+            aws(
+                iam + [
+                    "iam", "put-user-policy", "--user-name", "patchd", "--policy-name", "s3",
+                    "--policy-document", #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
+                ],
+                env: anonymous), "iam put-user-policy")
         try "[default]\naws_access_key_id = \(accessKeyID)\naws_secret_access_key = \(secretAccessKey)\n"
             .write(toFile: credentialsFile, atomically: true, encoding: .utf8)
         chmod(credentialsFile, 0o600)
         try expectOK(awsS3(["mb", "s3://\(bucket)"]), "s3 mb")
         // Credentials are checked from here on: a wrong secret is refused.
-        let wrong = try aws(["--endpoint-url", motoEndpoint, "--region", "us-east-1", "s3", "ls", "s3://\(bucket)"],
-                            env: ["AWS_ACCESS_KEY_ID": accessKeyID, "AWS_SECRET_ACCESS_KEY": "wrong"])
+        let wrong = try aws(
+            ["--endpoint-url", motoEndpoint, "--region", "us-east-1", "s3", "ls", "s3://\(bucket)"],
+            env: ["AWS_ACCESS_KEY_ID": accessKeyID, "AWS_SECRET_ACCESS_KEY": "wrong"])
         guard wrong.status != 0 else { throw TestFailure("moto accepted a wrong secret: credential checks are off") }
 
         try expectOK(run("/usr/bin/age-keygen", ["-o", identityFile]), "age-keygen")
@@ -98,20 +108,23 @@ final class S3TestStore {
     /// (Re)starts the relay on the same port.
     func restore() throws {
         guard relay == nil else { return }
-        relay = try ChildProcess(executable: "/usr/bin/socat",
-                                 arguments: ["TCP-LISTEN:\(relayPort),bind=127.0.0.1,reuseaddr,fork", "TCP:127.0.0.1:\(motoPort)"],
-                                 environment: ["PATH": "/usr/bin:/bin"], stdin: .null, stdout: .null, stderr: .null)
+        relay = try ChildProcess(
+            executable: "/usr/bin/socat",
+            arguments: ["TCP-LISTEN:\(relayPort),bind=127.0.0.1,reuseaddr,fork", "TCP:127.0.0.1:\(motoPort)"],
+            environment: ["PATH": "/usr/bin:/bin"], stdin: .null, stdout: .null, stderr: .null)
         try waitForPort(relayPort)
     }
 
     /// The AWS CLI with this store's credentials file (as docs/OPERATIONS.md shows).
     func awsS3(_ args: [String]) throws -> CommandResult {
-        try aws(["--endpoint-url", motoEndpoint, "--region", "us-east-1", "s3"] + args,
-                env: ["AWS_SHARED_CREDENTIALS_FILE": credentialsFile])
+        try aws(
+            ["--endpoint-url", motoEndpoint, "--region", "us-east-1", "s3"] + args,
+            env: ["AWS_SHARED_CREDENTIALS_FILE": credentialsFile])
     }
 
     func aws(_ args: [String], env: [String: String]) throws -> CommandResult {
-        let executable = ["/usr/local/bin/aws", "/root/.pyenv/shims/aws", "/usr/bin/aws"]
+        let executable =
+            ["/usr/local/bin/aws", "/root/.pyenv/shims/aws", "/usr/bin/aws"]
             .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) ?? "aws"
         var environment = env
         // The relay or pyenv shims need the real PATH; no other AWS settings leak in.

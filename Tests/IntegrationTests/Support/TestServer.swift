@@ -1,7 +1,9 @@
 // IntegrationTests: starts the real `patchd serve` binary on port 0 and drives it with real ssh and git.
+
 import Foundation
 @_exported import PatchdSystem
 import TestSupport
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -55,31 +57,40 @@ struct TestFailure: Error, CustomStringConvertible {
 }
 
 /// Runs a command with a hard timeout (so a hung server fails a test instead of the suite).
-func run(_ executable: String, _ args: [String], cwd: String? = nil, env extra: [String: String] = [:],
-         stdin: String? = nil, timeout: Int = 120) throws -> CommandResult {
-    let r = try runProcess("/usr/bin/timeout", ["-k", "5", String(timeout), executable] + args, environment: clientEnvironment(extra),
-                           workingDirectory: cwd, stdinBytes: stdin.map { Array($0.utf8) })
-    return CommandResult(status: r.status, stdout: String(decoding: r.stdout, as: UTF8.self),
-                         stderr: String(decoding: r.stderr, as: UTF8.self))
+func run(
+    _ executable: String, _ args: [String], cwd: String? = nil, env extra: [String: String] = [:],
+    stdin: String? = nil, timeout: Int = 120
+) throws -> CommandResult {
+    let r = try runProcess(
+        "/usr/bin/timeout", ["-k", "5", String(timeout), executable] + args, environment: clientEnvironment(extra),
+        workingDirectory: cwd, stdinBytes: stdin.map { Array($0.utf8) })
+    return CommandResult(
+        status: r.status, stdout: String(decoding: r.stdout, as: UTF8.self),
+        stderr: String(decoding: r.stderr, as: UTF8.self))
 }
 
 /// The environment `run` gives every client command, plus `extra`.
 func clientEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
-    var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": NSTemporaryDirectory(), "LANG": "C.UTF-8",
-               "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_TERMINAL_PROMPT": "0"]
+    var env = [
+        "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": NSTemporaryDirectory(), "LANG": "C.UTF-8",
+        "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_TERMINAL_PROMPT": "0",
+    ]
     env.merge(extra) { _, new in new }
     return env
 }
 
 /// Starts a client command in the background (its own process group, so `signalGroup`
 /// reaches ssh and git's helpers too); stdout and stderr go to `outputPath`.
-func startBackground(_ executable: String, _ args: [String], cwd: String? = nil, env extra: [String: String] = [:],
-                     outputPath: String) throws -> ChildProcess {
+func startBackground(
+    _ executable: String, _ args: [String], cwd: String? = nil, env extra: [String: String] = [:],
+    outputPath: String
+) throws -> ChildProcess {
     let fd = open(outputPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw TestFailure("cannot open \(outputPath)") }
     defer { close(fd) }
-    return try ChildProcess(executable: executable, arguments: args, environment: clientEnvironment(extra),
-                            workingDirectory: cwd, stdin: .null, stdout: .fd(fd), stderr: .fd(fd))
+    return try ChildProcess(
+        executable: executable, arguments: args, environment: clientEnvironment(extra),
+        workingDirectory: cwd, stdin: .null, stdout: .fd(fd), stderr: .fd(fd))
 }
 
 /// A running `patchd serve` with its own data dir, and an admin key.
@@ -93,8 +104,10 @@ final class TestServer {
     let extraArgs: [String]
     let extraEnv: [String: String]
 
-    init(extraArgs: [String] = [], adminKeyType: String = "ed25519", env: [String: String] = [:], config: String? = nil,
-         dataDir customDataDir: String? = nil) throws {
+    init(
+        extraArgs: [String] = [], adminKeyType: String = "ed25519", env: [String: String] = [:], config: String? = nil,
+        dataDir customDataDir: String? = nil
+    ) throws {
         extraEnv = env
         dataDir = customDataDir ?? tmp.path + "/data"
         logPath = tmp.path + "/server.log"
@@ -153,20 +166,26 @@ final class TestServer {
     // MARK: clients
 
     func sshOptions(_ key: TestKey) -> [String] {
-        ["-i", key.privatePath, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "StrictHostKeyChecking=no",
-         "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-p", String(port)]
+        [
+            "-i", key.privatePath, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-p", String(port),
+        ]
     }
 
     /// `ssh -p PORT git@127.0.0.1 COMMAND...`
-    func ssh(_ key: TestKey? = nil, _ command: [String], options: [String] = [], stdin: String? = nil,
-             timeout: Int = 60) throws -> CommandResult {
+    func ssh(
+        _ key: TestKey? = nil, _ command: [String], options: [String] = [], stdin: String? = nil,
+        timeout: Int = 60
+    ) throws -> CommandResult {
         try run("/usr/bin/ssh", sshOptions(key ?? admin) + options + ["git@127.0.0.1"] + command, stdin: stdin, timeout: timeout)
     }
 
     func gitEnv(_ key: TestKey) -> [String: String] {
-        ["GIT_SSH_COMMAND": "/usr/bin/ssh " + sshOptions(key).filter { $0 != "-p" && $0 != String(port) }.joined(separator: " "),
-         "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
-         "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com"]
+        [
+            "GIT_SSH_COMMAND": "/usr/bin/ssh " + sshOptions(key).filter { $0 != "-p" && $0 != String(port) }.joined(separator: " "),
+            "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
+            "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com",
+        ]
     }
 
     func url(_ repo: String) -> String { "ssh://git@127.0.0.1:\(port)/\(repo)" }
@@ -224,7 +243,8 @@ extension TestServer {
         let fields = key.publicLine.split(separator: " ")
         let listing = try expectOK(run("/usr/bin/ssh-keygen", ["-lf", key.publicPath]), "ssh-keygen -lf").stdout
         let fingerprint = listing.split(separator: " ")[1]
-        try sql("""
+        try sql(
+            """
             INSERT INTO users(name, is_admin, created_at) VALUES('\(name)', 0, datetime('now'));
             INSERT INTO ssh_keys(user_id, type, blob, fingerprint, comment, created_at)
               SELECT id, '\(fields[0])', '\(fields[1])', '\(fingerprint)', '\(name)@test', datetime('now')
