@@ -478,7 +478,11 @@ struct SSHSecurityTests {
         waitUntil(timeout: 5) { openFDs(pid: serverPID) <= fdsBefore }
         #expect(openFDs(pid: serverPID) <= fdsBefore, "fds grew over 100 sessions: \(fdsBefore) -> \(openFDs(pid: serverPID))")
         let rssAfter = residentKiB(pid: serverPID)
-        #expect(rssAfter - rssBefore < 8 * 1024, "memory grew over 100 sessions: \(rssBefore) KiB -> \(rssAfter) KiB")
+        // Under AddressSanitizer freed memory sits in its quarantine (and LeakSanitizer checks leaks
+        // instead), so resident size says nothing there.
+        if !patchdBinary.contains("asan") {
+            #expect(rssAfter - rssBefore < 8 * 1024, "memory grew over 100 sessions: \(rssBefore) KiB -> \(rssAfter) KiB")
+        }
 
         // One connection accepted and authenticated for all 111 commands (and this stats call).
         let stats = try server.ssh(nil, ["stats", "--prometheus"], options: shared, timeout: 30)
