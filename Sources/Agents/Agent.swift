@@ -4,6 +4,7 @@ import Foundation
 package import PatchdCore
 import PatchdSystem
 package import Sandboxing
+import Synchronization
 
 /// Everything an agent may use for one run. The sandbox runs commands in the workspace;
 /// `log` records events; `budget` carries the limits the task and the server agreed on.
@@ -17,11 +18,17 @@ package struct AgentContext: Sendable {
     package let log: @Sendable (RunEvent) -> Void
     /// Absolute monotonic deadline for the whole run.
     package let deadline: Double
+    /// The run's sandbox, which every command enters (opened by the executor, or on first use).
+    let runSandboxSlot: RunSandboxSlot
 
+    /// - Parameter runSandbox: the run's open sandbox; nil opens one on first use (tests; whoever
+    ///   made the context then owns closing it through `closeRunSandbox`).
     package init(
         runID: Int64, task: TaskSpec, sandbox: Sandbox, mounts: SandboxMounts, limits: SandboxLimits,
-        cancel: CancellationFlag, deadline: Double, log: @escaping @Sendable (RunEvent) -> Void
+        cancel: CancellationFlag, deadline: Double, runSandbox: RunSandbox? = nil,
+        log: @escaping @Sendable (RunEvent) -> Void
     ) {
+        runSandboxSlot = RunSandboxSlot(runSandbox)
         self.runID = runID
         self.task = task
         self.sandbox = sandbox
@@ -39,22 +46,35 @@ package struct AgentContext: Sendable {
         return l
     }
 
-    /// Runs a script in the sandbox, logging each output line as an `.output` event
-    /// (or handing it to `onLine` instead).
+    /// The run's sandbox (opened now if the context was made without one).
+    package func runSandbox() throws -> RunSandbox {
+        try runSandboxSlot.get { try sandbox.open(mounts: mounts, limits: limits, cancel: cancel) }
+    }
+
+    /// Closes a run sandbox this context opened itself.
+    package func closeRunSandbox() { runSandboxSlot.closeOwned() }
+
+    /// The wall clock of one builtin bash tool call: the task's `command_timeout` (default 10 minutes), within the run's.
+    package func toolCommandLimits() -> SandboxLimits {
+        var l = commandLimits()
+        l.wallClockSeconds = min(l.wallClockSeconds, Double(task.commandTimeoutSeconds ?? TaskSpec.defaultCommandTimeoutSeconds))
+        return l
+    }
+
+    /// Runs a script in the run's sandbox, logging each output line as an `.output` event
+    /// (or handing it to `onLine` instead). `extraBinds` must be within what the sandbox was
+    /// opened with (`Agent.sandboxBinds`, the run's HOME and bridge directory).
     /// - Parameter maxLineBytes: the longest line `onLine` gets whole (see `SandboxLimits.maxLineBytes`);
     ///   a reader of JSON lines raises it so a long event is not cut.
     package func runScript(
         _ script: String, environment: [String: String] = [:], extraBinds: [SandboxBind] = [],
         maxLineBytes: Int? = nil, onLine: ((String) -> Void)? = nil
     ) throws -> SandboxResult {
-        var withBinds = mounts
-        withBinds.extra += extraBinds
+        let run = try runSandbox()
+        try run.checkBinds(extraBinds)
         var limits = commandLimits()
         if let maxLineBytes { limits.maxLineBytes = maxLineBytes }
-        return try sandbox.execute(
-            script: script, environment: environment, mounts: withBinds, limits: limits,
-            cancel: cancel
-        ) { line in
+        return try run.execute(script: script, environment: environment, limits: limits) { line in
             if let onLine { onLine(line) } else { log(RunEvent(.output, line)) }
         }
     }
@@ -101,7 +121,36 @@ package struct AgentOutcome: Sendable {
 /// (the Messages API loop) and `ClaudeCodeAgent` (the Claude Code CLI).
 package protocol Agent: Sendable {
     var kind: AgentKind { get }
+    /// Host paths the agent's commands need mounted (its CLI binary), for the whole run: the run
+    /// sandbox is opened with them, as a running sandbox cannot grow mounts.
+    func sandboxBinds(_ mounts: SandboxMounts) -> [SandboxBind]
     func run(_ context: AgentContext) throws -> AgentOutcome
+}
+
+extension Agent {
+    package func sandboxBinds(_ mounts: SandboxMounts) -> [SandboxBind] { [] }
+}
+
+/// The run sandbox of an `AgentContext`: given, or opened on first use (and then closed by `closeOwned`).
+final class RunSandboxSlot: Sendable {
+    private let state: Mutex<(sandbox: RunSandbox?, owned: Bool)>
+
+    init(_ given: RunSandbox?) { state = Mutex((given, false)) }
+
+    func get(open: () throws -> RunSandbox) throws -> RunSandbox {
+        try state.withLock { s in
+            if let sandbox = s.sandbox { return sandbox }
+            let opened = try open()
+            s = (opened, true)
+            return opened
+        }
+    }
+
+    func closeOwned() {
+        state.withLock { s in
+            if s.owned { s.sandbox?.close(); s = (nil, false) }
+        }
+    }
 }
 
 /// Runs the task's `run:` script in the sandbox. No model, no key.

@@ -19,7 +19,7 @@ package struct GitIdentity: Sendable {
 /// is not read after the agent (only the `WorkspaceBaseline` taken before it), and no git
 /// program runs on the workspace.
 package final class ResultWriter {
-    private let repo: GitRepository
+    let repo: GitRepository
 
     package init(bareRepository path: String) throws(GitError) {
         repo = try GitRepository(openBare: path)

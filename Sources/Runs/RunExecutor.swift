@@ -91,12 +91,34 @@ package struct RunExecutor: Sendable {
         // Before any sandboxed command: the checkout as git recorded it, so the result snapshot
         // re-reads only the files that changed since.
         let baseline = WorkspaceBaseline.read(workspace: workspace.path)
-        let mounts = SandboxMounts(workspace: workspace.path, repositoryObjects: barePath + "/objects", scratch: workspace.root)
+        var mounts = SandboxMounts(workspace: workspace.path, repositoryObjects: barePath + "/objects", scratch: workspace.root)
+        mounts.extra = agent.sandboxBinds(mounts)
+        // One sandbox for the whole run: setup, the agent's commands and check share its /tmp,
+        // HOME and processes; closing it (on every path out) kills them all.
+        let runSandbox: RunSandbox
+        do {
+            runSandbox = try env.sandbox.open(mounts: mounts, limits: limits, cancel: cancel)
+        } catch {
+            finish(&run, status: .failed, error: "cannot start the run sandbox: \(error)", log: log)
+            return
+        }
+        defer { runSandbox.close() }
         let context = AgentContext(
             runID: id, task: spec, sandbox: env.sandbox, mounts: mounts, limits: limits,
-            cancel: cancel, deadline: started + Double(timeout), log: log)
+            cancel: cancel, deadline: started + Double(timeout), runSandbox: runSandbox, log: log)
         var outcome: AgentOutcome
         var checkStatus: String?
+        // The workspace as a tree (untracked caches excluded), written into the bare repository.
+        let takeSnapshot = { () throws -> TakenResult in
+            let writer = try ResultWriter(bareRepository: barePath)
+            try writer.addExcludeRules(spec.resultExcludePatterns)
+            let s = try writer.snapshot(
+                workspace: workspace.path, baseCommit: run.base,
+                maxFileBytes: env.defaultLimits.maxFileBytes - 1, baseline: baseline)
+            return TakenResult(tree: s.tree, changed: s.changed, notes: s.notes)
+        }
+        var afterSetup: String?
+        var agentRan = false
         do {
             if let setup = spec.setup, !setup.isEmpty {
                 log(RunEvent(.tool, "$ setup: \(ScriptSummary.firstLine(setup))"))
@@ -104,11 +126,32 @@ package struct RunExecutor: Sendable {
                 if !result.succeeded {
                     let why = result.limit.map { "setup: \($0.explanation)" } ?? "setup: script exited \(result.exitStatus)"
                     outcome = AgentOutcome(succeeded: false, summary: "", error: why, limit: result.limit)
-                    return record(&run, outcome: outcome, checkStatus: nil, workspace: workspace, baseline: baseline, spec: spec, log: log)
+                    return record(&run, outcome: outcome, checkStatus: nil, taken: nil, spec: spec, workspace: workspace, log: log)
                 }
+                // What setup wrote is not the agent's work: the result is the change from here.
+                afterSetup = try takeSnapshot().tree
             }
+            agentRan = true
             outcome = try agent.run(context)
-            if let check = spec.check, !check.isEmpty, outcome.limit == nil, cancel.reason == nil {
+        } catch {
+            outcome = AgentOutcome(succeeded: false, summary: "", error: "sandbox error: \(error)")
+        }
+        // The result is taken before check runs, so nothing check writes can reach it.
+        var taken: Result<TakenResult, Error>?
+        if agentRan && cancel.reason != .shutdown {
+            taken = Result {
+                var result = try takeSnapshot()
+                if let afterSetup {
+                    let writer = try ResultWriter(bareRepository: barePath)
+                    let applied = try writer.applyChanges(from: afterSetup, to: result.tree, onto: run.base)
+                    result.tree = applied.tree
+                    result.changed = applied.changed
+                }
+                return result
+            }
+        }
+        do {
+            if let check = spec.check, !check.isEmpty, agentRan, outcome.limit == nil, cancel.reason == nil {
                 log(RunEvent(.check, "$ check: \(ScriptSummary.firstLine(check))"))
                 let result = try context.runScript(check)
                 checkStatus = result.succeeded ? "passed" : "failed"
@@ -120,19 +163,28 @@ package struct RunExecutor: Sendable {
                 }
             }
         } catch {
-            outcome = AgentOutcome(succeeded: false, summary: "", error: "sandbox error: \(error)")
+            outcome.succeeded = false
+            outcome.error = outcome.error ?? "sandbox error in check: \(error)"
         }
         if let reason = cancel.reason, outcome.limit == nil { outcome.limit = reason }
         // Stopping: leave the run as it is; the scheduler puts it back in the queue.
         if cancel.reason == .shutdown { return }
-        record(&run, outcome: outcome, checkStatus: checkStatus, workspace: workspace, baseline: baseline, spec: spec, log: log)
+        record(&run, outcome: outcome, checkStatus: checkStatus, taken: taken, spec: spec, workspace: workspace, log: log)
     }
 
-    /// Builds the result commit from the workspace files (whatever the outcome: partial
-    /// work is kept on refs/patchd/runs/ID) and stores the record.
+    /// The result as taken from the workspace (before check): its tree, whether it differs
+    /// from the pushed one, and what the run log should say about left-out paths.
+    struct TakenResult {
+        var tree: String
+        var changed: Bool
+        var notes: [String]
+    }
+
+    /// Commits the result taken from the workspace (whatever the outcome: partial work is kept
+    /// on refs/patchd/runs/ID; nil: nothing to take, as when setup failed) and stores the record.
     private func record(
-        _ run: inout RunRecord, outcome: AgentOutcome, checkStatus: String?, workspace: Workspace,
-        baseline: WorkspaceBaseline?, spec: TaskSpec, log: @Sendable (RunEvent) -> Void
+        _ run: inout RunRecord, outcome: AgentOutcome, checkStatus: String?, taken: Result<TakenResult, Error>?,
+        spec: TaskSpec, workspace: Workspace, log: @Sendable (RunEvent) -> Void
     ) {
         let id = run.id!
         // A non-output event also flushes the buffered output, so the note below sees all of it.
@@ -152,10 +204,8 @@ package struct RunExecutor: Sendable {
         do {
             let name = try RepositoryName(run.repo)
             let writer = try ResultWriter(bareRepository: env.repositories.path(for: name))
-            // A file at the size cap was cut short by RLIMIT_FSIZE: it is not a result.
-            let snapshot = try writer.snapshot(
-                workspace: workspace.path, baseCommit: run.base,
-                maxFileBytes: env.defaultLimits.maxFileBytes - 1, baseline: baseline)
+            // A file at the size cap was cut short by RLIMIT_FSIZE: it is not a result (takeSnapshot).
+            let snapshot = try taken?.get() ?? TakenResult(tree: "", changed: false, notes: [])
             for note in snapshot.notes { log(RunEvent(.info, note)) }
             run.changed = snapshot.changed
             if snapshot.changed {

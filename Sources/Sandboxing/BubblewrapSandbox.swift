@@ -3,10 +3,13 @@
 import Foundation
 import PatchdSystem
 
-/// Each command is one bwrap invocation (about 5 ms to start). Inside: a fresh root with
-/// read-only /usr, a minimal /etc, private /tmp, /proc and /dev, the workspace at
-/// /workspace (the only writable host path), the repository objects read-only at
-/// /patchd/objects, no network, no capabilities, a clean environment.
+/// A run is one bwrap (about 5 ms to start) holding its namespaces, whose init starts each
+/// command (`SandboxInit`). Inside: a fresh root with read-only /usr, a minimal /etc, a private
+/// /tmp (tmpfs, charged to the run's memory cgroup), /proc and /dev, HOME=/home/agent (the
+/// run's scratch `home`, writable), the workspace at /workspace, the repository objects
+/// read-only at /patchd/objects, the daemon's sockets read-only at /patchd/bridge, no
+/// network, no capabilities, a clean environment. The run's cgroup caps processes, memory and
+/// CPU for all its commands together; rlimits (file size, core) bind every process.
 package struct BubblewrapSandbox: Sandbox {
     package let name = "bwrap"
     package let workspacePath = "/workspace"
@@ -27,7 +30,23 @@ package struct BubblewrapSandbox: Sandbox {
         "services", "bash.bashrc", "profile", "inputrc", "python3",
     ]
 
-    func arguments(script: String, environment: [String: String], mounts: SandboxMounts) throws -> [String] {
+    /// The binds every run sandbox has besides the workspace and objects: HOME, the control
+    /// directory (read-only), the bridge directory (read-only: the daemon's sockets cannot be
+    /// replaced from inside), then the agent's.
+    static func runBinds(_ mounts: SandboxMounts) throws -> [SandboxBind] {
+        let home = RunSandboxPaths.home(mounts), control = RunSandboxPaths.control(mounts), bridge = RunSandboxPaths.bridge(mounts)
+        for dir in [home, control, bridge] {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+        _ = chmod(control, 0o700)
+        return [
+            SandboxBind(host: home, inside: RunSandboxPaths.homeInside, writable: true),
+            SandboxBind(host: control, inside: RunSandboxPaths.controlInside, writable: false),
+            SandboxBind(host: bridge, inside: RunSandboxPaths.bridgeInside, writable: false),
+        ] + mounts.extra
+    }
+
+    func arguments(mounts: SandboxMounts, binds: [SandboxBind]) throws -> [String] {
         let etc = try Self.writeIdentityFiles(in: mounts.scratch)
         var args = [
             "--unshare-all", "--unshare-user", "--uid", "1000", "--gid", "1000", "--hostname", "patchd",
@@ -36,7 +55,7 @@ package struct BubblewrapSandbox: Sandbox {
             "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
             "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-            "--dir", "/etc",
+            "--dir", "/etc", "--dir", "/home",
             "--ro-bind", etc + "/passwd", "/etc/passwd", "--ro-bind", etc + "/group", "/etc/group",
             "--ro-bind", etc + "/hosts", "/etc/hosts",
         ]
@@ -47,23 +66,21 @@ package struct BubblewrapSandbox: Sandbox {
             "--ro-bind", mounts.repositoryObjects, "/patchd/objects",
             "--bind", mounts.workspace, "/workspace", "--chdir", "/workspace",
         ]
-        for bind in mounts.extra {
+        for bind in binds {
             args += [bind.writable ? "--bind" : "--ro-bind", bind.host, bind.inside]
         }
-        for (key, value) in environment.sorted(by: { $0.key < $1.key }) {
-            args += ["--setenv", key, value]
-        }
-        args += ["--", "/bin/bash", "--noprofile", "--norc", "-c", script]
+        args += ["--setenv", "PATH", SandboxEnvironment.path]
+        args += ["--"] + SandboxInit.command(controlInside: RunSandboxPaths.controlInside)
         return args
     }
 
-    /// passwd/group naming uid 1000 "agent", so tools that look themselves up work.
+    /// passwd/group naming uid 1000 "agent" (home /home/agent), so tools that look themselves up work.
     static func writeIdentityFiles(in scratch: String) throws -> String {
         let dir = scratch + "/etc"
         if !FileManager.default.fileExists(atPath: dir + "/passwd") {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             try
-                "root:x:0:0:root:/root:/bin/bash\nagent:x:1000:1000:patchd agent:/tmp:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+                "root:x:0:0:root:/root:/bin/bash\nagent:x:1000:1000:patchd agent:/home/agent:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
                 .write(toFile: dir + "/passwd", atomically: true, encoding: .utf8)
             try "root:x:0:\nagent:x:1000:\nnogroup:x:65534:\n".write(toFile: dir + "/group", atomically: true, encoding: .utf8)
             try "127.0.0.1 localhost patchd\n::1 localhost\n".write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)
@@ -71,17 +88,18 @@ package struct BubblewrapSandbox: Sandbox {
         return dir
     }
 
-    package func execute(
-        script: String, environment: [String: String], mounts: SandboxMounts, limits: SandboxLimits,
-        cancel: CancellationFlag, onLine: (String) -> Void
-    ) throws -> SandboxResult {
-        let argv =
-            [bwrap]
-            + (try arguments(script: script, environment: SandboxEnvironment.base(home: "/tmp").merging(environment) { _, n in n }, mounts: mounts))
-        return try LimitedProcess.run(
-            argv: argv, environment: [:], workingDirectory: nil, limits: limits, cancel: cancel,
-            confinement: .local(cgroupName: "sandbox-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"),
-            workspace: mounts.workspace, onLine: onLine)
+    package func open(mounts: SandboxMounts, limits: SandboxLimits, cancel: CancellationFlag) throws -> RunSandbox {
+        let binds = try Self.runBinds(mounts)
+        let argv = [bwrap] + (try arguments(mounts: mounts, binds: binds))
+        let confined = LimitedProcess.confine(argv, limits: limits, cgroupName: "run-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let cgroup = confined.cgroup
+        let backend = InitBackend(
+            argv: confined.argv, environment: [:], workingDirectory: nil,
+            probe: { cgroup.map { g in CommandDeltaProbe(forks: { g.forkRefusals }, ooms: { g.oomKills }) } },
+            cleanup: { cgroup?.killAll() })
+        return try InitRunSandbox(
+            backend: backend, mounts: mounts, declared: binds,
+            baseEnvironment: SandboxEnvironment.base(home: RunSandboxPaths.homeInside), cancel: cancel)
     }
 }
 
@@ -96,24 +114,18 @@ package struct UnsandboxedSandbox: Sandbox {
     package func path(of bind: SandboxBind) -> String { bind.host }
     package var hasPrivateNetwork: Bool { false }
 
-    package func execute(
-        script: String, environment: [String: String], mounts: SandboxMounts, limits: SandboxLimits,
-        cancel: CancellationFlag, onLine: (String) -> Void
-    ) throws -> SandboxResult {
-        let env = SandboxEnvironment.base(home: mounts.scratch).merging(environment) { _, n in n }
-        return try LimitedProcess.run(
-            argv: ["/bin/bash", "--noprofile", "--norc", "-c", script], environment: env,
-            workingDirectory: mounts.workspace, limits: limits, cancel: cancel,
-            confinement: .local(cgroupName: "none-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"),
-            workspace: mounts.workspace, onLine: onLine)
+    package func open(mounts: SandboxMounts, limits: SandboxLimits, cancel: CancellationFlag) throws -> RunSandbox {
+        try DirectRunSandbox(mounts: mounts, limits: limits, cancel: cancel)
     }
 }
 
 /// The environment every sandboxed command starts from: nothing of the daemon's.
 package enum SandboxEnvironment {
+    package static let path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
     package static func base(home: String) -> [String: String] {
         [
-            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "PATH": path,
             "HOME": home, "USER": "agent", "LOGNAME": "agent", "LANG": "C.UTF-8", "TERM": "dumb",
             "CI": "true", "PATCHD": "1",
             "GIT_AUTHOR_NAME": "patchd agent", "GIT_AUTHOR_EMAIL": "agent@patchd.invalid",

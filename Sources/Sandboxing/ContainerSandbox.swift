@@ -95,16 +95,16 @@ package struct ContainerSandbox: Sandbox {
     /// Labels every container patchd starts (with `owner` as the value), so leftovers of a crashed daemon can be found.
     package static let label = "io.patchd.sandbox"
 
-    /// The full `ENGINE run ...` argv for one command.
+    /// The full `ENGINE run ...` argv of a run's container, whose program is `command`.
     func arguments(
-        script: String, environment: [String: String], mounts: SandboxMounts, limits: SandboxLimits,
+        command: [String], environment: [String: String], mounts: SandboxMounts, limits: SandboxLimits,
         containerName: String, cidFile: String
     ) throws(SandboxSetupError) -> [String] {
         // --pull never: a run never downloads anything; the operator builds or pulls the image.
         // --rm: the engine removes the container when it ends; patchd removes it itself only
         // when it killed the client (timeout, cancel, output cap).
         var args = [
-            engine.executable, "run", "--rm", "--pull", "never", "--name", containerName, "--cidfile", cidFile,
+            engine.executable, "run", "--rm", "--interactive", "--pull", "never", "--name", containerName, "--cidfile", cidFile,
             "--label", "\(Self.label)=\(owner)",
             "--network", "none", "--hostname", "patchd",
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
@@ -135,7 +135,7 @@ package struct ContainerSandbox: Sandbox {
             args += ["--env", "\(key)=\(value)"]
         }
         args += extraOptions
-        args += ["--", image, "/bin/bash", "--noprofile", "--norc", "-c", script]
+        args += ["--", image] + command
         return args
     }
 
@@ -164,36 +164,48 @@ package struct ContainerSandbox: Sandbox {
         return ["--volume", "\(host):\(inside)" + (writable ? ":rw" : ":ro")]
     }
 
-    package func execute(
-        script: String, environment: [String: String], mounts: SandboxMounts, limits: SandboxLimits,
-        cancel: CancellationFlag, onLine: (String) -> Void
-    ) throws -> SandboxResult {
-        if geteuid() == 0 {
+    /// One container per run, its program the init (`SandboxInit`); each command enters through
+    /// it. The engine's flags cap the whole run (pids, memory, CPU); the init's commands are
+    /// killed by process group on their own limits, the container by `rm --force` at close.
+    package func open(mounts: SandboxMounts, limits: SandboxLimits, cancel: CancellationFlag) throws -> RunSandbox {
+        var withRunBinds = mounts
+        let binds = try BubblewrapSandbox.runBinds(mounts)
+        withRunBinds.extra = binds
+        let root = geteuid() == 0
+        if root {
             try Self.handOver(mounts.workspace)
-            for bind in mounts.extra where bind.writable { try Self.handOver(bind.host) }
+            for bind in binds where bind.writable { try Self.handOver(bind.host) }
+            try Self.handOver(RunSandboxPaths.control(mounts))
         }
         let containerName = "patchd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let cidFile = "\(mounts.scratch)/\(containerName).cid"
         let argv = try arguments(
-            script: script, environment: SandboxEnvironment.base(home: "/tmp").merging(environment) { _, n in n },
-            mounts: mounts, limits: limits, containerName: containerName, cidFile: cidFile)
-        defer { try? FileManager.default.removeItem(atPath: cidFile) }
-        let probe = ContainerCgroupProbe(cidFile: cidFile)
-        let result: SandboxResult
-        do {
-            // In the run's scratch directory: podman's conmon writes files such as `oom` into its
-            // working directory, which would otherwise be the daemon's.
-            result = try LimitedProcess.run(
-                argv: argv, environment: engineEnvironment(), workingDirectory: mounts.scratch,
-                limits: limits, cancel: cancel, confinement: .engine(probe),
-                workspace: mounts.workspace, onLine: onLine)
-        } catch {
-            remove(containerName)
-            throw error
-        }
-        // A limit or cancel killed the client, not the container, which may still run.
-        if result.limit != nil { remove(containerName) }
-        return result
+            command: SandboxInit.command(controlInside: RunSandboxPaths.controlInside),
+            environment: ["PATH": SandboxEnvironment.path], mounts: withRunBinds, limits: limits,
+            containerName: containerName, cidFile: cidFile)
+        let sandbox = self
+        let workspace = mounts.workspace
+        let backend = InitBackend(
+            argv: argv, environment: engineEnvironment(), workingDirectory: mounts.scratch,
+            probe: {
+                // One per command: the container's cgroups are found once the engine wrote the id.
+                let probe = ContainerCgroupProbe(cidFile: cidFile)
+                return CommandDeltaProbe(forks: { probe.forkRefusals }, ooms: { probe.oomKills })
+            },
+            beforeCommand: { files in
+                // Files the daemon wrote (the editor tool's, the command's own) go to the agent uid.
+                guard root else { return }
+                try Self.handOver(workspace)
+                for file in files { _ = lchown(file, Self.agentID, Self.agentID) }
+            },
+            cleanup: {
+                sandbox.remove(containerName)
+                try? FileManager.default.removeItem(atPath: cidFile)
+            },
+            startSeconds: 120)
+        return try InitRunSandbox(
+            backend: backend, mounts: mounts, declared: binds,
+            baseEnvironment: SandboxEnvironment.base(home: RunSandboxPaths.homeInside), cancel: cancel)
     }
 
     /// The client's own environment: enough to find its configuration, nothing of the daemon's secrets.
@@ -267,6 +279,18 @@ final class ContainerCgroupProbe: ProcessLimitProbe {
     var memoryLimitReached: Bool {
         update()
         return oomKilled
+    }
+
+    /// Forks the pids cap refused so far (0 until the cgroup is found).
+    var forkRefusals: Int {
+        locate()
+        return pidsEvents.map { ProcessCgroup.counter("max", in: $0) } ?? 0
+    }
+
+    /// OOM kills for the memory cap so far.
+    var oomKills: Int {
+        locate()
+        return memoryEvents.map { ProcessCgroup.counter("oom_kill", in: $0) } ?? 0
     }
 
     /// The engine's `rm --force` stops the container; nothing to do here.

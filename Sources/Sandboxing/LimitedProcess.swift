@@ -52,25 +52,13 @@ enum LimitedProcess {
         var pollMilliseconds: Int32 = 100
         switch confinement {
         case .local(let cgroupName):
-            let own = ProcessCgroup(
-                name: cgroupName, maxProcesses: limits.maxProcesses, maxMemoryBytes: limits.maxMemoryBytes,
-                maxCPUs: limits.maxCPUs)
-            cgroup = own
             // rlimits bind every process the command starts; --nproc only where the uid is not
-            // root (for root the cgroup above is the cap); --as only where no memory cgroup caps
-            // the command (address space is not memory: runtimes that reserve much of it fail).
-            wrapped = [Self.prlimit, "--fsize=\(limits.maxFileBytes)", "--core=0"]
-            if own?.capsMemory != true { wrapped.append("--as=\(limits.maxMemoryBytes)") }
-            if getuid() != 0 { wrapped.append("--nproc=\(limits.maxProcesses)") }
-            wrapped += ["--"] + argv
-            if let own {
-                // The shell joins the cgroups before exec, so nothing escapes them by forking early.
-                // sh -c 'echo $$ > "$0" && echo $$ > "$1" && shift 1 && exec "$@"' PROCS0 PROCS1 prlimit ...
-                let files = own.procsFiles
-                var code = files.indices.map { "echo $$ > \"$\($0)\"" }.joined(separator: " && ")
-                if files.count > 1 { code += " && shift \(files.count - 1)" }
-                wrapped = ["/bin/sh", "-c", code + " && exec \"$@\""] + files + wrapped
-            }
+            // root (for root the cgroup is the cap); --as only where no memory cgroup caps the
+            // command (address space is not memory: runtimes that reserve much of it fail). The
+            // shell joins the cgroups before exec, so nothing escapes them by forking early.
+            let confined = confine(argv, limits: limits, cgroupName: cgroupName)
+            wrapped = confined.argv
+            cgroup = confined.cgroup
         case .engine(let probe):
             cgroup = probe
             pollMilliseconds = 20
@@ -82,7 +70,42 @@ enum LimitedProcess {
             stdout: .fd(output.write.raw), stderr: .fd(output.write.raw))
         output.write.close()
         try output.read.setNonBlocking()
+        let process = SpawnedCommand(child: child, output: output.read, probe: cgroup)
+        return drive(
+            process, limits: limits, cancel: cancel, startedAt: started, pollMilliseconds: pollMilliseconds,
+            workspace: workspace, onLine: onLine)
+    }
 
+    /// The prlimit and cgroup wrapping of `argv` for `.local` confinement (see `run`): the argv
+    /// to spawn and the cgroup it joins (nil where none can be made).
+    static func confine(_ argv: [String], limits: SandboxLimits, cgroupName: String) -> (argv: [String], cgroup: ProcessCgroup?) {
+        let own = ProcessCgroup(
+            name: cgroupName, maxProcesses: limits.maxProcesses, maxMemoryBytes: limits.maxMemoryBytes,
+            maxCPUs: limits.maxCPUs)
+        var wrapped = [Self.prlimit, "--fsize=\(limits.maxFileBytes)", "--core=0"]
+        if own?.capsMemory != true { wrapped.append("--as=\(limits.maxMemoryBytes)") }
+        if getuid() != 0 { wrapped.append("--nproc=\(limits.maxProcesses)") }
+        wrapped += ["--"] + argv
+        if let own {
+            let files = own.procsFiles
+            var code = files.indices.map { "echo $$ > \"$\($0)\"" }.joined(separator: " && ")
+            if files.count > 1 { code += " && shift \(files.count - 1)" }
+            wrapped = ["/bin/sh", "-c", code + " && exec \"$@\""] + files + wrapped
+        }
+        return (wrapped, own)
+    }
+
+    /// Reads `process`'s merged output as lines until it ends (or `terminator` says the output
+    /// is complete), enforcing the per-command limits: deadline, output cap, disk, the probe's
+    /// process and memory caps, cancellation. On a stop it kills the process and what it left.
+    static func drive(
+        _ process: SandboxProcess, limits: SandboxLimits, cancel: CancellationFlag, startedAt started: Double,
+        pollMilliseconds: Int32 = 100, workspace: String?, terminator: OutputTerminator? = nil,
+        onLine: (String) -> Void
+    ) -> SandboxResult {
+        var terminator = terminator
+        let cgroup = process.probe
+        let fd = process.outputFD
         var watch = CommandLimitWatch(limits: limits, startedAt: started)
         var verdict = CommandLimitWatch.Verdict.keepGoing
         var pending: [UInt8] = []
@@ -90,57 +113,88 @@ enum LimitedProcess {
         var capture = OutputCapture()
         var buffer = [UInt8](repeating: 0, count: 65536)
         var disk = workspace.map { DiskWatch(workspace: $0, limits: limits, now: started) }
+        var terminated: Int32?
 
         func emit(_ bytes: ArraySlice<UInt8>) {
             onLine(String(decoding: bytes, as: UTF8.self))
         }
+        func take(_ chunk: ArraySlice<UInt8>) {
+            capture.append(chunk)
+            tail.append(contentsOf: chunk)
+            if tail.count > 2 * tailBytes { tail.removeFirst(tail.count - tailBytes) }
+            pending.append(contentsOf: chunk)
+            var start = pending.startIndex
+            while let newline = pending[start...].firstIndex(of: 10) {
+                emit(pending[start..<newline])
+                start = newline + 1
+            }
+            // An over-long line goes out in pieces, each cut at a UTF-8 character boundary.
+            while pending.endIndex - start > limits.maxLineBytes {
+                let cut = UTF8Boundary.cut(pending, from: start, maxBytes: limits.maxLineBytes)
+                emit(pending[start..<cut])
+                start = cut
+            }
+            pending.removeFirst(start - pending.startIndex)
+        }
 
+        // The output can end before the command does (`exec > file`): then only its exit is awaited.
+        var outputClosed = false
         readLoop: while verdict == .keepGoing {
-            var pfd = pollfd(fd: output.read.raw, events: Int16(POLLIN), revents: 0)
-            _ = poll(&pfd, 1, pollMilliseconds)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(output.read.raw, $0.baseAddress, $0.count) }
+            if outputClosed {
+                if process.exitStatus() != nil { break readLoop }
+                if let statusFD = process.statusFD {
+                    var pfd = pollfd(fd: statusFD, events: Int16(POLLIN), revents: 0)
+                    _ = poll(&pfd, 1, pollMilliseconds)
+                } else {
+                    usleep(UInt32(pollMilliseconds) * 1000)
+                }
+            } else {
+                // Also woken by the status channel (a FIFO command's start and exit), if it has one.
+                var pfds = [
+                    pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+                    pollfd(fd: process.statusFD ?? -1, events: Int16(POLLIN), revents: 0),
+                ]
+                _ = poll(&pfds, 2, pollMilliseconds)
+            }
+            while !outputClosed {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if n > 0 {
-                    verdict = watch.output(n)
+                    var chunk = buffer[0..<n]
+                    if terminator != nil {
+                        let scanned = terminator!.scan(chunk)
+                        chunk = scanned.output[...]
+                        terminated = scanned.status
+                    }
+                    verdict = watch.output(chunk.count)
                     if verdict != .keepGoing { break readLoop }
-                    let chunk = buffer[0..<n]
-                    capture.append(chunk)
-                    tail.append(contentsOf: chunk)
-                    if tail.count > 2 * tailBytes { tail.removeFirst(tail.count - tailBytes) }
-                    pending.append(contentsOf: chunk)
-                    var start = pending.startIndex
-                    while let newline = pending[start...].firstIndex(of: 10) {
-                        emit(pending[start..<newline])
-                        start = newline + 1
-                    }
-                    // An over-long line goes out in pieces, each cut at a UTF-8 character boundary.
-                    while pending.endIndex - start > limits.maxLineBytes {
-                        let cut = UTF8Boundary.cut(pending, from: start, maxBytes: limits.maxLineBytes)
-                        emit(pending[start..<cut])
-                        start = cut
-                    }
-                    pending.removeFirst(start - pending.startIndex)
+                    take(chunk)
+                    if terminated != nil { break readLoop }
                     continue
                 }
-                if n == 0 { break readLoop }  // every writer closed: the command is done
-                break  // EAGAIN
+                // Every writer closed (for a FIFO: once it was opened at all): the output is done.
+                if n == 0 && process.outputEnded {
+                    outputClosed = true
+                    if process.exitStatus() != nil { break readLoop }
+                }
+                break  // EAGAIN, or a FIFO not yet opened by the command
             }
             let now = MonotonicClock.now
             verdict = watch.check(
                 CommandObservation(
-                    now: now, exited: child.poll() != nil, canceled: cancel.reason,
+                    now: now, exited: process.exitStatus() != nil, canceled: cancel.reason,
                     processCapHit: cgroup?.limitReached == true,
                     diskExceeded: disk?.exceeded(now: now) == true))
         }
+        // The shell ended without its marker (`exit`): what was held back is output.
+        if terminated == nil, let rest = terminator?.flush(), !rest.isEmpty { take(rest[...]) }
         var limit: LimitHit?
         if case .stop(let hit) = verdict { limit = hit }
         // Also after a clean end when the command had exited earlier: what it left running goes.
         if verdict != .keepGoing || watch.exitedAt != nil {
-            child.signalGroup(SIGKILL)
-            cgroup?.killAll()
+            process.killAll()
         }
         if !pending.isEmpty { emit(pending[...]) }
-        var status = child.wait(timeout: 10)
+        var status = terminated ?? process.wait(timeout: 10)
         let tailText = String(decoding: tail.suffix(tailBytes), as: UTF8.self)
         if limit == nil {
             limit = CommandLimitWatch.limitAfterExit(
@@ -152,6 +206,102 @@ enum LimitedProcess {
         return SandboxResult(
             exitStatus: status, limit: limit, duration: MonotonicClock.now - started,
             outputBytes: total, outputTail: tailText, output: capture)
+    }
+}
+
+/// A command being driven by `LimitedProcess.drive`: where its output comes from, whether it
+/// ended, and how to stop it.
+protocol SandboxProcess: AnyObject {
+    /// The non-blocking read end of its merged output.
+    var outputFD: Int32 { get }
+    /// Whether a read of 0 bytes means the output ended (a FIFO reads 0 before its writer opened it).
+    var outputEnded: Bool { get }
+    /// An fd that becomes readable when the command starts or ends (nil: none; poll skips -1).
+    var statusFD: Int32? { get }
+    /// Its exit status once it exited; non-blocking.
+    func exitStatus() -> Int32?
+    /// SIGKILLs it and everything it started that can be reached.
+    func killAll()
+    /// Waits up to `timeout` seconds for its status, then kills it and returns what is known.
+    func wait(timeout: Double) -> Int32
+    var probe: ProcessLimitProbe? { get }
+}
+
+/// A command spawned directly by the daemon (a child process leading its own process group).
+final class SpawnedCommand: SandboxProcess {
+    let child: ChildProcess
+    let output: OwnedFD
+    let probe: ProcessLimitProbe?
+
+    init(child: ChildProcess, output: OwnedFD, probe: ProcessLimitProbe?) {
+        self.child = child
+        self.output = output
+        self.probe = probe
+    }
+
+    var outputFD: Int32 { output.raw }
+    var outputEnded: Bool { true }
+    var statusFD: Int32? { nil }
+    func exitStatus() -> Int32? { child.poll() }
+    func killAll() {
+        child.signalGroup(SIGKILL)
+        probe?.killAll()
+    }
+    func wait(timeout: Double) -> Int32 { child.wait(timeout: timeout) }
+}
+
+/// Finds the end of one command's output in a stream that goes on (the persistent shell's):
+/// a marker line with the status, which is cut from the output. Bytes that may be the start
+/// of the marker are held back until the next chunk tells.
+struct OutputTerminator {
+    /// "\n" + a random token + " ": what the shell prints before the status.
+    let marker: [UInt8]
+    private var held: [UInt8] = []
+    private var statusDigits: [UInt8]?
+
+    init(token: String) { marker = Array("\n\(token) ".utf8) }
+
+    /// The output part of `chunk`, and the status once the marker line is complete.
+    mutating func scan(_ chunk: ArraySlice<UInt8>) -> (output: [UInt8], status: Int32?) {
+        if statusDigits != nil { return ([], finishStatus(chunk)) }
+        var data = held
+        data.append(contentsOf: chunk)
+        held = []
+        if let at = Self.find(marker, in: data) {
+            let out = Array(data[..<at])
+            statusDigits = []
+            return (out, finishStatus(data[(at + marker.count)...]))
+        }
+        // Hold back the longest suffix that is a prefix of the marker.
+        var keep = min(marker.count - 1, data.count)
+        while keep > 0 && !data.suffix(keep).elementsEqual(marker.prefix(keep)) { keep -= 1 }
+        held = Array(data.suffix(keep))
+        return (Array(data.dropLast(keep)), nil)
+    }
+
+    /// What was held back, once the stream ended without a marker.
+    mutating func flush() -> [UInt8] {
+        defer { held = [] }
+        return statusDigits == nil ? held : []
+    }
+
+    private mutating func finishStatus(_ bytes: ArraySlice<UInt8>) -> Int32? {
+        for byte in bytes {
+            if byte == 10 { return Int32(String(decoding: statusDigits ?? [], as: UTF8.self)) ?? 255 }
+            if statusDigits!.count < 8 { statusDigits!.append(byte) }
+        }
+        return nil
+    }
+
+    static func find(_ needle: [UInt8], in data: [UInt8]) -> Int? {
+        guard data.count >= needle.count, let first = needle.first else { return nil }
+        var i = 0
+        while i <= data.count - needle.count {
+            guard let hit = data[i...].firstIndex(of: first), hit <= data.count - needle.count else { return nil }
+            if data[hit..<(hit + needle.count)].elementsEqual(needle) { return hit }
+            i = hit + 1
+        }
+        return nil
     }
 }
 

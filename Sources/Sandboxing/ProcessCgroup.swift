@@ -15,7 +15,7 @@ import Glibc
 /// only makes an allocation fail. The cpu controller, where writable, caps the command's CPU
 /// time (`max_cpus`). Absent (nil) when no writable pids hierarchy exists:
 /// `patchd doctor` says so.
-package final class ProcessCgroup {
+package final class ProcessCgroup: Sendable {
     /// The pids cgroup (on v2 also the memory one).
     package let path: String
     /// The memory cgroup, when a memory cap is in force: `path` on v2, under the v1 memory hierarchy otherwise.
@@ -145,15 +145,21 @@ package final class ProcessCgroup {
     package var capsMemory: Bool { memoryPath != nil }
 
     /// True once a fork was refused because of pids.max.
-    package var limitReached: Bool { Self.counter("max", in: path + "/pids.events") > 0 }
+    package var limitReached: Bool { forkRefusals > 0 }
+
+    /// Forks refused because of pids.max so far (a run's commands compare it before and after).
+    package var forkRefusals: Int { Self.counter("max", in: path + "/pids.events") }
+
+    /// Processes the OOM killer ended for the memory cap so far.
+    package var oomKills: Int {
+        guard let memoryPath else { return 0 }
+        let file = memoryPath == path ? memoryPath + "/memory.events" : memoryPath + "/memory.oom_control"
+        return Self.counter("oom_kill", in: file)
+    }
 
     /// True once the kernel's OOM killer ended a process of this group for the memory cap.
-    package var memoryLimitReached: Bool {
-        guard let memoryPath else { return false }
-        // v2: memory.events; v1: memory.oom_control (both "oom_kill N").
-        let file = memoryPath == path ? memoryPath + "/memory.events" : memoryPath + "/memory.oom_control"
-        return Self.counter("oom_kill", in: file) > 0
-    }
+    /// v2: memory.events; v1: memory.oom_control (both "oom_kill N").
+    package var memoryLimitReached: Bool { oomKills > 0 }
 
     /// The value of `name` in a cgroup's "KEY VALUE" lines file (pids.events, memory.events, memory.oom_control).
     static func counter(_ name: String, in file: String) -> Int {

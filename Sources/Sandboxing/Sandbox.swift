@@ -101,7 +101,7 @@ package struct SandboxMounts: Sendable {
 }
 
 /// Runs commands in isolation. Backends: `BubblewrapSandbox` (bwrap), `ContainerSandbox` (podman or docker),
-/// `UnsandboxedSandbox` (none).
+/// `UnsandboxedSandbox` (none). A run opens one `RunSandbox` and runs every command in it.
 package protocol Sandbox: Sendable {
     var name: String { get }
     /// The workspace path as the command sees it (for messages and the agent's prompt).
@@ -112,10 +112,20 @@ package protocol Sandbox: Sendable {
     func path(of bind: SandboxBind) -> String
     /// Whether commands get a private network namespace (needed to bridge an API port safely).
     var hasPrivateNetwork: Bool { get }
-    /// Runs `script` with bash in the workspace; each output line (stdout and stderr merged)
-    /// goes to `onLine` as it arrives. Never throws for the script's own failure.
-    func execute(
+    /// Opens the run's sandbox: `limits` gives its run-wide caps (processes, memory, CPU, file
+    /// size); `mounts.extra` are the binds it holds for its whole life.
+    func open(mounts: SandboxMounts, limits: SandboxLimits, cancel: CancellationFlag) throws -> RunSandbox
+}
+
+extension Sandbox {
+    /// Runs one script in a sandbox of its own (opened and closed around it): `patchd doctor`
+    /// and tests. Never throws for the script's own failure.
+    package func execute(
         script: String, environment: [String: String], mounts: SandboxMounts, limits: SandboxLimits,
         cancel: CancellationFlag, onLine: (String) -> Void
-    ) throws -> SandboxResult
+    ) throws -> SandboxResult {
+        let run = try open(mounts: mounts, limits: limits, cancel: cancel)
+        defer { run.close() }
+        return try run.execute(script: script, environment: environment, limits: limits, onLine: onLine)
+    }
 }

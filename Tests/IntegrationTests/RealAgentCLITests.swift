@@ -142,7 +142,7 @@ struct RealClaudeCodeTests {
         try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
         #expect(try server.git(["show", "FETCH_HEAD:real.txt"], in: work).stdout == "from-real-claude\n")
         let env = try server.git(["show", "FETCH_HEAD:env.txt"], in: work).stdout
-        #expect(env == "home=/patchd/home key=sk-ant-patchd-placeholder\n", "\(env)")
+        #expect(env == "home=/home/agent key=sk-ant-patchd-placeholder\n", "\(env)")
         // The CLI keeps its state in the run's HOME (DATA/work/run-ID/home), not in a tmpfs.
         #expect(try server.git(["show", "FETCH_HEAD:claude-dir.txt"], in: work).stdout.contains("projects"))
         let requests = api.requests
@@ -290,7 +290,7 @@ struct RealCodexTests {
         #expect(push.stderr.contains("agent: Done: wrote codex.txt"), "\(push.stderr)")
         try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
         #expect(try server.git(["show", "FETCH_HEAD:codex.txt"], in: work).stdout == "made-by-codex\n")
-        #expect(try server.git(["show", "FETCH_HEAD:env.txt"], in: work).stdout == "home=/patchd/home key=sk-patchd-placeholder\n")
+        #expect(try server.git(["show", "FETCH_HEAD:env.txt"], in: work).stdout == "home=/home/agent key=sk-patchd-placeholder\n")
         let requests = api.requests
         #expect(requests.count == 2, "\(requests.count) requests")
         for request in requests { #expect(header(request, "authorization") == "Bearer " + FakeResponsesAPI.key) }

@@ -25,7 +25,7 @@ import Testing
         }
     }
 
-    static let keysList = "known keys: agent, check, max_cost_usd, max_turns, model, run, setup, timeout"
+    static let keysList = "known keys: agent, check, command_timeout, default_excludes, exclude, max_cost_usd, max_turns, model, run, setup, timeout"
 
     // MARK: Valid files
 

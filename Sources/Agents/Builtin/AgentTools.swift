@@ -25,21 +25,35 @@ struct AgentTools {
         }
     }
 
-    /// Runs the command in a fresh sandboxed shell (one process per call). The run log gets
-    /// each output line as it arrives; the result is built from the raw bytes the sandbox kept
-    /// (head and tail, exact counts), so it is linear in the output, never splits a character,
-    /// never adds a line break, and shows control characters instead of passing them on.
+    /// Runs the command in the run's persistent bash (`RunSandbox.shell`): `cd`, variables,
+    /// functions and an activated venv carry over to the next call; `restart: true` starts a
+    /// fresh shell. A command that hits its time limit (the task's `command_timeout`) is killed
+    /// with the shell, which the next call restarts. The run log gets each output line as it
+    /// arrives; the result is built from the raw bytes the sandbox kept (head and tail, exact
+    /// counts), so it is linear in the output, never splits a character, never adds a line
+    /// break, and shows control characters instead of passing them on.
     func bash(_ input: JSONValue) -> (String, Bool) {
-        if input["restart"]?.bool == true { return ("tool has been restarted. (each command runs in a fresh shell in the workspace anyway)", false) }
+        let run: RunSandbox
+        do { run = try context.runSandbox() } catch { return ("the sandbox could not run the command: \(error)", true) }
+        if input["restart"]?.bool == true {
+            context.log(RunEvent(.tool, "$ (bash restart)"))
+            run.restartShell()
+            return ("tool has been restarted.", false)
+        }
         guard let command = input["command"]?.string, !command.isEmpty else { return ("no command provided.", true) }
         context.log(RunEvent(.tool, "$ " + ScriptSummary.firstLine(command)))
         do {
-            let result = try context.sandbox.execute(
-                script: command, environment: [:], mounts: context.mounts,
-                limits: context.commandLimits(), cancel: context.cancel
-            ) { line in
+            let limits = context.toolCommandLimits()
+            let result = try run.shell(command, limits: limits) { line in
                 context.log(RunEvent(.output, line))
             }
+            if result.limit == .timeout, context.cancel.reason == nil, limits.wallClockSeconds < context.commandLimits().wallClockSeconds {
+                return (
+                    Self.bashResult(result) + "\nthe command did not finish within \(Int(limits.wallClockSeconds)) s (command_timeout); "
+                        + "it was killed and the shell restarted: cd, variables and an activated venv are gone", true
+                )
+            }
+            if result.limit != nil { return (Self.bashResult(result) + "\nthe shell was restarted", true) }
             return (Self.bashResult(result), false)
         } catch {
             return ("the sandbox could not run the command: \(error)", true)

@@ -4,7 +4,7 @@ import Foundation
 package import Logging
 package import PatchdCore
 import PatchdSystem
-import Sandboxing
+package import Sandboxing
 
 /// Runs the Claude Code CLI inside the sandbox (bwrap; container untested) with stream-json output. The sandbox
 /// still has no network: socat, started in the sandbox, bridges 127.0.0.1:8765 (in the
@@ -13,7 +13,7 @@ import Sandboxing
 /// Tokens and cost are what the proxy saw (`UsageMeter`), not what the CLI reports, and the
 /// run's `max_cost_usd` is enforced there.
 ///
-/// HOME is the run's scratch directory `DATA/work/run-ID/home` (`/patchd/home` inside), so the
+/// HOME is the run's scratch directory `DATA/work/run-ID/home` (`/home/agent` inside: the run's HOME), so the
 /// CLI's `~/.claude` state (the session transcript under `projects/-workspace/`, todos) stays with
 /// the run where a resume can find it; the CLI reads the repository's `CLAUDE.md` and `.mcp.json`
 /// from `/workspace` itself (its MCP servers run inside the sandbox too).
@@ -46,8 +46,13 @@ package struct ClaudeCodeAgent: Agent {
 
     static let placeholderKey = "sk-ant-patchd-placeholder"
     static let port = 8765
-    /// The CLI's HOME inside the sandbox: DATA/work/run-ID/home on the host.
-    static let home = "/patchd/home"
+    /// The CLI's HOME inside the sandbox: the run's HOME, DATA/work/run-ID/home on the host.
+    static let home = RunSandboxPaths.homeInside
+
+    /// The CLI binary, mounted when the run sandbox opens.
+    package func sandboxBinds(_ mounts: SandboxMounts) -> [SandboxBind] {
+        [SandboxBind(host: claudePath, inside: "/patchd/bin/claude", writable: false)]
+    }
 
     package func run(_ context: AgentContext) throws -> AgentOutcome {
         guard context.sandbox.hasPrivateNetwork else {
@@ -57,16 +62,17 @@ package struct ClaudeCodeAgent: Agent {
                     "the claude-code agent needs a sandbox with a private network namespace (bwrap or container), not --sandbox none: its API bridge relies on one"
             )
         }
-        let socketPath = context.mounts.scratch + "/api.sock"
+        // In the run's bridge directory, which the sandbox holds read-only at /patchd/bridge.
+        let socketPath = RunSandboxPaths.bridge(context.mounts) + "/api.sock"
         let budget = [context.task.maxCostUSD, pricing.maxCostUSD].compactMap { $0 }.min()
         let meter = UsageMeter(budgetUSD: budget, prices: pricing, cancel: context.cancel)
         let proxy = try APIProxy(
             socketPath: socketPath, route: APIRoute(wire: .anthropicMessages, upstream: upstream, apiKey: apiKey),
             meter: meter, logger: logger)
         defer { proxy.stop() }
-        let socketBind = SandboxBind(host: socketPath, inside: "/patchd/api.sock", writable: true)
-        let claudeBind = SandboxBind(host: claudePath, inside: "/patchd/bin/claude", writable: false)
-        let homeDir = context.mounts.scratch + "/home"
+        let socketBind = SandboxBind(host: socketPath, inside: RunSandboxPaths.bridgeInside + "/api.sock", writable: false)
+        let claudeBind = sandboxBinds(context.mounts)[0]
+        let homeDir = RunSandboxPaths.home(context.mounts)
         try FileManager.default.createDirectory(atPath: homeDir, withIntermediateDirectories: true)
         let homeBind = SandboxBind(host: homeDir, inside: Self.home, writable: true)
         let model = context.task.model ?? defaultModel

@@ -4,14 +4,14 @@ import Foundation
 package import Logging
 package import PatchdCore
 import PatchdSystem
-import Sandboxing
+package import Sandboxing
 
 /// Runs `codex exec` inside the sandbox the way `ClaudeCodeAgent` runs claude: socat bridges
 /// 127.0.0.1:8765 in the sandbox's own network namespace to `APIProxy`'s unix socket, which adds
 /// `Authorization: Bearer OPENAI_API_KEY` and forwards to OPENAI_BASE_URL; the sandbox holds a
 /// placeholder key only. The Codex CLI ignores OPENAI_BASE_URL, so patchd writes a config with
 /// a custom model provider (`base_url`, `env_key`, `wire_api = "responses"`) into CODEX_HOME
-/// (`DATA/work/run-ID/home/.codex`, `/patchd/home/.codex` inside, where its sessions stay too).
+/// (`DATA/work/run-ID/home/.codex`, `/home/agent/.codex` inside: the run's HOME, where its sessions stay too).
 /// Tokens and cost are what the proxy read from the Responses API's `response.completed` events;
 /// `max_turns` is counted there as well (one model request of the conversation is one turn: the
 /// CLI has no limit of its own), and the request past it is refused and ends the run.
@@ -46,7 +46,7 @@ package struct CodexAgent: Agent {
 
     static let placeholderKey = "sk-patchd-placeholder"
     static let port = 8765
-    static let home = "/patchd/home"
+    static let home = RunSandboxPaths.homeInside
 
     /// The config patchd gives the CLI: its API is patchd's bridge, with the placeholder key.
     static func config(port: Int) -> String {
@@ -63,6 +63,18 @@ package struct CodexAgent: Agent {
         """
     }
 
+    /// The executable itself (not a symlink's directory), and the code-mode host the default
+    /// model's `exec` tool runs in, which the CLI looks for beside itself: mounted when the run sandbox opens.
+    package func sandboxBinds(_ mounts: SandboxMounts) -> [SandboxBind] {
+        let real = URL(fileURLWithPath: codexPath).resolvingSymlinksInPath().path
+        var binds = [SandboxBind(host: real, inside: "/patchd/codex/codex", writable: false)]
+        let host = (real as NSString).deletingLastPathComponent + "/codex-code-mode-host"
+        if FileManager.default.isExecutableFile(atPath: host) {
+            binds.append(SandboxBind(host: host, inside: "/patchd/codex/codex-code-mode-host", writable: false))
+        }
+        return binds
+    }
+
     package func run(_ context: AgentContext) throws -> AgentOutcome {
         guard context.sandbox.hasPrivateNetwork else {
             return AgentOutcome(
@@ -77,27 +89,21 @@ package struct CodexAgent: Agent {
         let meter = UsageMeter(
             budgetUSD: budget, maxTurns: turns, prices: prices, fallbackModel: OpenAIPrices.fallbackModel,
             cancel: context.cancel)
-        let socketPath = context.mounts.scratch + "/api.sock"
+        let socketPath = RunSandboxPaths.bridge(context.mounts) + "/api.sock"
         let proxy = try APIProxy(
             socketPath: socketPath, route: APIRoute(wire: .openAIResponses, upstream: upstream, apiKey: apiKey),
             meter: meter, logger: logger)
         defer { proxy.stop() }
 
-        let homeDir = context.mounts.scratch + "/home"
+        let homeDir = RunSandboxPaths.home(context.mounts)
         try FileManager.default.createDirectory(atPath: homeDir + "/.codex", withIntermediateDirectories: true)
         try Self.config(port: Self.port).write(toFile: homeDir + "/.codex/config.toml", atomically: true, encoding: .utf8)
-        // The executable itself (not a symlink's directory), and the code-mode host the default
-        // model's `exec` tool runs in, which the CLI looks for beside itself.
-        let real = URL(fileURLWithPath: codexPath).resolvingSymlinksInPath().path
-        var binds = [
-            SandboxBind(host: socketPath, inside: "/patchd/api.sock", writable: true),
-            SandboxBind(host: real, inside: "/patchd/codex/codex", writable: false),
-            SandboxBind(host: homeDir, inside: Self.home, writable: true),
-        ]
-        let host = (real as NSString).deletingLastPathComponent + "/codex-code-mode-host"
-        if FileManager.default.isExecutableFile(atPath: host) {
-            binds.append(SandboxBind(host: host, inside: "/patchd/codex/codex-code-mode-host", writable: false))
-        }
+        let binaries = sandboxBinds(context.mounts)
+        let binds =
+            [
+                SandboxBind(host: socketPath, inside: RunSandboxPaths.bridgeInside + "/api.sock", writable: false),
+                binaries[0], SandboxBind(host: homeDir, inside: Self.home, writable: true),
+            ] + binaries.dropFirst()
         let script = """
             socat TCP-LISTEN:\(Self.port),bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:\(context.sandbox.path(of: binds[0])) &
             bridge=$!

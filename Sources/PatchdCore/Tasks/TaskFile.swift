@@ -24,8 +24,28 @@ package struct TaskSpec: Sendable, Equatable, Codable {
     package var setup: String?
     package var run: String?
     package var check: String?
+    /// The longest one builtin bash tool call may take (`command_timeout`); nil: the default.
+    package var commandTimeoutSeconds: Int?
+    /// Extra patterns (.gitignore syntax) for untracked paths kept out of the result (`exclude`).
+    package var resultExclude: [String]?
+    /// `default_excludes: false` turns `TaskSpec.defaultResultExclude` off.
+    package var defaultExcludes: Bool?
     /// Markdown after the front matter, trimmed of surrounding blank lines.
     package var body: String
+
+    package static let defaultCommandTimeoutSeconds = 600
+
+    /// Untracked caches and environments kept out of every result unless the task turns them
+    /// off (.gitignore syntax; tracked files are never excluded).
+    package static let defaultResultExclude = [
+        "__pycache__/", "*.py[cod]", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", ".tox/", ".nox/",
+        ".venv/", "venv/", "node_modules/", ".npm/", ".cache/", ".gradle/",
+    ]
+
+    /// The exclude patterns in force for this task.
+    package var resultExcludePatterns: [String] {
+        (defaultExcludes == false ? [] : Self.defaultResultExclude) + (resultExclude ?? [])
+    }
 
     package init(
         agent: AgentKind? = nil, model: String? = nil, timeoutSeconds: Int? = nil, maxTurns: Int? = nil,
@@ -91,7 +111,10 @@ package enum TaskFile {
     package static let maxTimeoutSeconds = 366 * 24 * 3600
     package static let maxTitleLength = 72
     /// The front matter keys, sorted.
-    package static let knownKeys = ["agent", "check", "max_cost_usd", "max_turns", "model", "run", "setup", "timeout"]
+    package static let knownKeys = [
+        "agent", "check", "command_timeout", "default_excludes", "exclude", "max_cost_usd", "max_turns",
+        "model", "run", "setup", "timeout",
+    ]
 
     /// Parses raw bytes. `defaultAgent` resolves the body rules when the file names no agent.
     package static func parse(_ bytes: [UInt8], file: String = path, defaultAgent: AgentKind) throws(TaskFileError) -> TaskSpec {
@@ -399,6 +422,49 @@ private struct FrontMatter {
                             + describe(value))
                 }
                 result.spec.timeoutSeconds = seconds
+            case "command_timeout":
+                let seconds: Int?
+                switch scalarKind(value) {
+                case .string(let text), .integer(let text): seconds = TaskFile.parseDuration(text)
+                default: seconds = nil
+                }
+                guard let seconds else {
+                    throw fail(
+                        at,
+                        "'command_timeout' must be a duration like 90s, 10m or 1h, or a whole number of seconds, "
+                            + "greater than 0; not " + describe(value))
+                }
+                result.spec.commandTimeoutSeconds = seconds
+            case "default_excludes":
+                guard case .scalar(let s) = value, tagName(value) == .bool, ["true", "false"].contains(s.string) else {
+                    throw fail(
+                        at,
+                        "'default_excludes' must be true or false (false keeps caches such as __pycache__/ and "
+                            + "node_modules/ in the result), not " + describe(value))
+                }
+                result.spec.defaultExcludes = s.string == "true"
+            case "exclude":
+                var patterns: [String] = []
+                if case .sequence(let items) = value {
+                    for item in items {
+                        guard let text = string(item), !text.isEmpty, text.count <= 256,
+                            !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+                        else {
+                            throw fail(
+                                line(item) ?? at,
+                                "each 'exclude' entry must be a .gitignore pattern on one line "
+                                    + "(at most 256 characters), like `dist/` or `\"*.log\"`, not " + describe(item))
+                        }
+                        patterns.append(text)
+                    }
+                } else {
+                    throw fail(
+                        at,
+                        "'exclude' must be a list of .gitignore patterns, like `exclude: [dist/, \"*.log\"]`, not "
+                            + describe(value))
+                }
+                guard patterns.count <= 100 else { throw fail(at, "'exclude' has \(patterns.count) patterns; at most 100") }
+                result.spec.resultExclude = patterns
             case "max_turns":
                 guard case .integer(let text) = scalarKind(value), let turns = Int(text), turns >= 1 else {
                     throw fail(
