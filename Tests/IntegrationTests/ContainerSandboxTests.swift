@@ -159,6 +159,20 @@ struct ContainerSandboxTests {
         }
         #expect(!running.isEmpty, "no container of this daemon was seen running")
         server.stop(signal: SIGKILL)
+        // The run's container usually ends by itself (its init reads the daemon's pipe and
+        // sees EOF). One whose engine client died with the daemon (an OOM kill of the whole
+        // group) stays: stand one in with this daemon's label, which the restart must remove.
+        let stray = "patchd-test-stray-\(UInt32.random(in: 0...UInt32.max))"
+        let ownerValue = String(ownLabel.dropFirst("label=io.patchd.sandbox=".count))
+        try expectOK(
+            run(
+                engine,
+                [
+                    "run", "-d", "--name", stray, "--label", "io.patchd.sandbox=\(ownerValue)",
+                    "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096",
+                    ContainerTestImage.name, "sleep", "120",
+                ]), "stray container")
+        defer { _ = try? run(engine, ["rm", "--force", stray]) }
         try server.start()
         #expect(server.log.contains("leftover sandbox container"), "\(server.log.suffix(2000))")
         let json = try server.waitForRun(1, timeout: 90)

@@ -267,7 +267,11 @@ package struct Doctor {
                     "\(sandbox.engine.executable) cannot start a run's sandbox from \(sandbox.image): \(text.prefix(400)) (exit \(result.exitStatus))\(Self.containerHint(text))"
             )
         } catch {
-            return Check(name: "container", status: .fail, detail: "\(sandbox.engine.executable) cannot be started: \(error)")
+            // Since one sandbox serves a whole run, the engine's own refusal (a missing image, say)
+            // comes back as the error of opening it.
+            let text = "\(error)"
+            return Check(
+                name: "container", status: .fail, detail: "\(sandbox.engine.executable) cannot be started: \(text)\(Self.containerHint(text))")
         }
     }
 
