@@ -54,7 +54,7 @@ public enum StreamError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .apiError(let t, let m): return "\(t): \(m)"
-        case .truncated: return "the response stream ended before message_stop"
+        case .truncated: return "the response stream ended before its end (message_stop, or [DONE] for Chat Completions)"
         case .malformed(let w): return "malformed stream: \(w)"
         }
     }
