@@ -1,5 +1,5 @@
 // PatchdSystem: spawns a child with posix_spawn in its own process group, owning every fd.
-import CSystem
+import CPatchdSystem
 #if canImport(Glibc)
 import Glibc
 #endif

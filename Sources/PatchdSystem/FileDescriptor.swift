@@ -1,5 +1,5 @@
 // PatchdSystem: an owned file descriptor (closed exactly once) and pipe helpers.
-import CSystem
+import CPatchdSystem
 #if canImport(Glibc)
 import Glibc
 #endif

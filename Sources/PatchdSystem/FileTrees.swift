@@ -1,5 +1,5 @@
 // PatchdSystem: walks over directory trees that never follow their symlinks: ownership and disk usage.
-import CSystem
+import CPatchdSystem
 #if canImport(Glibc)
 import Glibc
 #endif

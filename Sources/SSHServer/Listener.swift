@@ -1,5 +1,5 @@
 // SSHServer: the listening TCP socket (owned here, so port 0 can be read back) and accept.
-import CSystem
+import CPatchdSystem
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -148,3 +148,54 @@ struct BuiltinOpenAITests {
         }
     }
 }
+
+@Suite("builtin agent with MCP servers", .serialized)
+struct BuiltinMCPTests {
+    @Test("the repository's .mcp.json stdio server runs in the sandbox; its tools are offered as mcp__server__tool, called, answered and logged")
+    func mcpServerInTheSandbox() throws {
+        let tmp = TempDir("fake-chat-mcp")
+        let api = try FakeChatCompletionsAPI(steps: """
+            [
+              {"expect": ["mcp__fixture__lookup", "mcp__fixture__write_note", "mcp__fixture__fail", "Look up a value by key."],
+               "interleave": true,
+               "reply": [{"type": "tool_call", "id": "call_l", "name": "mcp__fixture__lookup", "arguments": {"key": "color"}},
+                         {"type": "tool_call", "id": "call_w", "name": "mcp__fixture__write_note", "arguments": {"text": "hi from mcp\\n"}},
+                         {"type": "tool_call", "id": "call_f", "name": "mcp__fixture__fail", "arguments": {}}]},
+              {"expect": ["lookup(color) = blue", "cwd=/workspace", "FIXTURE_WORD=sandboxed", "network=unreachable",
+                          "wrote mcp-note.txt", "Error: this tool always fails"],
+               "reply": [{"type": "text", "text": "Used the MCP tools."}]}
+            ]
+            """, in: tmp.path)
+        let server = try TestServer(env: ["OPENAI_API_KEY": FakeChatCompletionsAPI.key, "OPENAI_BASE_URL": api.baseURL])
+        let work = try server.makeWorkTree("w", repo: "mcp", commits: 1)
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/mcp_stdio_server.py").path
+        try server.write(work, "tools/mcp_server.py", try String(contentsOfFile: fixture, encoding: .utf8))
+        try server.write(work, ".mcp.json", """
+            {"mcpServers": {
+              "fixture": {"command": "python3", "args": ["tools/mcp_server.py"], "env": {"FIXTURE_WORD": "sandboxed"}},
+              "remote": {"type": "http", "url": "https://example.com/mcp"},
+              "bad name!": {"command": "true"}
+            }}
+            """)
+        try server.write(work, ".patchd/task.md", "---\nagent: builtin\nprovider: openai\nmodel: gpt-4.1\n---\nUse the MCP tools.\n")
+        try server.commitAll(work, "task")
+        let push = try expectOK(server.git(["push", "-o", "wait", "origin", "main"], in: work, timeout: 120))
+        #expect(push.stderr.contains("run 1 succeeded"), "\(push.stderr)")
+        try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
+        #expect(try server.git(["show", "FETCH_HEAD:mcp-note.txt"], in: work).stdout == "hi from mcp\n")
+
+        let logs = try expectOK(server.ssh(nil, ["run", "logs", "1"])).stdout
+        #expect(logs.contains("mcp fixture: 3 tool(s): mcp__fixture__lookup, mcp__fixture__write_note, mcp__fixture__fail"), "\(logs)")
+        #expect(logs.contains("mcp fixture.lookup {\"key\":\"color\"}"), "\(logs)")
+        #expect(logs.contains("lookup(color) = blue"), "\(logs)")
+        #expect(logs.contains("mcp fixture.fail failed: this tool always fails"), "\(logs)")
+        #expect(logs.contains("mcp fixture: fixture mcp server ready in /workspace"), "stderr of the server: \(logs)")
+        #expect(logs.contains("server remote skipped: type http"), "\(logs)")
+        #expect(logs.contains("skipped: a name is 1 to 32"), "\(logs)")
+        let requests = api.requests
+        #expect(requests.count == 2)
+        let later = (requests[1]["body"] as! [String: Any])["messages"] as! [[String: Any]]
+        #expect(later.map { $0["role"] as? String ?? "" } == ["system", "user", "assistant", "tool", "tool", "tool"])
+    }
+}

@@ -7,8 +7,10 @@ import Sandboxing
 struct AgentTools {
     let context: AgentContext
     let files: WorkspaceFiles
-    /// Tools offered beside bash and the editor (none yet).
-    var extraSpecs: [ToolSpec] { [] }
+    /// The repository's MCP servers (`.mcp.json`), when it has any.
+    var mcp: MCPServers? = nil
+    /// Tools offered beside bash and the editor: the MCP servers' tools.
+    var extraSpecs: [ToolSpec] { mcp?.specs ?? [] }
     /// About what a tool result carries of a command's output, in bytes (head and tail).
     static let maxResultBytes = 30_000
 
@@ -60,7 +62,9 @@ struct AgentTools {
         switch name {
         case "bash": return bash(input)
         case "str_replace_based_edit_tool": return edit(input)
-        default: return ("unknown tool '\(name)'; the tools are bash and str_replace_based_edit_tool", true)
+        default:
+            if let result = mcp?.call(name, input: input) { return result }
+            return ("unknown tool '\(name)'; the tools are bash, str_replace_based_edit_tool\(extraSpecs.isEmpty ? "" : " and the mcp__ tools listed")", true)
         }
     }
 

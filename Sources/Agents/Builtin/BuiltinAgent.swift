@@ -112,8 +112,11 @@ public struct BuiltinAgent: Agent {
         let maxTurns = min(context.task.maxTurns ?? configuration.maxTurns, configuration.maxTurns)
         let maxCost = [context.task.maxCostUSD, configuration.maxCostUSD].compactMap { $0 }.min()
         let files = WorkspaceFiles(root: context.mounts.workspace, displayRoot: context.sandbox.workspacePath == "." ? context.mounts.workspace : context.sandbox.workspacePath)
-        let tools = AgentTools(context: context, files: files)
         let transport = try makeTransport()
+        var tools = AgentTools(context: context, files: files)
+        // The repository's MCP servers run in the sandbox for the whole run; they end with it.
+        tools.mcp = MCPServers.start(context: context, files: files)
+        defer { tools.mcp?.stop() }
         let (price, listed, fallback) = configuration.price(model, provider: provider)
         if !listed {
             context.log(RunEvent(.info, "model \(model) is not in the \(provider.rawValue) price table: its cost is counted at \(fallback)'s price (an admin can set prices: for it)"))
