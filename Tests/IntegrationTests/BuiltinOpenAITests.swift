@@ -198,4 +198,31 @@ struct BuiltinMCPTests {
         let later = (requests[1]["body"] as! [String: Any])["messages"] as! [[String: Any]]
         #expect(later.map { $0["role"] as? String ?? "" } == ["system", "user", "assistant", "tool", "tool", "tool"])
     }
+
+    @Test("--sandbox none runs the MCP server too (in the workspace, on the host)")
+    func mcpServerWithoutSandbox() throws {
+        let tmp = TempDir("fake-chat-mcp")
+        let api = try FakeChatCompletionsAPI(steps: """
+            [
+              {"expect": ["mcp__fx__write_note"],
+               "reply": [{"type": "tool_call", "id": "call_w", "name": "mcp__fx__write_note", "arguments": {"text": "none\\n"}},
+                         {"type": "tool_call", "id": "call_l", "name": "mcp__fx__lookup", "arguments": {"key": "shape"}}]},
+              {"expect": ["wrote mcp-note.txt", "lookup(shape) = round"], "reply": [{"type": "text", "text": "Done."}]}
+            ]
+            """, in: tmp.path)
+        let server = try TestServer(extraArgs: ["--sandbox", "none"],
+                                    env: ["OPENAI_API_KEY": FakeChatCompletionsAPI.key, "OPENAI_BASE_URL": api.baseURL])
+        let work = try server.makeWorkTree("w", repo: "mcp-none", commits: 1)
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/mcp_stdio_server.py").path
+        try server.write(work, "mcp_server.py", try String(contentsOfFile: fixture, encoding: .utf8))
+        try server.write(work, ".mcp.json", #"{"mcpServers": {"fx": {"command": "/usr/bin/python3", "args": ["mcp_server.py"]}}}"#)
+        try server.write(work, ".patchd/task.md", "---\nagent: builtin\nprovider: openai\n---\nUse the MCP tools.\n")
+        try server.commitAll(work, "task")
+        let push = try expectOK(server.git(["push", "-o", "wait", "origin", "main"], in: work, timeout: 120))
+        #expect(push.stderr.contains("run 1 succeeded"), "\(push.stderr)")
+        try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
+        #expect(try server.git(["show", "FETCH_HEAD:mcp-note.txt"], in: work).stdout == "none\n")
+        #expect(api.requests.count == 2)
+    }
 }

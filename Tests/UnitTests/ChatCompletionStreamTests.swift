@@ -4,6 +4,7 @@ import Testing
 import Synchronization
 @testable import Agents
 @testable import Sandboxing
+import PatchdCore
 
 /// Feeds chunks as a server would send them; `[DONE]` ends a complete stream.
 private func assemble(_ chunks: [String], done: Bool = true) throws(StreamError) -> AssistantMessage {
@@ -94,6 +95,20 @@ private let usageChunk = #"{"id":"c1","object":"chat.completion.chunk","model":"
         #expect(message.content == [.text("done")])
         #expect(message.usage.inputTokens == 100)
         #expect(transport.calls == 2)
+    }
+
+    @Test func aProviderWithoutAnEndpointFailsTheRunSayingWhatToDo() throws {
+        let ws = try ToolWorkspace()
+        var task = TaskSpec(body: "Do it.")
+        task.provider = .openai
+        let c = ws.context
+        let context = AgentContext(runID: 1, task: task, sandbox: c.sandbox, mounts: c.mounts, limits: c.limits,
+                                   cancel: c.cancel, deadline: c.deadline, log: c.log)
+        let agent = BuiltinAgent(configuration: BuiltinAgentConfiguration()) { OverloadedTransport() }
+        let outcome = try agent.run(context)
+        #expect(!outcome.succeeded)
+        #expect(outcome.error == "this server has no endpoint for provider openai (an admin sets OPENAI_API_KEY and/or OPENAI_BASE_URL); use provider: anthropic")
+        #expect(outcome.model == "gpt-5", "openai's default model")
     }
 
     @Test func requestBodyAndHistoryShapes() throws {
