@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
     ],
     targets: [
         // C libraries from Debian, found with pkg-config. Each header also carries the static inline
@@ -32,15 +33,16 @@ let package = Package(
         .systemLibrary(name: "CLibCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // OS plumbing: glibc GNU extensions (C), and errno errors, file descriptors, posix_spawn, threads.
-        .target(name: "CSystem"),
-        .target(name: "PatchdSystem", dependencies: ["CSystem"], swiftSettings: strictSwift),
+        // Not "CSystem": swift-system, which the MCP SDK needs, has a target of that name.
+        .target(name: "CPatchdSystem"),
+        .target(name: "PatchdSystem", dependencies: ["CPatchdSystem"], swiftSettings: strictSwift),
 
         // Layer 1: one owner per C library, knowing nothing of patchd's domain.
         // SSH public keys and the identity a key proves, as plain values.
         .target(name: "SSHKeys", swiftSettings: strictSwift),
         // The libssh server: listener, sessions, auth, exec channel <-> fds pump. Knows nothing of git.
         .target(name: "SSHServer", dependencies: [
-            "CLibSSH", "CSystem", "PatchdSystem", "SSHKeys",
+            "CLibSSH", "CPatchdSystem", "PatchdSystem", "SSHKeys",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strictSwift),
         // libcurl client for the LLM agents: streaming responses, Server-Sent Events.
@@ -59,10 +61,11 @@ let package = Package(
         // Layer 3: running a task.
         // The Sandbox seam and its backends (bwrap, container, none), limits, workspaces.
         .target(name: "Sandboxing", dependencies: ["PatchdSystem", "PatchdCore"], swiftSettings: strictSwift),
-        // The Agent seam and the agents: command, builtin (Messages API loop, tools), claude-code (CLI + API proxy).
+        // The Agent seam and the agents: command, builtin (Messages / Chat Completions loop, tools, MCP clients), claude-code (CLI + API proxy).
         .target(name: "Agents", dependencies: [
             "PatchdSystem", "PatchdCore", "Sandboxing", "HTTPClient",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "MCP", package: "swift-sdk"),
         ], swiftSettings: strictSwift),
         // The run machinery: the push hooks that queue runs, the scheduler, the executor, run logs.
         .target(name: "Runs", dependencies: [

@@ -1,6 +1,6 @@
 // PatchdSystem: spawns a child with posix_spawn in its own process group, owning every fd.
 
-package import CSystem
+package import CPatchdSystem
 
 #if canImport(Glibc)
 import Glibc

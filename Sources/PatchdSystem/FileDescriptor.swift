@@ -1,6 +1,6 @@
 // PatchdSystem: an owned file descriptor (closed exactly once) and pipe helpers.
 
-import CSystem
+import CPatchdSystem
 
 #if canImport(Glibc)
 import Glibc

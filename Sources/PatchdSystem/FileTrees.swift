@@ -1,6 +1,6 @@
 // PatchdSystem: walks over directory trees that never follow their symlinks: ownership and disk usage.
 
-package import CSystem
+package import CPatchdSystem
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,6 @@
 // PatchdSystem: a dedicated OS thread for blocking C work that must stay off Swift's cooperative pool.
 
-import CSystem
+import CPatchdSystem
 
 #if canImport(Glibc)
 import Glibc

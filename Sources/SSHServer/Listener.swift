@@ -1,6 +1,6 @@
 // SSHServer: the listening TCP socket (owned here, so port 0 can be read back) and accept.
 
-import CSystem
+import CPatchdSystem
 import PatchdSystem
 
 #if canImport(Glibc)

@@ -36,14 +36,14 @@ final class DirectRunSandbox: RunSandbox {
     private func cgroupName() -> String { "none-\(getpid())-\(UInt32.random(in: 0...UInt32.max))" }
 
     func execute(
-        script: String, environment extra: [String: String], limits: SandboxLimits,
+        script: String, environment extra: [String: String], limits: SandboxLimits, stop: CancellationFlag?,
         onLine: (String) -> Void
     ) throws -> SandboxResult {
         try checkEnvironment(extra)
         let env = environment.merging(extra) { _, new in new }
         return try LimitedProcess.run(
             argv: ["/bin/bash", "--noprofile", "--norc", "-c", script], environment: env,
-            workingDirectory: mounts.workspace, limits: limits, cancel: cancel,
+            workingDirectory: mounts.workspace, limits: limits, cancel: stop.map { CancellationFlag(either: cancel, $0) } ?? cancel,
             confinement: .local(cgroupName: cgroupName()), workspace: mounts.workspace, onLine: onLine)
     }
 

@@ -223,14 +223,15 @@ final class InitRunSandbox: RunSandbox {
     var initAlive: Bool { control.withLock { state in state.child.map { $0.poll() == nil } ?? false } }
 
     func execute(
-        script: String, environment: [String: String], limits: SandboxLimits,
+        script: String, environment: [String: String], limits: SandboxLimits, stop: CancellationFlag?,
         onLine: (String) -> Void
     ) throws -> SandboxResult {
         let started = MonotonicClock.now
         let command = try start(script: script, environment: environment, shell: false)
         defer { command.remove() }
         return LimitedProcess.drive(
-            command, limits: limits, cancel: cancel, startedAt: started, workspace: mounts.workspace,
+            command, limits: limits, cancel: stop.map { CancellationFlag(either: cancel, $0) } ?? cancel, startedAt: started,
+            workspace: mounts.workspace,
             onLine: onLine)
     }
 

@@ -14,8 +14,10 @@ import Glibc
 package protocol RunSandbox: AnyObject, Sendable {
     /// Runs `script` with bash in the workspace as its own process group; output lines
     /// (stdout and stderr merged) go to `onLine`. Never throws for the script's own failure.
+    /// `stop` ends this command alone (a long-lived helper such as an MCP server); nil: only
+    /// the run's cancel and the command's limits end it.
     func execute(
-        script: String, environment: [String: String], limits: SandboxLimits,
+        script: String, environment: [String: String], limits: SandboxLimits, stop: CancellationFlag?,
         onLine: (String) -> Void
     ) throws -> SandboxResult
     /// Runs `command` in the run's persistent bash (started on first use): its working
@@ -30,6 +32,15 @@ package protocol RunSandbox: AnyObject, Sendable {
     func checkBinds(_ binds: [SandboxBind]) throws(SandboxSetupError)
     /// Kills every process of the sandbox and removes all it had but the workspace. Idempotent.
     func close()
+}
+
+extension RunSandbox {
+    /// `execute` ended only by the run's cancel and the command's limits.
+    package func execute(
+        script: String, environment: [String: String], limits: SandboxLimits, onLine: (String) -> Void
+    ) throws -> SandboxResult {
+        try execute(script: script, environment: environment, limits: limits, stop: nil, onLine: onLine)
+    }
 }
 
 /// Where a run sandbox's own files live in the run's scratch directory, and where commands see them.

@@ -64,12 +64,16 @@ package struct SandboxResult: Sendable {
     package var succeeded: Bool { exitStatus == 0 && limit == nil }
 }
 
-/// Set from another thread to stop a run; sandboxes poll it.
+/// Set from another thread to stop a run (or one command of it); sandboxes poll it.
 package final class CancellationFlag: Sendable {
     private let state = Mutex<LimitHit?>(nil)
-    package init() {}
+    /// Flags this one also reads: a command's own stop and its run's cancel.
+    private let others: [CancellationFlag]
+    package init() { others = [] }
+    /// A flag that reads as set when any of `others` is (or it is set itself).
+    package init(either others: CancellationFlag...) { self.others = others }
     package func cancel(_ reason: LimitHit = .canceled) { state.withLock { if $0 == nil { $0 = reason } } }
-    package var reason: LimitHit? { state.withLock { $0 } }
+    package var reason: LimitHit? { state.withLock { $0 } ?? others.lazy.compactMap(\.reason).first }
 }
 
 /// A host path made visible inside the sandbox (bwrap binds it at `inside`).

@@ -51,7 +51,11 @@ struct RunSandboxTests {
         ) { _ in }
         #expect(first.succeeded && RunSandboxFixture.text(first) == "started\n", "\(RunSandboxFixture.text(first))")
         let second = try run.execute(
-            script: "cat /tmp/x ~/h; echo $HOME; pwd; pgrep -c sleep; id -u", environment: ["X": "1"],
+            // The first command's own group is killed as it ends; a SIGKILLed sleep can linger a
+            // moment as a zombie on a loaded machine, so count live ones, waiting up to 2 s.
+            script:
+                "cat /tmp/x ~/h; echo $HOME; pwd; for i in $(seq 100); do n=$(pgrep -c -r R,S,D sleep); [ \"$n\" = 1 ] && break; sleep 0.02; done; echo $n; id -u",
+            environment: ["X": "1"],
             limits: RunSandboxFixture.limits()
         ) { _ in }
         #expect(RunSandboxFixture.text(second) == "made\nhome\n/home/agent\n/workspace\n1\n1000\n", "\(RunSandboxFixture.text(second))")

@@ -25,7 +25,8 @@ import Testing
         }
     }
 
-    static let keysList = "known keys: agent, check, command_timeout, default_excludes, exclude, max_cost_usd, max_turns, model, run, setup, timeout"
+    static let keysList =
+        "known keys: agent, check, command_timeout, default_excludes, exclude, max_cost_usd, max_turns, model, provider, run, setup, timeout"
 
     // MARK: Valid files
 
@@ -162,6 +163,16 @@ import Testing
         Case("agent wrong case", "---\nagent: Builtin\n---\nDo it\n", line: 2, says: "use one of: builtin, claude-code, codex, command"),
         Case("agent empty", "---\nagent:\nmodel: x\n---\nDo it\n", line: 2, says: "'agent' has no value", "remove the line"),
         Case("model empty", "---\nmodel: \"  \"\n---\nDo it\n", line: 2, says: "non-empty model name"),
+        Case(
+            "provider unknown", "---\nprovider: ollama\n---\nDo it\n", line: 2,
+            says: "unknown provider 'ollama'; use one of: anthropic, openai", "OpenAI-compatible"),
+        Case("provider list", "---\nprovider: [openai]\n---\nDo it\n", line: 2, says: "unknown provider"),
+        Case(
+            "provider for claude-code", "---\nagent: claude-code\nmodel: m\nprovider: openai\n---\nDo it\n", line: 4,
+            says: "'provider' is only for `agent: builtin`", "always speaks Anthropic's API", "remove `provider: openai`"),
+        Case(
+            "provider for the default command agent", "---\nprovider: anthropic\nrun: make\n---\n", .command, line: 2,
+            says: "the server's default agent is 'command'", "set `agent: builtin`"),
         Case("model number", "---\nmodel: 4\n---\nDo it\n", line: 2, says: "'model' must be a model name", "quote it"),
         Case("model null", "---\nmodel: ~\n---\nDo it\n", line: 2, says: "'model' has no value"),
         Case("setup number", "---\nsetup: 42\n---\nDo it\n", line: 2, says: "'setup' must be a shell script", "`setup: |`"),
@@ -214,6 +225,12 @@ import Testing
         Case("empty file", "", line: 1, says: "the task has no description"),
         Case("blank file", " \n\t\n", .claudeCode, line: 1, says: "the task has no description"),
     ]
+
+    @Test func providerPicksTheBuiltinAgentsAPI() throws {
+        #expect(try Self.parse("---\nprovider: openai\nmodel: llama3.1:8b\n---\nDo it\n").provider == .openai)
+        #expect(try Self.parse("---\nagent: builtin\nprovider: anthropic\n---\nDo it\n").provider == .anthropic)
+        #expect(try Self.parse("Do it\n").provider == nil)
+    }
 
     @Test(arguments: cases) func refused(_ c: Case) {
         guard let e = Self.error(c.text, c.defaultAgent) else { return }

@@ -8,6 +8,10 @@ import Sandboxing
 struct AgentTools {
     let context: AgentContext
     let files: WorkspaceFiles
+    /// The repository's MCP servers (`.mcp.json`), when it has any.
+    var mcp: MCPServers? = nil
+    /// Tools offered beside bash and the editor: the MCP servers' tools.
+    var extraSpecs: [ToolSpec] { mcp?.specs ?? [] }
     /// About what a tool result carries of a command's output, in bytes (head and tail).
     static let maxResultBytes = 30_000
 
@@ -17,11 +21,65 @@ struct AgentTools {
         .object(["type": .string("text_editor_20250728"), "name": .string("str_replace_based_edit_tool")]),
     ])
 
+    /// The same two tools as JSON-schema functions, for APIs without Anthropic's built-in tool
+    /// types (Chat Completions). The schemas follow Anthropic's published ones.
+    static let functionSpecs: [ToolSpec] = [
+        ToolSpec(
+            name: "bash",
+            description: """
+                Run a command in a bash shell in the repository's working directory (no network; each call is a fresh \
+                shell). Output (stdout and stderr) is returned, its head and tail when long.
+                """,
+            schema: .object([
+                "type": .string("object"),
+                "properties": .object([
+                    "command": .object(["type": .string("string"), "description": .string("The bash command to run.")]),
+                    "restart": .object(["type": .string("boolean"), "description": .string("Restart the tool (each call is a fresh shell anyway).")]),
+                ]),
+            ])),
+        ToolSpec(
+            name: "str_replace_based_edit_tool",
+            description: """
+                View, create and edit files in the repository. `view` shows a file with line numbers (`cat -n`) or lists \
+                a directory; `create` writes a new file (it must not exist); `str_replace` replaces `old_str`, which must \
+                occur exactly once, with `new_str`; `insert` puts `insert_text` after line `insert_line` (0: at the top).
+                """,
+            schema: .object([
+                "type": .string("object"),
+                "properties": .object([
+                    "command": .object(["type": .string("string"), "enum": .array(["view", "create", "str_replace", "insert"].map { .string($0) })]),
+                    "path": .object([
+                        "type": .string("string"),
+                        "description": .string("Path of the file or directory, relative to the working directory or absolute inside it."),
+                    ]),
+                    "file_text": .object(["type": .string("string"), "description": .string("create: the file's content.")]),
+                    "old_str": .object(["type": .string("string"), "description": .string("str_replace: the exact text to replace.")]),
+                    "new_str": .object(["type": .string("string"), "description": .string("str_replace: the new text.")]),
+                    "insert_line": .object(["type": .string("integer"), "description": .string("insert: the line after which to insert.")]),
+                    "insert_text": .object(["type": .string("string"), "description": .string("insert: the text to insert.")]),
+                    "view_range": .object([
+                        "type": .string("array"), "items": .object(["type": .string("integer")]),
+                        "description": .string("view: [first, last] line numbers; -1 as last: to the end."),
+                    ]),
+                ]),
+                "required": .array([.string("command"), .string("path")]),
+            ])),
+    ]
+
     func run(name: String, input: JSONValue) -> (text: String, isError: Bool) {
+        guard case .object = input else {
+            // Chat Completions models can send arguments that are not a JSON object.
+            return ("the arguments of \(name) must be a JSON object; got: \(String((input.string ?? input.serialized()).prefix(2000)))", true)
+        }
         switch name {
         case "bash": return bash(input)
         case "str_replace_based_edit_tool": return edit(input)
-        default: return ("unknown tool '\(name)'; the tools are bash and str_replace_based_edit_tool", true)
+        default:
+            if let result = mcp?.call(name, input: input) { return result }
+            return (
+                "unknown tool '\(name)'; the tools are bash, str_replace_based_edit_tool\(extraSpecs.isEmpty ? "" : " and the mcp__ tools listed")",
+                true
+            )
         }
     }
 

@@ -1,15 +1,15 @@
-// Agents: patchd's own agent: the Messages API tool loop (streaming), tools in the sandbox, check feedback, budgets.
+// Agents: patchd's own agent: the tool loop over the Messages or Chat Completions API (streaming), tools in the sandbox, check feedback, budgets.
 
 import Foundation
 package import PatchdCore
 import PatchdSystem
-import Sandboxing
+package import Sandboxing
 
-/// How the agent reaches the Messages API. The production transport is libcurl; tests
-/// use the same one against a loopback stand-in. The transport adds the key; nothing
-/// else in the agent ever sees it.
+/// How the agent reaches its API (Messages: `AnthropicTransport`; Chat Completions:
+/// `OpenAIChatTransport`). The production transports are libcurl; tests use the same ones
+/// against loopback stand-ins. The transport adds the key; nothing else in the agent sees it.
 package protocol MessagesTransport {
-    /// POSTs `body` to /v1/messages. For a 2xx answer, each SSE event goes to `onEvent`
+    /// POSTs `body` to the API's endpoint. For a 2xx answer, each SSE event goes to `onEvent`
     /// (event name, data) as it arrives; otherwise the body comes back in the result.
     func send(body: [UInt8], onEvent: (String, String) throws -> Void) throws -> TransportResult
 }
@@ -40,7 +40,11 @@ package struct ModelPrice: Sendable, Codable, Equatable {
 }
 
 package struct BuiltinAgentConfiguration: Sendable {
+    /// The API for tasks that name no `provider:`.
+    package var defaultProvider = ModelProvider.anthropic
     package var defaultModel = "claude-sonnet-4-5"
+    /// The model for `provider: openai` tasks that name none.
+    package var defaultOpenAIModel = "gpt-5"
     package var maxTurns = 40
     package var maxTokens = 8192
     /// Retries of one request (429, 5xx, 529, connection errors, cut streams).
@@ -56,7 +60,18 @@ package struct BuiltinAgentConfiguration: Sendable {
         "claude-opus-4-1": ModelPrice(input: 15, output: 75, cacheRead: 1.5, cacheWrite: 18.75),
         "claude-haiku-4-5": ModelPrice(input: 1, output: 5, cacheRead: 0.1, cacheWrite: 1.25),
     ]
+    /// Chat Completions models (OpenAI's list prices; a server's `prices:` merged over them).
+    package var openAIPrices = OpenAIPrices.table
     package init() {}
+
+    /// The price of `model` on `provider`'s table: its exact name, else the longest prefix of it
+    /// in the table, else the table's fallback (Sonnet 4.5, gpt-5); `listed` is false then.
+    package func price(_ model: String, provider: ModelProvider) -> (price: ModelPrice, listed: Bool, fallback: String) {
+        let (table, fallback) = provider == .openai ? (openAIPrices, OpenAIPrices.fallbackModel) : (prices, "claude-sonnet-4-5")
+        if let exact = table[model] { return (exact, true, fallback) }
+        if let prefix = table.filter({ model.hasPrefix($0.key) }).max(by: { $0.key.count < $1.key.count }) { return (prefix.value, true, fallback) }
+        return (table[fallback] ?? ModelPrice(input: 0, output: 0, cacheRead: 0, cacheWrite: 0), false, fallback)
+    }
 
     /// The price of `model`: its exact name, else a configured prefix of it, else Sonnet 4.5's.
     package func price(_ model: String) -> ModelPrice {
@@ -72,27 +87,60 @@ struct FatalAPIError: Error, CustomStringConvertible {
 package struct BuiltinAgent: Agent {
     package let kind = AgentKind.builtin
     let configuration: BuiltinAgentConfiguration
-    /// One transport per run (a curl handle belongs to one thread).
-    let makeTransport: @Sendable () throws -> MessagesTransport
+    /// One transport per run (a curl handle belongs to one thread), for each provider the server has an endpoint for.
+    let transports: [ModelProvider: @Sendable () throws -> MessagesTransport]
 
-    package init(configuration: BuiltinAgentConfiguration, makeTransport: @escaping @Sendable () throws -> MessagesTransport) {
+    package init(configuration: BuiltinAgentConfiguration, transports: [ModelProvider: @Sendable () throws -> MessagesTransport]) {
         self.configuration = configuration
-        self.makeTransport = makeTransport
+        self.transports = transports
+    }
+
+    /// An agent speaking the Messages API only.
+    package init(configuration: BuiltinAgentConfiguration, makeTransport: @escaping @Sendable () throws -> MessagesTransport) {
+        self.init(configuration: configuration, transports: [.anthropic: makeTransport])
+    }
+
+    /// The MCP servers' FIFO directory (created here, empty): `.mcp.json` is read only after
+    /// setup, but the run sandbox's mounts are fixed when it opens.
+    package func sandboxBinds(_ mounts: SandboxMounts) -> [SandboxBind] {
+        let bind = MCPServers.bind(mounts)
+        try? FileManager.default.createDirectory(atPath: bind.host, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        return [bind]
     }
 
     package func run(_ context: AgentContext) throws -> AgentOutcome {
-        let model = context.task.model ?? configuration.defaultModel
+        let provider = context.task.provider ?? configuration.defaultProvider
+        let model = context.task.model ?? (provider == .openai ? configuration.defaultOpenAIModel : configuration.defaultModel)
+        guard let makeTransport = transports[provider] else {
+            let others = transports.keys.map(\.rawValue).sorted()
+            return AgentOutcome(
+                succeeded: false, summary: "",
+                error: "this server has no endpoint for provider \(provider.rawValue) "
+                    + (provider == .openai ? "(an admin sets OPENAI_API_KEY and/or OPENAI_BASE_URL)" : "(an admin sets ANTHROPIC_API_KEY)")
+                    + (others.isEmpty ? "" : "; use provider: \(others.joined(separator: " or "))"), model: model)
+        }
+        let wire = ModelWire(provider)
         let maxTurns = min(context.task.maxTurns ?? configuration.maxTurns, configuration.maxTurns)
         let maxCost = [context.task.maxCostUSD, configuration.maxCostUSD].compactMap { $0 }.min()
         let files = WorkspaceFiles(
             root: context.mounts.workspace,
             displayRoot: context.sandbox.workspacePath == "." ? context.mounts.workspace : context.sandbox.workspacePath)
-        let tools = AgentTools(context: context, files: files)
         let transport = try makeTransport()
-        let price = configuration.price(model)
+        var tools = AgentTools(context: context, files: files)
+        // The repository's MCP servers run in the sandbox for the whole run; they end with it.
+        tools.mcp = MCPServers.start(context: context, files: files)
+        defer { tools.mcp?.stop() }
+        let (price, listed, fallback) = configuration.price(model, provider: provider)
+        if !listed {
+            context.log(
+                RunEvent(
+                    .info,
+                    "model \(model) is not in the \(provider.rawValue) price table: its cost is counted at \(fallback)'s price (an admin can set prices: for it)"
+                ))
+        }
 
         var usage = AgentUsage()
-        var messages: [JSONValue] = [.object(["role": .string("user"), "content": .string(Self.firstMessage(context.task))])]
+        var messages: [JSONValue] = [wire.user(Self.firstMessage(context.task))]
         let system = Self.systemPrompt(context: context, files: files)
         var checkRounds = 0
         var lastText = ""
@@ -108,13 +156,10 @@ package struct BuiltinAgent: Agent {
             if let maxCost, usage.costUSD >= maxCost {
                 return outcome(false, error: BudgetText.costStop(spent: usage.costUSD, budget: maxCost), limit: .cost)
             }
-            let body: JSONValue = .object([
-                "model": .string(model), "max_tokens": .number(Double(configuration.maxTokens)), "stream": .bool(true),
-                "system": .string(system), "tools": AgentTools.definitions, "messages": .array(messages),
-            ])
+            let body = wire.body(model: model, maxTokens: configuration.maxTokens, system: system, tools: tools.extraSpecs, messages: messages)
             let message: AssistantMessage
             do {
-                message = try request(Array(body.serialized().utf8), transport: transport, context: context)
+                message = try request(Array(body.serialized().utf8), transport: transport, context: context, wire: wire)
             } catch let error as FatalAPIError {
                 return outcome(false, error: error.description)
             }
@@ -131,24 +176,22 @@ package struct BuiltinAgent: Agent {
                     context.log(RunEvent(.info, "agent: " + String(String.UnicodeScalarView(line))))
                 }
             }
-            messages.append(.object(["role": .string("assistant"), "content": .array(message.content.map(\.json))]))
+            messages.append(wire.assistant(message))
 
             let toolUses = message.content.compactMap { block -> (String, String, JSONValue)? in
                 if case .toolUse(let id, let name, let input) = block { return (id, name, input) } else { return nil }
             }
             if !toolUses.isEmpty {
-                var results: [JSONValue] = []
+                var results: [ToolResult] = []
                 for (id, name, input) in toolUses {
                     let (text, isError) = tools.run(name: name, input: input)
-                    var result: [String: JSONValue] = ["type": .string("tool_result"), "tool_use_id": .string(id), "content": .string(text)]
-                    if isError { result["is_error"] = .bool(true) }
-                    results.append(.object(result))
+                    results.append(ToolResult(id: id, text: text, isError: isError))
                 }
-                messages.append(.object(["role": .string("user"), "content": .array(results)]))
+                messages += wire.toolResults(results)
                 continue
             }
             if message.stopReason == "max_tokens" {
-                messages.append(.object(["role": .string("user"), "content": .string("Your reply was cut at the token limit. Continue.")]))
+                messages.append(wire.user("Your reply was cut at the token limit. Continue."))
                 continue
             }
             // The agent says it is done. If the task has a check, it decides; a failure goes back to the agent.
@@ -167,37 +210,38 @@ package struct BuiltinAgent: Agent {
             }
             context.log(RunEvent(.check, "check failed (exit \(result.exitStatus)); back to the agent"))
             messages.append(
-                .object([
-                    "role": .string("user"),
-                    "content": .string(
-                        """
-                        The task's check failed (exit \(result.exitStatus)). It runs:
-                        \(check)
-                        Its output:
-                        \(VisibleText.commandOutput(result.output, budget: AgentTools.maxResultBytes))
-                        Fix the problem, then reply with a short summary of the change.
-                        """),
-                ]))
+                wire.user(
+                    """
+                    The task's check failed (exit \(result.exitStatus)). It runs:
+                    \(check)
+                    Its output:
+                    \(VisibleText.commandOutput(result.output, budget: AgentTools.maxResultBytes))
+                    Fix the problem, then reply with a short summary of the change.
+                    """))
         }
     }
 
-    /// One Messages API call with bounded retries. Only a complete stream is used.
-    func request(_ body: [UInt8], transport: MessagesTransport, context: AgentContext) throws -> AssistantMessage {
+    /// One API call with bounded retries. Only a complete stream is used.
+    func request(
+        _ body: [UInt8], transport: MessagesTransport, context: AgentContext,
+        wire: ModelWire = .anthropicMessages
+    ) throws -> AssistantMessage {
         var attempt = 0
         while true {
             attempt += 1
             var delay = min(configuration.maxRetryDelay, configuration.baseRetryDelay * pow(2, Double(attempt - 1)))
             var why = ""
             do {
-                var assembler = MessageStreamAssembler()
+                var assembler = wire.makeAssembler()
                 let result = try transport.send(body: body) { event, data in try assembler.feed(event: event, data: data) }
                 if (200..<300).contains(result.status) {
                     return try assembler.finish()
                 }
-                let apiMessage = JSONValue.parse(result.body)?["error"]?["message"]?.string ?? String(result.body.prefix(300))
+                let apiMessage =
+                    JSONValue.parse(result.body).flatMap { $0["error"]?["message"]?.string ?? $0["error"]?.string } ?? String(result.body.prefix(300))
                 why = "HTTP \(result.status): \(apiMessage)"
                 guard [408, 409, 429, 500, 502, 503, 504, 529].contains(result.status) else {
-                    throw FatalAPIError(description: "the Messages API refused the request: \(why)")
+                    throw FatalAPIError(description: "\(wire.apiName) refused the request: \(why)")
                 }
                 if let after = result.headers["retry-after"].flatMap(Double.init) { delay = min(configuration.maxRetryDelay, max(delay, after)) }
             } catch let error as FatalAPIError {
@@ -209,10 +253,10 @@ package struct BuiltinAgent: Agent {
                 why = "\(error)"
             }
             guard attempt < configuration.maxAttempts else {
-                throw FatalAPIError(description: "the Messages API failed \(attempt) times; last: \(why)")
+                throw FatalAPIError(description: "\(wire.apiName) failed \(attempt) times; last: \(why)")
             }
             guard MonotonicClock.now + delay < context.deadline else {
-                throw FatalAPIError(description: "the Messages API failed and the time limit leaves no room to retry: \(why)")
+                throw FatalAPIError(description: "\(wire.apiName) failed and the time limit leaves no room to retry: \(why)")
             }
             context.log(
                 RunEvent(.info, "API: \(why); retrying in \(String(format: "%.1f", delay))s (attempt \(attempt + 1) of \(configuration.maxAttempts))")

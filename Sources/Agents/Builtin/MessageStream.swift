@@ -55,7 +55,7 @@ package enum StreamError: Error, Equatable, CustomStringConvertible {
     package var description: String {
         switch self {
         case .apiError(let t, let m): return "\(t): \(m)"
-        case .truncated: return "the response stream ended before message_stop"
+        case .truncated: return "the response stream ended before its end (message_stop, or [DONE] for Chat Completions)"
         case .malformed(let w): return "malformed stream: \(w)"
         }
     }

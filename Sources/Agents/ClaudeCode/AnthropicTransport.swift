@@ -20,44 +20,13 @@ package final class AnthropicTransport: MessagesTransport {
     }
 
     package func send(body: [UInt8], onEvent: (String, String) throws -> Void) throws -> TransportResult {
-        let request = HTTPRequest(
-            method: "POST", url: baseURL + "/v1/messages",
+        try SSEPost.send(
+            client: client, url: baseURL + "/v1/messages",
             headers: [
                 HTTPHeader("content-type", "application/json"),
                 HTTPHeader("accept", "text/event-stream"),
                 HTTPHeader("anthropic-version", "2023-06-01"),
                 HTTPHeader("x-api-key", apiKey),
-            ], body: body, connectTimeout: 10, totalTimeout: 600, lowSpeedTimeout: 120)
-        var parser = SSEParser()
-        var status = 0
-        var errorBody: [UInt8] = []
-        var callbackError: Error?
-        let head: HTTPResponseHead
-        do {
-            head = try client.send(
-                request, onHead: { status = $0.status },
-                onData: { chunk in
-                    guard (200..<300).contains(status) else {
-                        if errorBody.count < 65536 { errorBody += chunk }
-                        return true
-                    }
-                    do {
-                        for event in parser.feed(chunk) { try onEvent(event.event, event.data) }
-                        return true
-                    } catch {
-                        callbackError = error
-                        return false
-                    }
-                })
-        } catch {
-            // An abort we asked for carries the real reason (a malformed or error event).
-            if let callbackError { throw callbackError }
-            throw error
-        }
-        if let callbackError { throw callbackError }
-        if (200..<300).contains(head.status) {
-            for event in parser.finish() { try onEvent(event.event, event.data) }
-        }
-        return TransportResult(status: head.status, headers: head.headers, body: String(decoding: errorBody, as: UTF8.self))
+            ], body: body, onEvent: onEvent)
     }
 }

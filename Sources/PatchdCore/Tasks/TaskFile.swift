@@ -10,11 +10,19 @@ package enum AgentKind: String, Sendable, Codable, CaseIterable {
     package var usesModel: Bool { self != .command }
 }
 
+/// Which API the builtin agent speaks: Anthropic's Messages API, or the Chat Completions API of
+/// OpenAI and every OpenAI-compatible server (Ollama, vLLM, llama.cpp, OpenRouter, LiteLLM).
+package enum ModelProvider: String, Sendable, Codable, CaseIterable {
+    case anthropic, openai
+}
+
 /// What a task file (or a task given as text) asks for. Limits are the task's wishes; the server caps them.
 package struct TaskSpec: Sendable, Equatable, Codable {
     /// nil: the server's default.
     package var agent: AgentKind?
     package var model: String?
+    /// The builtin agent's API (nil: the server's default_provider).
+    package var provider: ModelProvider?
     /// From "20m", "90s", "2h", "1h30m", or a bare integer = seconds; > 0.
     package var timeoutSeconds: Int?
     /// Integer >= 1.
@@ -113,7 +121,7 @@ package enum TaskFile {
     /// The front matter keys, sorted.
     package static let knownKeys = [
         "agent", "check", "command_timeout", "default_excludes", "exclude", "max_cost_usd", "max_turns",
-        "model", "run", "setup", "timeout",
+        "model", "provider", "run", "setup", "timeout",
     ]
 
     /// Parses raw bytes. `defaultAgent` resolves the body rules when the file names no agent.
@@ -146,6 +154,7 @@ package enum TaskFile {
         var bodyStart = 0
         var agentLine: Int?
         var runLine: Int?
+        var providerLine: Int?
         if isDelimiter(lines[0]) {
             guard let close = lines.indices.dropFirst().first(where: { isDelimiter(lines[$0]) }) else {
                 throw fail(
@@ -167,10 +176,19 @@ package enum TaskFile {
             spec = fields.spec
             agentLine = fields.agentLine
             runLine = fields.runLine
+            providerLine = fields.providerLine
         }
         spec.body = trimBlankLines(lines[bodyStart...])
 
         let agent = spec.agent ?? defaultAgent
+        if let provider = spec.provider, agent != .builtin {
+            let whose = spec.agent == nil ? "the server's default agent is '\(agent.rawValue)'" : "the agent is '\(agent.rawValue)'"
+            throw fail(
+                providerLine,
+                "'provider' is only for `agent: builtin` (it picks the API the builtin agent speaks), but "
+                    + "\(whose)\(agent == .claudeCode ? ", which always speaks Anthropic's API" : agent == .codex ? ", which always speaks OpenAI's API" : "")"
+                    + "; remove `provider: \(provider.rawValue)` or set `agent: builtin`")
+        }
         if agent == .command {
             guard spec.run != nil else {
                 let whose = spec.agent == nil ? "the server's default agent is 'command', which" : "agent 'command'"
@@ -342,6 +360,7 @@ private struct FrontMatter {
     /// File lines (not YAML lines) of the `agent:` and `run:` keys.
     var agentLine: Int?
     var runLine: Int?
+    var providerLine: Int?
 
     /// `firstLine` is the file line of the YAML's line 1.
     static func parse(_ yaml: String, firstLine: Int, file: String) throws(TaskFileError) -> FrontMatter {
@@ -395,6 +414,16 @@ private struct FrontMatter {
                 }
                 result.spec.agent = agent
                 result.agentLine = line(keyNode).map { $0 + offset }
+            case "provider":
+                let allowed = ModelProvider.allCases.map(\.rawValue)
+                guard case .scalar(let s) = value, let provider = ModelProvider(rawValue: s.string) else {
+                    throw fail(
+                        at,
+                        "unknown provider \(describe(value)); use one of: " + allowed.joined(separator: ", ")
+                            + " (openai also means any OpenAI-compatible server the admin configured: Ollama, vLLM, a gateway)")
+                }
+                result.spec.provider = provider
+                result.providerLine = line(keyNode).map { $0 + offset }
             case "model":
                 guard let text = string(value) else {
                     throw fail(

@@ -3,7 +3,7 @@
 package import Agents
 import Foundation
 package import Offsite
-import PatchdCore
+package import PatchdCore
 import Runs
 import Sandboxing
 import Yams
@@ -31,6 +31,15 @@ package struct PatchdConfiguration: Sendable, Equatable {
     package var defaultAgent = "builtin"
     /// Model for LLM tasks that name none.
     package var model = BuiltinAgentConfiguration().defaultModel
+    /// The builtin agent's API for tasks that name no `provider:` (nil: anthropic when the server
+    /// has ANTHROPIC_API_KEY, else openai).
+    package var defaultProvider: ModelProvider?
+    /// Model for `provider: openai` builtin tasks that name none.
+    package var openAIModel = BuiltinAgentConfiguration().defaultOpenAIModel
+    /// API base URLs; nil: ANTHROPIC_BASE_URL / OPENAI_BASE_URL from the environment, else the
+    /// public APIs. The keys come from the environment only (ANTHROPIC_API_KEY, OPENAI_API_KEY).
+    package var anthropicBaseURL: String?
+    package var openAIBaseURL: String?
     /// Cap on a task's max_cost_usd (LLM runs), nil for none.
     package var maxCostUSD: Double?
     /// USD per million tokens by model, merged over the built-in table.
@@ -66,7 +75,7 @@ package struct PatchdConfiguration: Sendable, Equatable {
         "data_dir", "listen", "admin_keys", "sandbox", "workers", "auth_timeout", "idle_timeout",
         "max_unauthenticated", "max_sessions_per_connection", "max_push_bytes", "default_agent", "max_run_seconds", "model", "max_turns",
         "claude_path", "max_cost_usd", "prices",
-        "codex_path", "codex_model",
+        "codex_path", "codex_model", "default_provider", "openai_model", "anthropic_base_url", "openai_base_url",
         "max_processes", "max_file_bytes", "max_memory_bytes", "max_output_bytes", "max_cpus", "max_workspace_bytes", "min_free_bytes",
         "container_engine", "container_image", "container_options", "offsite",
     ]
@@ -130,6 +139,14 @@ package struct PatchdConfiguration: Sendable, Equatable {
             case "claude_path": claudePath = try string()
             case "codex_path": codexPath = try string()
             case "codex_model": codexModel = try string()
+            case "default_provider":
+                guard let provider = ModelProvider(rawValue: try string()) else {
+                    throw Invalid("\(at) must be one of \(ModelProvider.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                defaultProvider = provider
+            case "openai_model": openAIModel = try string()
+            case "anthropic_base_url": anthropicBaseURL = try Self.baseURL(try string(), at: at)
+            case "openai_base_url": openAIBaseURL = try Self.baseURL(try string(), at: at)
             case "container_engine": containerEngine = try string()
             case "container_image": containerImage = try string()
             case "container_options":
@@ -200,6 +217,19 @@ package struct PatchdConfiguration: Sendable, Equatable {
             default: break
             }
         }
+    }
+
+    /// An API base URL: http or https, no credentials in it (keys come from the environment).
+    static func baseURL(_ text: String, at: String) throws(Invalid) -> String {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+            url.host?.isEmpty == false
+        else {
+            throw Invalid("\(at) must be an http:// or https:// URL, e.g. http://127.0.0.1:11434/v1")
+        }
+        guard url.user == nil, url.password == nil else {
+            throw Invalid("\(at) must not carry credentials; put the key in the environment (ANTHROPIC_API_KEY, OPENAI_API_KEY)")
+        }
+        return text
     }
 
     /// A key argument is either an OpenSSH public key line or a path to a .pub file.

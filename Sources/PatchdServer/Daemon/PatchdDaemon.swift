@@ -151,25 +151,49 @@ package final class PatchdDaemon: Sendable {
         var entries = [AgentAvailability.Entry(kind: .command, offered: true, detail: "runs the task's run: script; no model, no key")]
         func value(_ name: String) -> String? { env[name].flatMap { $0.isEmpty ? nil : $0 } }
         let anthropicKey = value("ANTHROPIC_API_KEY")
-        let anthropicURL = value("ANTHROPIC_BASE_URL") ?? "https://api.anthropic.com"
+        let anthropicURL = configuration.anthropicBaseURL ?? value("ANTHROPIC_BASE_URL") ?? "https://api.anthropic.com"
         let openAIKey = value("OPENAI_API_KEY")
-        let openAIURL = value("OPENAI_BASE_URL") ?? "https://api.openai.com/v1"
+        let configuredOpenAIURL = configuration.openAIBaseURL ?? value("OPENAI_BASE_URL")
+        let openAIURL = configuredOpenAIURL ?? "https://api.openai.com/v1"
         var builtin = BuiltinAgentConfiguration()
         builtin.defaultModel = configuration.model
+        builtin.defaultOpenAIModel = configuration.openAIModel
         builtin.maxTurns = configuration.maxTurns
         builtin.maxCostUSD = configuration.maxCostUSD
         builtin.prices.merge(configuration.prices) { _, configured in configured }
+        builtin.openAIPrices.merge(configuration.prices) { _, configured in configured }
 
+        // The builtin agent talks to the APIs from the daemon (not the sandbox). Chat Completions
+        // needs no key when the admin named a server (Ollama, vLLM, llama.cpp's server): a
+        // configured OPENAI_BASE_URL alone offers it, and requests then carry no Authorization.
+        var transports: [ModelProvider: @Sendable () throws -> MessagesTransport] = [:]
+        var endpoints: [String] = []
         if let key = anthropicKey {
-            agents[.builtin] = BuiltinAgent(configuration: builtin) { try AnthropicTransport(baseURL: anthropicURL, apiKey: key) }
-            entries.append(.init(kind: .builtin, offered: true, detail: "model \(configuration.model), Messages API at \(anthropicURL)"))
-        } else {
+            transports[.anthropic] = { try AnthropicTransport(baseURL: anthropicURL, apiKey: key) }
+            endpoints.append("model \(configuration.model), Messages API at \(anthropicURL) (provider anthropic)")
+        }
+        if openAIKey != nil || configuredOpenAIURL != nil {
+            transports[.openai] = { try OpenAIChatTransport(baseURL: openAIURL, apiKey: openAIKey) }
+            endpoints.append(
+                "model \(configuration.openAIModel), Chat Completions API at \(openAIURL) (provider openai\(openAIKey == nil ? ", no key" : ""))")
+        }
+        builtin.defaultProvider = configuration.defaultProvider ?? (anthropicKey != nil ? .anthropic : .openai)
+        if transports.isEmpty {
             entries.append(
                 .init(
                     kind: .builtin, offered: false,
-                    detail: "the server has no ANTHROPIC_API_KEY: ask its admin, or use agent: command"))
+                    detail:
+                        "the server has no ANTHROPIC_API_KEY: ask its admin, or use agent: command (for an OpenAI-compatible model the admin sets OPENAI_API_KEY or OPENAI_BASE_URL)"
+                ))
+        } else {
+            agents[.builtin] = BuiltinAgent(configuration: builtin, transports: transports)
+            var detail = endpoints.joined(separator: "; ") + "; default provider \(builtin.defaultProvider.rawValue)"
+            if transports[builtin.defaultProvider] == nil {
+                detail += " (which has no endpoint: tasks must name provider: \(transports.keys.map(\.rawValue).sorted().joined(separator: " or ")))"
+            }
+            entries.append(.init(kind: .builtin, offered: true, detail: detail))
         }
-        let alternative = anthropicKey != nil ? "agent: builtin" : "agent: command"
+        let alternative = transports.isEmpty ? "agent: command" : "agent: builtin"
         // What the CLI agents share: the API bridge needs a private network namespace and socat.
         var bridgeProblem: String?
         if configuration.sandbox == "none" {

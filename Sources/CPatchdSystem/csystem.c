@@ -1,4 +1,4 @@
-// CSystem: wrappers over glibc GNU extensions (see csystem.h).
+// CPatchdSystem: wrappers over glibc GNU extensions (see csystem.h).
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <unistd.h>

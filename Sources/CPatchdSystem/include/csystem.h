@@ -1,4 +1,4 @@
-// CSystem: glibc GNU extensions that Swift's Glibc module does not expose.
+// CPatchdSystem: glibc GNU extensions that Swift's Glibc module does not expose.
 #ifndef PATCHD_CSYSTEM_H
 #define PATCHD_CSYSTEM_H
 #include <spawn.h>
