@@ -47,6 +47,8 @@ let package = Package(
         ], swiftSettings: strictSwift),
         // libcurl client for the LLM agents: streaming responses, Server-Sent Events.
         .target(name: "HTTPClient", dependencies: ["CLibCurl"], swiftSettings: strictSwift),
+        // A run's egress proxy: the allowlist (EgressPolicy), one supervised squid per run, its connection records.
+        .target(name: "Egress", dependencies: ["PatchdSystem"], swiftSettings: strictSwift),
 
         // Layer 2: the domain. Records and stores (SQLite), access roles, repository names, the data
         // layout, ref names, task files, run events. No libssh, libgit2 or libcurl.
@@ -111,10 +113,10 @@ let package = Package(
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         .testTarget(name: "UnitTests", dependencies: [
             "CTestSupport", "TestSupport", "SSHKeys", "SSHServer", "PatchdCore", "GitStore", "Sandboxing", "Agents", "Runs",
-            "PatchdServer", "PatchdCommands", "PatchdSystem", "HTTPClient", "Offsite",
+            "PatchdServer", "PatchdCommands", "PatchdSystem", "HTTPClient", "Offsite", "Egress",
             .product(name: "GRDB", package: "GRDB.swift"),
         ], swiftSettings: strictSwift),
-        .testTarget(name: "IntegrationTests", dependencies: ["PatchdSystem", "TestSupport"], swiftSettings: strictSwift),
+        .testTarget(name: "IntegrationTests", dependencies: ["PatchdSystem", "TestSupport", "Egress"], swiftSettings: strictSwift),
     ],
     swiftLanguageModes: [.v6]
 )
