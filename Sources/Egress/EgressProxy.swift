@@ -20,7 +20,7 @@ import Glibc
 /// pipes it writes to are given to that user, and the hosts file reaches it as stdin, so nothing
 /// under the run's directory needs to be readable by `proxy`.
 ///
-/// Blocking: `init` (about 40 ms) and `stop` (about 2 s, at most `grace`) block the calling thread;
+/// Blocking: `init` (about 30 ms) and `stop` (1 to 2 s, at most `grace`) block the calling thread;
 /// call them from a run's own thread (`OSThread`), not from Swift's cooperative pool. The log
 /// readers run on their own threads; `onConnection` is called on one of them.
 package final class EgressProxy: Sendable {
@@ -45,16 +45,18 @@ package final class EgressProxy: Sendable {
     ///   - hostsFile: the hosts file squid consults before DNS (`/etc/hosts`; tests give their own).
     ///   - readyTimeout: how long squid may take to listen.
     ///   - recordLimit: records kept in memory (a run looping on connections cannot grow patchd without bound).
-    ///   - onConnection: each record as squid writes it (refusals at once, a tunnel when it closes).
+    ///   - squidPath: the squid to run; nil finds `squid` in PATH, then /usr/local/sbin, /usr/sbin, /sbin.
+    ///   - onConnection: each record as squid writes it (refusals at once, a tunnel when it closes),
+    ///     on the log reader's thread: return quickly (squid waits on a full pipe).
     /// - Throws: `EgressProxyError` naming what failed, with squid's last lines when it was squid.
     package init(
         policy: EgressPolicy, directory: String, hostsFile: String = "/etc/hosts", readyTimeout: Double = 10,
-        recordLimit: Int = 100_000, onConnection: (@Sendable (EgressConnection) -> Void)? = nil
+        recordLimit: Int = 100_000, squidPath: String? = nil, onConnection: (@Sendable (EgressConnection) -> Void)? = nil
     ) throws(EgressProxyError) {
         let executable: String
         do {
             let path = (getenv("PATH").map { String(cString: $0) } ?? Executable.defaultPath) + ":" + Self.sbinPath
-            executable = try Executable.find("squid", path: path)
+            executable = try Executable.find(squidPath ?? "squid", path: path)
         } catch {
             throw .squidNotFound(error)
         }
@@ -106,7 +108,7 @@ package final class EgressProxy: Sendable {
     /// Whether squid is still running (false once it exited or was stopped).
     package var isRunning: Bool { squid.isRunning }
 
-    /// Ends squid for sure: SIGTERM (it then logs the tunnels still open and exits, in about 2 s),
+    /// Ends squid for sure: SIGTERM (it then logs the tunnels still open and exits, in 1 to 2 s),
     /// SIGKILL after `grace` seconds, then any process left in its process group; reads the last
     /// log lines and removes squid's shared memory segments. Idempotent.
     /// - Returns: every record, as `connections`.

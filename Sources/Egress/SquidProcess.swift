@@ -118,14 +118,16 @@ final class SquidProcess: Sendable {
         }
         let accessLog = directory + "/access.log"
         let cacheLog = directory + "/cache.log"
-        for (fd, file, isAccessLog) in [(outRead, accessLog, true), (errRead, cacheLog, false)] {
+        let logs = [(outRead, accessLog, true), (errRead, cacheLog, false)]
+        for (index, (fd, file, isAccessLog)) in logs.enumerated() {
             do {
                 let thread = try OSThread(name: isAccessLog ? "egress-log" : "egress-cachelog") { [self] in
                     readLines(fd, file: file) { isAccessLog ? record($0) : squidSaid($0) }
                 }
                 state.withLock { $0.readers.append(thread) }
             } catch {
-                close(fd)
+                // The readers already started close their own ends; these have none.
+                for (unread, _, _) in logs[index...] { close(unread) }
                 throw .setup("no thread to read squid's logs: \(error)")
             }
         }

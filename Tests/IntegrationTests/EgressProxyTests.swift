@@ -170,6 +170,8 @@ struct EgressProxyTests {
             10.0.0.5 private.evil.example
             \(own) self.evil.example
             ::1 six.evil.example
+            203.0.113.80 mixed.evil.example
+            127.0.0.1 mixed.evil.example
 
             """
         let policy = try EgressPolicy.parse(["evil.example", "*.evil.example", "evil.example:8080"], source: "test")
@@ -179,6 +181,8 @@ struct EgressProxyTests {
         for (host, port, kind) in [
             ("evil.example", 443, "loopback"), ("metadata.evil.example", 443, "link-local"), ("private.evil.example", 443, "private"),
             ("self.evil.example", 443, "this-server"), ("six.evil.example", 443, "loopback"), ("evil.example", 8080, "loopback"),
+            // One public and one loopback address: refused for the loopback one, whichever squid would try first.
+            ("mixed.evil.example", 443, "loopback"),
         ] {
             let url = port == 8080 ? "http://\(host):8080/" : "https://\(host)/"
             let result = try Self.curl(proxy, url)
@@ -286,6 +290,72 @@ struct EgressProxyTests {
         #expect(!shm.contains { $0.hasPrefix("patchd\(getpid())x") }, "\(shm)")
     }
 
+    @Test("a squid that fails or never listens: a clear error with its own words, and nothing left running")
+    func startFailures() throws {
+        let dir = TempDir("patchd-egress-fail")
+        let failing = dir.path + "/failing-squid"
+        try "#!/bin/sh\necho '2026/12/05 12:00:00| FATAL: a test squid refuses to start' >&2\nexit 1\n"
+            .write(toFile: failing, atomically: true, encoding: .utf8)
+        let silent = dir.path + "/silent-squid"
+        try "#!/bin/sh\necho 'squid: thinking' >&2\nsleep 987.25 &\nwait\n".write(toFile: silent, atomically: true, encoding: .utf8)
+        chmod(failing, 0o755)
+        chmod(silent, 0o755)
+        do {
+            _ = try EgressProxy(policy: .none, directory: dir.path + "/a", squidPath: failing)
+            Issue.record("a failing squid started")
+        } catch {
+            #expect(error.description.contains("squid exited (status 1) before listening"), "\(error)")
+            #expect(error.description.contains("FATAL: a test squid refuses to start"), "\(error)")
+            #expect(error.log.contains { $0.contains("FATAL") })
+        }
+        let began = Date()
+        do {
+            _ = try EgressProxy(policy: .none, directory: dir.path + "/b", readyTimeout: 0.5, squidPath: silent)
+            Issue.record("a silent squid started")
+        } catch {
+            #expect(error.description.contains("did not listen on 127.0.0.1:"), "\(error)")
+            #expect(error.description.contains("squid: thinking"), "\(error)")
+        }
+        #expect(Date().timeIntervalSince(began) < 5)
+        // Neither the script nor the child it started outlives the failed start.
+        #expect(Self.processes(mentioning: silent).isEmpty, "the silent squid is still running")
+        #expect(Self.processes(mentioning: "987.25").isEmpty, "the silent squid's child is still running")
+        do {
+            _ = try EgressProxy(policy: .none, directory: dir.path + "/c", squidPath: dir.path + "/no-such-squid")
+            Issue.record("started a squid that does not exist")
+        } catch {
+            #expect(error.description.contains("install Debian's squid"), "\(error)")
+        }
+    }
+
+    @Test("figures: start-to-ready over 10 starts, squid's resident memory, a graceful stop (docs/PERFORMANCE.md)")
+    func figures() throws {
+        var ready: [Double] = []
+        var resident: [Int] = []
+        for _ in 0..<10 {
+            let started = try Self.start(.preset(.registries))
+            ready.append(started.proxy.startupSeconds)
+            let status = readSmallFile("/proc/\(started.proxy.pid)/status") ?? ""
+            if let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+                let kib = Int(line.split(separator: " ").dropFirst().first ?? "")
+            {
+                resident.append(kib)
+            }
+            started.proxy.stop(grace: 0)
+        }
+        ready.sort()
+        let started = try Self.start(.preset(.registries))
+        let began = Date()
+        started.proxy.stop()
+        let stop = Date().timeIntervalSince(began)
+        let ms = { (seconds: Double) in String(format: "%.1f", seconds * 1000) }
+        print(
+            "egress proxy figures: start-to-ready median \(ms(ready[ready.count / 2])) ms, min \(ms(ready[0])) ms, max \(ms(ready[ready.count - 1])) ms;"
+                + " squid VmRSS \(resident.max() ?? 0) KiB; graceful stop \(ms(stop)) ms")
+        #expect(ready[ready.count / 2] < 1.0, "squid took \(ready) s to listen")
+        #expect(resident.count == 10)
+    }
+
     @Test("the generated configuration parses cleanly in squid for a policy with every kind of entry")
     func configurationParses() throws {
         let policy = try EgressPolicy.parse(["preset:registries", "*.example.org", "a.example.net:8443", "b.example.net:8443"], source: "test")
@@ -300,6 +370,12 @@ struct EgressProxyTests {
             ($0.contains("WARNING") || $0.contains("ERROR") || $0.contains("FATAL")) && !$0.contains("HTTP requires the use of Via")
         }
         #expect(complaints.isEmpty, "\(complaints)")
+    }
+
+    /// Live processes whose command line mentions `text`.
+    static func processes(mentioning text: String) -> [String] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.filter { Int($0) != nil && (readSmallFile("/proc/\($0)/cmdline")?.contains(text) ?? false) }
     }
 
     /// Live processes whose command line mentions `text` (the proxy's directory is in squid's -f argument).

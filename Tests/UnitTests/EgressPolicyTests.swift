@@ -86,6 +86,34 @@ struct EgressPolicyTests {
         }
     }
 
+    @Test("fuzz: random entries never trap, and whatever is accepted is a name squid's rules can hold as it is")
+    func fuzzEntries() {
+        var rng = SplitMix64(seed: 0xa110_7115)
+        let alphabet = Array("abcxyz019-.*:/@[]% _\u{0}\n\\\"#;éÅ\u{202E}")
+        let seeds = ["pypi.org", "*.pythonhosted.org", "pypi.org:8443", "preset:registries", "a-b.c-d.example"]
+        var accepted = 0
+        for iteration in 0..<20_000 {
+            var text = Array(seeds[Int(rng.next() % UInt64(seeds.count))])
+            if iteration % 4 == 0 { text = (0..<Int(rng.next() % 40)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] } }
+            for _ in 0..<Int(rng.next() % 4) {
+                let at = text.isEmpty ? 0 : Int(rng.next() % UInt64(text.count))
+                if rng.next() % 2 == 0 && !text.isEmpty {
+                    text.remove(at: at)
+                } else {
+                    text.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: at)
+                }
+            }
+            guard let policy = try? EgressPolicy.parse([String(text)], source: "fuzz") else { continue }
+            accepted += 1
+            for entry in policy.entries {
+                #expect(entry.name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2d || $0 == 0x2e })
+                #expect(entry.name.contains(".") && !entry.name.hasPrefix(".") && !entry.name.hasSuffix(".") && !entry.name.contains(".."))
+                #expect(entry.port.map { (1...65535).contains($0) } ?? true)
+            }
+        }
+        #expect(accepted > 1000)
+    }
+
     @Test("more than the maximum number of entries is refused")
     func tooMany() {
         let items = (0...EgressPolicy.maxEntries).map { "h\($0).example.org" }
