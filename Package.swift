@@ -53,7 +53,7 @@ let package = Package(
         // Layer 2: the domain. Records and stores (SQLite), access roles, repository names, the data
         // layout, ref names, task files, run events. No libssh, libgit2 or libcurl.
         .target(name: "PatchdCore", dependencies: [
-            "PatchdSystem", "SSHKeys",
+            "PatchdSystem", "SSHKeys", "Egress",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: strictSwift),
@@ -71,7 +71,7 @@ let package = Package(
         ], swiftSettings: strictSwift),
         // The run machinery: the push hooks that queue runs, the scheduler, the executor, run logs.
         .target(name: "Runs", dependencies: [
-            "PatchdSystem", "PatchdCore", "GitStore", "Sandboxing", "Agents",
+            "PatchdSystem", "PatchdCore", "GitStore", "Sandboxing", "Agents", "Egress",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strictSwift),
 
@@ -87,14 +87,14 @@ let package = Package(
         // file, each with its access gate as data; the router parses, gates and runs. No libssh: the
         // daemon injects key parsing and the stats snapshot.
         .target(name: "PatchdCommands", dependencies: [
-            "PatchdCore", "SSHKeys", "GitStore",
+            "PatchdCore", "SSHKeys", "GitStore", "Egress",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strictSwift),
 
         // Layer 4: the daemon. Wires SSH exec to git transport and commands; config, lifecycle, doctor, backup.
         .target(name: "PatchdServer", dependencies: [
             "PatchdSystem", "SSHKeys", "SSHServer", "PatchdCore", "GitStore", "Sandboxing", "Agents", "Runs", "HTTPClient",
-            "PatchdCommands", "Offsite",
+            "PatchdCommands", "Offsite", "Egress",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),

@@ -11,6 +11,7 @@ package import Sandboxing
 /// Everything the executor needs, shared by all runs.
 package struct RunEnvironment: Sendable {
     let runs: RunStore
+    let repoStore: RepoStore?
     let repositories: RepositoryStore
     let layout: DataLayout
     let sandbox: Sandbox
@@ -19,12 +20,17 @@ package struct RunEnvironment: Sendable {
     let maxTimeoutSeconds: Int
     let hostName: String
     let logger: Logger
+    let egress: EgressSettings
 
+    /// - Parameter repoStore: the repositories' settings (network mode, allowlist); nil: none set.
     package init(
-        runs: RunStore, repositories: RepositoryStore, layout: DataLayout, sandbox: Sandbox, agents: [AgentKind: Agent], defaultLimits: SandboxLimits,
-        maxTimeoutSeconds: Int, hostName: String, logger: Logger
+        runs: RunStore, repoStore: RepoStore? = nil, repositories: RepositoryStore, layout: DataLayout, sandbox: Sandbox,
+        agents: [AgentKind: Agent], defaultLimits: SandboxLimits, maxTimeoutSeconds: Int, hostName: String, logger: Logger,
+        egress: EgressSettings = EgressSettings()
     ) {
         self.runs = runs
+        self.repoStore = repoStore
+        self.egress = egress
         self.repositories = repositories
         self.layout = layout
         self.sandbox = sandbox
@@ -93,6 +99,15 @@ package struct RunExecutor: Sendable {
         let baseline = WorkspaceBaseline.read(workspace: workspace.path)
         var mounts = SandboxMounts(workspace: workspace.path, repositoryObjects: barePath + "/objects", scratch: workspace.root)
         mounts.extra = agent.sandboxBinds(mounts)
+        let egress: RunEgress?
+        do {
+            egress = try planEgress(run: run, spec: spec, mounts: &mounts, log: log)
+        } catch {
+            finish(&run, status: .failed, error: "\(error)", log: log)
+            return
+        }
+        // Stops squid and the bridge on every path out; the record keeps what they saw.
+        defer { _ = egress?.finish() }
         // One sandbox for the whole run: setup, the agent's commands and check share its /tmp,
         // HOME and processes; closing it (on every path out) kills them all.
         let runSandbox: RunSandbox
@@ -103,6 +118,12 @@ package struct RunExecutor: Sendable {
             return
         }
         defer { runSandbox.close() }
+        if let egress, mounts.extra.contains(where: { $0.inside == egress.bind.inside }) {
+            let started = try? runSandbox.execute(script: egress.insideListenerScript, environment: [:], limits: limits) { _ in }
+            if started?.succeeded != true {
+                log(RunEvent(.error, "network: the sandbox's end of the egress bridge did not start (is socat installed?)"))
+            }
+        }
         let context = AgentContext(
             runID: id, task: spec, sandbox: env.sandbox, mounts: mounts, limits: limits,
             cancel: cancel, deadline: started + Double(timeout), runSandbox: runSandbox, log: log)
@@ -122,16 +143,19 @@ package struct RunExecutor: Sendable {
         do {
             if let setup = spec.setup, !setup.isEmpty {
                 log(RunEvent(.tool, "$ setup: \(ScriptSummary.firstLine(setup))"))
-                let result = try context.runScript(setup)
+                egress?.enter(.setup)
+                let result = try context.runScript(setup, environment: egress?.environment(for: .setup) ?? [:])
                 if !result.succeeded {
                     let why = result.limit.map { "setup: \($0.explanation)" } ?? "setup: script exited \(result.exitStatus)"
                     outcome = AgentOutcome(succeeded: false, summary: "", error: why, limit: result.limit)
+                    if let egress { run.network = egress.finish().json }
                     return record(&run, outcome: outcome, checkStatus: nil, taken: nil, spec: spec, workspace: workspace, log: log)
                 }
                 // What setup wrote is not the agent's work: the result is the change from here.
                 afterSetup = try takeSnapshot().tree
             }
             agentRan = true
+            egress?.enter(.agent)
             outcome = try agent.run(context)
         } catch {
             outcome = AgentOutcome(succeeded: false, summary: "", error: "sandbox error: \(error)")
@@ -153,7 +177,8 @@ package struct RunExecutor: Sendable {
         do {
             if let check = spec.check, !check.isEmpty, agentRan, outcome.limit == nil, cancel.reason == nil {
                 log(RunEvent(.check, "$ check: \(ScriptSummary.firstLine(check))"))
-                let result = try context.runScript(check)
+                egress?.enter(.check)
+                let result = try context.runScript(check, environment: egress?.environment(for: .check) ?? [:])
                 checkStatus = result.succeeded ? "passed" : "failed"
                 log(RunEvent(.check, "check \(checkStatus!) (exit \(result.exitStatus))"))
                 if result.limit != nil { outcome.limit = result.limit }
@@ -169,7 +194,35 @@ package struct RunExecutor: Sendable {
         if let reason = cancel.reason, outcome.limit == nil { outcome.limit = reason }
         // Stopping: leave the run as it is; the scheduler puts it back in the queue.
         if cancel.reason == .shutdown { return }
+        if let egress { run.network = egress.finish().json }
         record(&run, outcome: outcome, checkStatus: checkStatus, taken: taken, spec: spec, workspace: workspace, log: log)
+    }
+
+    /// The run's egress (nil for a sandbox without its own network namespace, which has the
+    /// host's network anyway). Unless its mode is none, adds the bridge's bind and the proxy
+    /// variables to `mounts`.
+    private func planEgress(
+        run: RunRecord, spec: TaskSpec, mounts: inout SandboxMounts, log: @escaping @Sendable (RunEvent) -> Void
+    ) throws -> RunEgress? {
+        guard env.sandbox.hasPrivateNetwork else {
+            if spec.network != nil || spec.allowedDomains != nil {
+                log(RunEvent(.network, "network: sandbox \(env.sandbox.name) has the host's network; network: and allowed_domains do not apply"))
+            }
+            return nil
+        }
+        let repository = (try? RepositoryName(run.repo)).flatMap { try? env.repoStore?.repo(named: $0) }
+        let settings = repository?.id.flatMap { try? env.repoStore?.repoSettings(repoID: $0) } ?? RepoSettings()
+        let egress = try RunEgress(task: spec, repository: settings, server: env.egress, scratch: mounts.scratch, log: log)
+        // Under none the record still says so (mode and allowlist, no connection); so it does
+        // under setup for a task without setup, which needs no bridge at all.
+        let used = egress.mode == .on || (egress.mode == .setup && !(spec.setup ?? "").isEmpty)
+        guard used else { return egress }
+        try egress.prepare()
+        mounts.extra.append(egress.bind)
+        // Under on every command gets the proxy settings; under setup only setup's command does,
+        // so the agent's tools find no network exactly as before (not a proxy that refuses).
+        if egress.mode == .on { mounts.environment.merge(egress.environment) { _, new in new } }
+        return egress
     }
 
     /// The result as taken from the workspace (before check): its tree, whether it differs

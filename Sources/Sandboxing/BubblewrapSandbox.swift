@@ -99,7 +99,8 @@ package struct BubblewrapSandbox: Sandbox {
             cleanup: { cgroup?.killAll() })
         return try InitRunSandbox(
             backend: backend, mounts: mounts, declared: binds,
-            baseEnvironment: SandboxEnvironment.base(home: RunSandboxPaths.homeInside), cancel: cancel)
+            baseEnvironment: SandboxEnvironment.base(home: RunSandboxPaths.homeInside).merging(mounts.environment) { _, run in run },
+            cancel: cancel)
     }
 }
 

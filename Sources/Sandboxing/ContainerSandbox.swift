@@ -205,7 +205,8 @@ package struct ContainerSandbox: Sandbox {
             startSeconds: 120)
         return try InitRunSandbox(
             backend: backend, mounts: mounts, declared: binds,
-            baseEnvironment: SandboxEnvironment.base(home: RunSandboxPaths.homeInside), cancel: cancel)
+            baseEnvironment: SandboxEnvironment.base(home: RunSandboxPaths.homeInside).merging(mounts.environment) { _, run in run },
+            cancel: cancel)
     }
 
     /// The client's own environment: enough to find its configuration, nothing of the daemon's secrets.

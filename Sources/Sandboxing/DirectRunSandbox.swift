@@ -28,7 +28,7 @@ final class DirectRunSandbox: RunSandbox {
         for dir in [home, commandFiles, RunSandboxPaths.bridge(mounts)] {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         }
-        environment = SandboxEnvironment.base(home: home)
+        environment = SandboxEnvironment.base(home: home).merging(mounts.environment) { _, run in run }
     }
 
     func checkBinds(_ binds: [SandboxBind]) throws(SandboxSetupError) {}

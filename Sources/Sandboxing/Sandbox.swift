@@ -96,6 +96,9 @@ package struct SandboxMounts: Sendable {
     package let scratch: String
     /// Extra binds an agent needs (the claude binary, the API socket).
     package var extra: [SandboxBind] = []
+    /// Variables every command of the run gets on top of the sandbox's own (the egress proxy's
+    /// settings); a command's own environment wins.
+    package var environment: [String: String] = [:]
 
     package init(workspace: String, repositoryObjects: String, scratch: String) {
         self.workspace = workspace

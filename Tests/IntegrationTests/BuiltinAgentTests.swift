@@ -126,6 +126,41 @@ struct BuiltinAgentTests {
         #expect(tools == ["bash", "str_replace_based_edit_tool"])
     }
 
+    /// The bash tool is one shell per run, as Anthropic's bash tool is: what the model sets up in
+    /// one call is there in the next; `restart` and a command past `command_timeout` end it.
+    @Test("persistent bash: cd, export and an activated venv carry over; restart clears them; a hanging command times out and the next call works")
+    func persistentBash() throws {
+        let tmp = TempDir("fake-api")
+        func bash(_ id: Int, _ input: String, expect: [String] = []) -> String {
+            let expectation =
+                expect.isEmpty ? "" : "\"expect\": \(String(decoding: try! JSONSerialization.data(withJSONObject: expect), as: UTF8.self)), "
+            return """
+                {\(expectation)"reply": [{"type": "tool_use", "id": "toolu_\(id)", "name": "bash", "input": \(input)}], "stop_reason": "tool_use"}
+                """
+        }
+        let probe = #"{"command": "echo \"pwd=$(pwd) X=${X:-unset} venv=${VIRTUAL_ENV:-none}\""}"#
+        let steps = [
+            bash(1, #"{"command": "python3 -m venv --without-pip .venv && mkdir -p sub && echo $((40 + 2))-made"}"#),
+            bash(2, #"{"command": "cd sub"}"#, expect: ["42-made"]),
+            bash(3, #"{"command": "export X=1"}"#),
+            bash(4, #"{"command": "source ../.venv/bin/activate"}"#),
+            bash(5, probe),
+            bash(6, #"{"restart": true}"#, expect: ["pwd=/workspace/sub X=1 venv=/workspace/.venv"]),
+            bash(7, probe, expect: ["tool has been restarted."]),
+            bash(8, #"{"command": "cd sub && export X=2 && sleep 600"}"#, expect: ["pwd=/workspace X=unset venv=none"]),
+            bash(9, probe, expect: ["the command did not finish within 3 s (command_timeout)"]),
+            #"{"expect": ["pwd=/workspace X=unset venv=none"], "reply": [{"type": "text", "text": "Checked the shell."}], "stop_reason": "end_turn"}"#,
+        ]
+        let api = try FakeMessagesAPI(steps: "[" + steps.joined(separator: ",\n") + "]", in: tmp.path)
+        let server = try TestServer.withAgent(api)
+        let work = try server.makeWorkTree("w", repo: "shell", commits: 1)
+        try server.write(work, ".patchd/task.md", task("Check the shell.", front: "command_timeout: 3s\n"))
+        try server.commitAll(work, "task")
+        let push = try expectOK(server.git(["push", "-o", "wait", "origin", "main"], in: work, timeout: 120))
+        #expect(push.stderr.contains("run 1 succeeded"), "\(push.stderr)")
+        #expect(api.requests.count == steps.count, "every step was answered (an expectation failure answers 400)")
+    }
+
     @Test("a failing tool comes back with is_error; 529 and a cut stream are retried; 401 fails the run with the API's message")
     func errorsAndRetries() throws {
         let tmp = TempDir("fake-api")

@@ -43,6 +43,7 @@ struct AccessWorld {
         "repo info": .repository(.read),
         "repo delete": .repository(.owner, action: "delete it"),
         "repo collab add": .repository(.owner, action: "manage collaborators"),
+        "repo config": .repository(.owner, action: "change the repository's settings"),
         "repo collab remove": .repository(.owner, action: "manage collaborators"),
         "repo collab list": .repository(.read),
         "run list": .repository(.read, optional: true),
@@ -70,6 +71,7 @@ struct AccessWorld {
         case "repo list": return ["repo", "list"]
         case "repo create": return ["repo", "create", "fresh"]
         case "repo info": return ["repo", "info", "proj"]
+        case "repo config": return ["repo", "config", "proj", "network", "on"]
         case "repo delete": return ["repo", "delete", "proj", "--yes"]
         case "repo collab add": return ["repo", "collab", "add", "proj", "sam", "write"]
         case "repo collab remove": return ["repo", "collab", "remove", "proj", "rita"]

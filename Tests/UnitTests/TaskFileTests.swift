@@ -26,7 +26,7 @@ import Testing
     }
 
     static let keysList =
-        "known keys: agent, check, command_timeout, default_excludes, exclude, max_cost_usd, max_turns, model, provider, run, setup, timeout"
+        "known keys: agent, allowed_domains, check, command_timeout, default_excludes, exclude, max_cost_usd, max_turns, model, network, provider, run, setup, timeout"
 
     // MARK: Valid files
 

@@ -27,14 +27,20 @@ struct AgentTools {
         ToolSpec(
             name: "bash",
             description: """
-                Run a command in a bash shell in the repository's working directory (no network; each call is a fresh \
-                shell). Output (stdout and stderr) is returned, its head and tail when long.
+                Run a command in a persistent bash shell, started in the repository's working directory: the working \
+                directory, variables, functions and an activated virtualenv carry over to the next call. Output (stdout \
+                and stderr) is returned, its head and tail when long. A command past its time limit is killed with the \
+                shell. No network unless the task allows it.
                 """,
             schema: .object([
                 "type": .string("object"),
                 "properties": .object([
                     "command": .object(["type": .string("string"), "description": .string("The bash command to run.")]),
-                    "restart": .object(["type": .string("boolean"), "description": .string("Restart the tool (each call is a fresh shell anyway).")]),
+                    "restart": .object([
+                        "type": .string("boolean"),
+                        "description": .string(
+                            "Start a fresh shell (no command needed): the working directory and variables of earlier calls are gone."),
+                    ]),
                 ]),
             ])),
         ToolSpec(

@@ -4,7 +4,11 @@ import Foundation
 
 /// One line of a run's log, as agents and sandboxes report them.
 package struct RunEvent: Sendable {
-    package enum Kind: String, Sendable, Codable { case info, output, tool, check, error }
+    package enum Kind: String, Sendable, Codable {
+        case info, output, tool, check, error
+        /// The egress proxy: a refused connection (printed live by `-o wait`), a phase's summary.
+        case network
+    }
     package let kind: Kind
     package let text: String
     package init(_ kind: Kind, _ text: String) { self.kind = kind; self.text = text }

@@ -32,6 +32,8 @@ package struct RunJSON: Encodable {
     let finished_at: String?
     let error: String?
     let usage: Usage
+    /// Mode, allowlist and every connection through the egress proxy (nil: the run made no network plan yet).
+    let network: RunNetworkRecord?
 
     package init(_ run: RunRecord) {
         id = run.id ?? 0
@@ -51,6 +53,7 @@ package struct RunJSON: Encodable {
         started_at = run.startedAt.map(Self.iso)
         finished_at = run.finishedAt.map(Self.iso)
         error = run.error
+        network = run.networkRecord
         usage = Usage(
             input_tokens: run.inputTokens, output_tokens: run.outputTokens, cache_read_tokens: run.cacheReadTokens,
             cache_write_tokens: run.cacheWriteTokens, cost_usd: run.costUSD)
@@ -58,7 +61,7 @@ package struct RunJSON: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case id, repo, branch, title, status, agent, model, base, result, result_ref, changed, check, limit
-        case created_at, started_at, finished_at, error, usage
+        case created_at, started_at, finished_at, error, usage, network
     }
 
     /// Every key is always present; nil is encoded as null (scripts can rely on the shape).
@@ -82,6 +85,7 @@ package struct RunJSON: Encodable {
         try c.encode(finished_at, forKey: .finished_at)
         try c.encode(error, forKey: .error)
         try c.encode(usage, forKey: .usage)
+        try c.encode(network, forKey: .network)
     }
 
     package static func iso(_ date: Date) -> String {

@@ -94,6 +94,17 @@ package final class PatchdDatabase: Sendable {
                 t.add(column: "cache_write_tokens", .integer).notNull().defaults(to: 0)
             }
         }
+        migrator.registerMigration("v4: repository settings, a run's network record") { db in
+            try db.create(table: "repo_settings") { t in
+                t.column("repo_id", .integer).notNull().references("repos", onDelete: .cascade)
+                t.column("key", .text).notNull()
+                t.column("value", .text).notNull()
+                t.primaryKey(["repo_id", "key"])
+            }
+            try db.alter(table: "runs") { t in
+                t.add(column: "network", .text)  // RunNetworkRecord as JSON
+            }
+        }
         return migrator
     }
 }

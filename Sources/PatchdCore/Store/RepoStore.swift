@@ -48,6 +48,28 @@ package struct RepoStore: Sendable {
 }
 
 extension RepoStore {
+    /// A repository's settings (`repo config`), by key; keys not set are absent.
+    package func settings(repoID: Int64) throws -> [String: String] {
+        try db.pool.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT key, value FROM repo_settings WHERE repo_id = ?", arguments: [repoID])
+            return Dictionary(rows.map { (row: Row) in (row["key"] as String, row["value"] as String) }, uniquingKeysWith: { a, _ in a })
+        }
+    }
+
+    /// Sets `key` to `value`, or removes it when `value` is nil.
+    package func setSetting(repoID: Int64, key: String, value: String?) throws {
+        try db.pool.write { db in
+            if let value {
+                try db.execute(
+                    sql:
+                        "INSERT INTO repo_settings (repo_id, key, value) VALUES (?, ?, ?) ON CONFLICT(repo_id, key) DO UPDATE SET value = excluded.value",
+                    arguments: [repoID, key, value])
+            } else {
+                try db.execute(sql: "DELETE FROM repo_settings WHERE repo_id = ? AND key = ?", arguments: [repoID, key])
+            }
+        }
+    }
+
     /// Repositories `userID` may read, with the role they have on each.
     package func visible(userID: Int64) throws -> [(RepoRecord, RepoRole)] {
         try all().compactMap { repo in

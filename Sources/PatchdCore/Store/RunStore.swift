@@ -36,9 +36,11 @@ package struct RunRecord: Codable, Sendable, FetchableRecord, PersistableRecord 
     package var createdAt: Date
     package var startedAt: Date?
     package var finishedAt: Date?
+    /// The run's egress: its mode, allowlist and every connection (`RunNetworkRecord` as JSON); nil before setup.
+    package var network: String? = nil
 
     enum CodingKeys: String, CodingKey {
-        case id, repo, branch, base, status, agent, model, title, spec, result, changed, error, summary, attempts
+        case id, repo, branch, base, status, agent, model, title, spec, result, changed, error, summary, attempts, network
         case taskSource = "task_source", requestedBy = "requested_by", checkStatus = "check_status"
         case limitHit = "limit_hit", inputTokens = "input_tokens", outputTokens = "output_tokens"
         case cacheReadTokens = "cache_read_tokens", cacheWriteTokens = "cache_write_tokens"
@@ -48,6 +50,9 @@ package struct RunRecord: Codable, Sendable, FetchableRecord, PersistableRecord 
     package mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 
     package var taskSpec: TaskSpec? { try? JSONDecoder().decode(TaskSpec.self, from: Data(spec.utf8)) }
+    package var networkRecord: RunNetworkRecord? {
+        network.flatMap { try? JSONDecoder().decode(RunNetworkRecord.self, from: Data($0.utf8)) }
+    }
     package var resultRef: String? { result == nil ? nil : "refs/patchd/runs/\(id ?? 0)" }
 }
 

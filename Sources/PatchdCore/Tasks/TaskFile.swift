@@ -1,5 +1,6 @@
 // PatchdCore: the task file `.patchd/task.md` (YAML front matter + Markdown body) parsed into a TaskSpec, strictly.
 
+import Egress
 import Foundation
 import Yams
 
@@ -38,6 +39,11 @@ package struct TaskSpec: Sendable, Equatable, Codable {
     package var resultExclude: [String]?
     /// `default_excludes: false` turns `TaskSpec.defaultResultExclude` off.
     package var defaultExcludes: Bool?
+    /// Which phases may reach the allowlist (`network`); nil: the repository's or server's default.
+    package var network: NetworkMode?
+    /// Hosts added to the allowlist for this run (`allowed_domains`): `pypi.org`, `*.example.com`,
+    /// `host:8443`, or a preset name; checked by the egress policy parser when the run starts.
+    package var allowedDomains: [String]?
     /// Markdown after the front matter, trimmed of surrounding blank lines.
     package var body: String
 
@@ -120,8 +126,8 @@ package enum TaskFile {
     package static let maxTitleLength = 72
     /// The front matter keys, sorted.
     package static let knownKeys = [
-        "agent", "check", "command_timeout", "default_excludes", "exclude", "max_cost_usd", "max_turns",
-        "model", "provider", "run", "setup", "timeout",
+        "agent", "allowed_domains", "check", "command_timeout", "default_excludes", "exclude", "max_cost_usd",
+        "max_turns", "model", "network", "provider", "run", "setup", "timeout",
     ]
 
     /// Parses raw bytes. `defaultAgent` resolves the body rules when the file names no agent.
@@ -494,6 +500,43 @@ private struct FrontMatter {
                 }
                 guard patterns.count <= 100 else { throw fail(at, "'exclude' has \(patterns.count) patterns; at most 100") }
                 result.spec.resultExclude = patterns
+            case "network":
+                let allowed = NetworkMode.allCases.map(\.rawValue)
+                // YAML 1.1 reads a bare `on` or `none`-like word as a boolean or null: take the text as written.
+                guard case .scalar(let s) = value, let mode = NetworkMode(rawValue: s.string) else {
+                    throw fail(
+                        at,
+                        "'network' must be one of " + allowed.joined(separator: ", ")
+                            + " (none: no connections; setup: setup reaches the allowlist, the agent and check do not; "
+                            + "on: every phase does), not " + describe(value))
+                }
+                result.spec.network = mode
+            case "allowed_domains":
+                var entries: [String] = []
+                guard case .sequence(let items) = value else {
+                    throw fail(
+                        at,
+                        "'allowed_domains' must be a list of host names, like `allowed_domains: [pypi.org, \"*.example.com\"]`, not "
+                            + describe(value))
+                }
+                for item in items {
+                    guard let text = string(item), !text.isEmpty, text.utf8.count <= 260,
+                        !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0 == " " })
+                    else {
+                        throw fail(
+                            line(item) ?? at,
+                            "each 'allowed_domains' entry must be a host name (optionally `*.` in front or `:PORT` after) "
+                                + "or a preset such as preset:registries, not " + describe(item))
+                    }
+                    do {
+                        _ = try EgressPolicy.parseEntry(text, source: "allowed_domains", position: entries.count + 1)
+                    } catch {
+                        throw fail(line(item) ?? at, "\(error)")
+                    }
+                    entries.append(text)
+                }
+                guard entries.count <= 100 else { throw fail(at, "'allowed_domains' has \(entries.count) entries; at most 100") }
+                result.spec.allowedDomains = entries
             case "max_turns":
                 guard case .integer(let text) = scalarKind(value), let turns = Int(text), turns >= 1 else {
                     throw fail(

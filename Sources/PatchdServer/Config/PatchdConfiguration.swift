@@ -1,10 +1,11 @@
 // PatchdServer: the daemon's settings: built-in defaults, then environment, then config file, then flags.
 
 package import Agents
+import Egress
 import Foundation
 package import Offsite
 package import PatchdCore
-import Runs
+package import Runs
 import Sandboxing
 import Yams
 
@@ -67,6 +68,10 @@ package struct PatchdConfiguration: Sendable, Equatable {
     package var minFreeBytes = SandboxLimits().minFreeBytes
     /// Continuous replication to an S3-compatible store (the `offsite:` mapping); nil: off.
     package var offsite: OffsiteConfiguration?
+    /// Egress: `network` is the most any repository or task gets (none, setup, on; default
+    /// setup), `allowed_domains` the server's allowlist (default `preset:registries`), and
+    /// `egress_hosts_file` the hosts file the proxy reads before DNS (default /etc/hosts).
+    package var egress = EgressSettings()
 
     package init() {}
 
@@ -78,6 +83,7 @@ package struct PatchdConfiguration: Sendable, Equatable {
         "codex_path", "codex_model", "default_provider", "openai_model", "anthropic_base_url", "openai_base_url",
         "max_processes", "max_file_bytes", "max_memory_bytes", "max_output_bytes", "max_cpus", "max_workspace_bytes", "min_free_bytes",
         "container_engine", "container_image", "container_options", "offsite",
+        "network", "allowed_domains", "egress_hosts_file",
     ]
 
     package struct Invalid: Error, CustomStringConvertible {
@@ -147,6 +153,26 @@ package struct PatchdConfiguration: Sendable, Equatable {
             case "openai_model": openAIModel = try string()
             case "anthropic_base_url": anthropicBaseURL = try Self.baseURL(try string(), at: at)
             case "openai_base_url": openAIBaseURL = try Self.baseURL(try string(), at: at)
+            case "network":
+                guard let mode = NetworkMode(rawValue: try string()) else {
+                    throw Invalid("\(at) must be one of " + NetworkMode.allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                egress.cap = mode
+            case "allowed_domains":
+                guard let seq = value.sequence else {
+                    throw Invalid("\(at) must be a list of hosts, e.g. [\"preset:registries\", \"*.example.com\"]")
+                }
+                let entries = try seq.map { (item) throws(Invalid) in
+                    guard let s = item.string else { throw Invalid("\(at) must be a list of strings") }
+                    return s
+                }
+                do {
+                    _ = try EgressPolicy.parse(entries, source: "config file \(path) allowed_domains")
+                } catch {
+                    throw Invalid("\(error)")
+                }
+                egress.allowedDomains = entries
+            case "egress_hosts_file": egress.hostsFile = try string()
             case "container_engine": containerEngine = try string()
             case "container_image": containerImage = try string()
             case "container_options":

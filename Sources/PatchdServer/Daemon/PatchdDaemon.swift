@@ -107,10 +107,10 @@ package final class PatchdDaemon: Sendable {
         limits.minFreeBytes = configuration.minFreeBytes
         limits.maxOutputBytes = configuration.maxOutputBytes
         let runEnvironment = RunEnvironment(
-            runs: runStore, repositories: repositories, layout: layout, sandbox: sandbox,
+            runs: runStore, repoStore: repoStore, repositories: repositories, layout: layout, sandbox: sandbox,
             agents: agentSetup.agents, defaultLimits: limits,
             maxTimeoutSeconds: configuration.maxRunSeconds,
-            hostName: ProcessInfo.processInfo.hostName, logger: logger)
+            hostName: ProcessInfo.processInfo.hostName, logger: logger, egress: configuration.egress)
         let wakeup = try RunWakeup(dataDir: layout.root)
         scheduler = RunScheduler(
             executor: RunExecutor(env: runEnvironment), runs: runStore,
