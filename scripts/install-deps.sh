@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(libssh-dev libgit2-dev libcurl4-openssl-dev libsqlite3-dev bubblewrap git openssh-client pkg-config
-          util-linux socat bsdutils procps sqlite3 python3)  # prlimit (sandbox limits), socat (claude-code API bridge); script, pgrep, sqlite3, python3 (tests)
+          util-linux socat squid bsdutils procps sqlite3 python3)  # prlimit (sandbox limits), socat (API and egress bridges), squid (egress proxy); script, pgrep, sqlite3, python3 (tests)
 if [ "${1:-}" = "--with-bench" ]; then
   packages+=(openssh-server hyperfine)
 fi

@@ -189,8 +189,10 @@ enum LimitedProcess {
         if terminated == nil, let rest = terminator?.flush(), !rest.isEmpty { take(rest[...]) }
         var limit: LimitHit?
         if case .stop(let hit) = verdict { limit = hit }
-        // Also after a clean end when the command had exited earlier: what it left running goes.
-        if verdict != .keepGoing || watch.exitedAt != nil {
+        // Also after a clean end: what the command left running in its group goes. (Not for the
+        // persistent shell, whose command ends at its marker while the shell lives on.) The
+        // output's end can come before the exit is seen, so that is no condition for a command.
+        if verdict != .keepGoing || watch.exitedAt != nil || terminator == nil {
             process.killAll()
         }
         if !pending.isEmpty { emit(pending[...]) }

@@ -1,6 +1,7 @@
 // PatchdServer: `patchd doctor`: one line per check of what a deployment needs; failing checks make it exit 1.
 
 import Agents
+import Egress
 import Foundation
 import GRDB
 import GitStore
@@ -82,6 +83,7 @@ package struct Doctor {
         checks.append(databaseCheck())
         checks.append(listenCheck())
         checks.append(offsiteCheck())
+        checks.append(egressCheck())
         if (try? PatchdDaemon.findExecutable("socat")) == nil {
             checks.append(
                 Check(
@@ -272,6 +274,36 @@ package struct Doctor {
             let text = "\(error)"
             return Check(
                 name: "container", status: .fail, detail: "\(sandbox.engine.executable) cannot be started: \(text)\(Self.containerHint(text))")
+        }
+    }
+
+    /// Starts the egress proxy as a run would (squid with the server's allowlist) and stops it.
+    func egressCheck() -> Check {
+        let egress = configuration.egress
+        guard egress.cap != .none else { return Check(name: "egress", status: .ok, detail: "network: none: runs never connect") }
+        let policy: EgressPolicy
+        do {
+            policy = try EgressPolicy.parse(egress.allowedDomains, source: "allowed_domains")
+        } catch {
+            return Check(name: "egress", status: .fail, detail: "\(error)")
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("patchd-doctor-egress-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        do {
+            let proxy = try EgressProxy(policy: policy, directory: directory, hostsFile: egress.hostsFile)
+            let seconds = proxy.startupSeconds
+            proxy.stop(grace: 0.2)
+            return Check(
+                name: "egress", status: .ok,
+                detail:
+                    "squid starts in \(Int(seconds * 1000)) ms; runs may connect up to network: \(egress.cap.rawValue), to \(policy.entries.count) hosts"
+            )
+        } catch {
+            return Check(
+                name: "egress", status: .fail,
+                detail:
+                    "\(error): runs whose network setting allows a phase to connect will run it offline (apt-get install squid, or set network: none)"
+            )
         }
     }
 
