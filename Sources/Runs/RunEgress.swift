@@ -147,8 +147,20 @@ package final class RunEgress: Sendable {
             defer { s.proxy = nil }
             return s.proxy
         }
-        // The bridge is gone, so every tunnel has closed and squid has logged it: no grace needed.
-        _ = proxy?.stop(grace: 0.5)
+        if let proxy {
+            // The bridge is gone, so every tunnel is closed and squid logs each as it notices:
+            // wait until its log has been quiet for 30 ms (at most 300 ms), then end it at once.
+            // A graceful squid shutdown takes 1-2 s, all of it added to every run.
+            let started = MonotonicClock.now
+            var seen = proxy.connections(from: 0).next
+            var quietSince = started
+            while MonotonicClock.now - quietSince < 0.03 && MonotonicClock.now - started < 0.3 {
+                usleep(5_000)
+                let next = proxy.connections(from: seen).next
+                if next != seen { (seen, quietSince) = (next, MonotonicClock.now) }
+            }
+            proxy.stop(grace: 0)
+        }
         return state.withLock { $0.record }
     }
 
