@@ -106,6 +106,36 @@ struct ContainerSandboxTests {
         #expect(try ContainerTestImage.leftovers(of: server).isEmpty, "containers left behind")
     }
 
+    /// The egress bridge through a container: setup reaches an allowed host (plain HTTP, so the
+    /// image's CA bundle does not matter) through the proxy, the agent phase does not.
+    @Test("egress in a container: setup fetches through the proxy, the agent phase has no way out, the record lists it")
+    func egress() throws {
+        let server = try TestServer(config: ContainerTestImage.config)
+        let work = try server.makeWorkTree("work", repo: "net", commits: 1)
+        let fetch = "python3 -c \"import urllib.request; print(len(urllib.request.urlopen('http://deb.debian.org/debian/', timeout=20).read()))\""
+        try server.write(
+            work, ".patchd/task.md",
+            """
+            ---
+            agent: command
+            setup: |
+              \(fetch) && echo SETUP-""FETCHED
+            run: |
+              \(fetch) 2>/dev/null && echo AGENT-""FETCHED || echo agent ""offline
+            ---
+            Fetch.
+            """)
+        try server.commitAll(work, "fetch")
+        try expectOK(server.git(["push", "-q", "-o", "wait", "origin", "main"], in: work, timeout: 180))
+        let json = try server.runJSON(1)
+        #expect(json["status"] as? String == "succeeded", "\(json)")
+        let logs = try expectOK(server.ssh(nil, ["run", "logs", "1"])).stdout
+        #expect(logs.contains("SETUP-FETCHED") && logs.contains("agent offline") && !logs.contains("AGENT-FETCHED"), "\(logs)")
+        let connections = ((json["network"] as? [String: Any])?["connections"] as? [[String: Any]]) ?? []
+        #expect(connections.contains { $0["host"] as? String == "deb.debian.org" && $0["allowed"] as? Bool == true }, "\(connections)")
+        #expect(try ContainerTestImage.leftovers(of: server).isEmpty)
+    }
+
     @Test("limits in a container: a fork bomb, a 2 GB file, 1 GB of memory and an endless loop are cut off with the reason; no container is left")
     func limits() throws {
         let server = try TestServer(

@@ -41,8 +41,8 @@ struct EgressRunTests {
               python3 -m venv /tmp/venv && /tmp/venv/bin/pip install -q -r requirements.txt pytest
             run: |
               sed -i 's/a - b/a + b/' calc.py
-              if curl -sS --max-time 10 -o /dev/null https://pypi.org/simple/ 2>/dev/null; then echo AGENT-REACHED-PYPI; else echo agent has no way out; fi
-              if curl -sS --noproxy '*' --max-time 10 -o /dev/null https://pypi.org/simple/ 2>/dev/null; then echo AGENT-REACHED-DIRECT; fi
+              if curl -sS --max-time 10 -o /dev/null https://pypi.org/simple/ 2>/dev/null; then echo AGENT-""REACHED-PYPI; else echo agent has no ""way out; fi
+              if curl -sS --noproxy '*' --max-time 10 -o /dev/null https://pypi.org/simple/ 2>/dev/null; then echo AGENT-""REACHED-DIRECT; fi
             check: |
               /tmp/venv/bin/pytest -q
             ---
@@ -97,7 +97,7 @@ struct EgressRunTests {
               for url in https://example.com/ https://pypi.org:8443/ http://127.0.0.1:\(port)/ https://127.0.0.1:\(port)/ \\
                   http://169.254.169.254/latest/meta-data/ http://10.1.2.3/ \\
                   https://loop.evil.example/ http://meta.evil.example/ https://lan.evil.example/; do
-                curl -sf --noproxy '' --max-time 10 -o /dev/null "$url" && echo "REACHED $url" || echo "refused $url"
+                curl -sf --noproxy '' --max-time 10 -o /dev/null "$url" && echo "REACH""ED $url" || echo "refused $url"
               done
               curl -sS --max-time 20 -o /dev/null -w 'pypi %{http_code}\\n' https://pypi.org/simple/iniconfig/
             ---
@@ -134,8 +134,8 @@ struct EgressRunTests {
             agent: command
             network: none
             setup: |
-              env | grep -i _proxy || echo no proxy set
-              curl -s --max-time 10 -o /dev/null https://pypi.org/simple/ && echo SETUP-REACHED || echo setup offline
+              env | grep -i _proxy || echo no proxy ""set
+              curl -s --max-time 10 -o /dev/null https://pypi.org/simple/ && echo SETUP-""REACHED || echo setup ""offline
             run: |
               echo done > DONE
             ---
