@@ -20,6 +20,15 @@ package struct AgentContext: Sendable {
     package let deadline: Double
     /// The run's sandbox, which every command enters (opened by the executor, or on first use).
     let runSandboxSlot: RunSandboxSlot
+    /// What came before, for a follow-up: the earlier runs' tasks, summaries and what they did
+    /// (`FollowUpContext`). Agents give it to the model ahead of the task.
+    package var earlier: String?
+
+    /// The task as the model gets it: the earlier work first (a follow-up), then the task.
+    package var prompt: String {
+        guard let earlier, !earlier.isEmpty else { return task.body }
+        return earlier + "\n\nThe new task:\n" + task.body
+    }
 
     /// - Parameter runSandbox: the run's open sandbox; nil opens one on first use (tests; whoever
     ///   made the context then owns closing it through `closeRunSandbox`).

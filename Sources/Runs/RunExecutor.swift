@@ -124,9 +124,15 @@ package struct RunExecutor: Sendable {
                 log(RunEvent(.error, "network: the sandbox's end of the egress bridge did not start (is socat installed?)"))
             }
         }
-        let context = AgentContext(
+        var context = AgentContext(
             runID: id, task: spec, sandbox: env.sandbox, mounts: mounts, limits: limits,
             cancel: cancel, deadline: started + Double(timeout), runSandbox: runSandbox, log: log)
+        if run.follows != nil {
+            context.earlier = FollowUpContext.render(for: run, runs: env.runs)
+            if let chain = try? env.runs.followChain(of: run), !chain.isEmpty {
+                log(RunEvent(.info, "follows run " + chain.map(String.init).joined(separator: " <- run ") + "; the agent is told what they did"))
+            }
+        }
         var outcome: AgentOutcome
         var checkStatus: String?
         // The workspace as a tree (untracked caches excluded), written into the bare repository.

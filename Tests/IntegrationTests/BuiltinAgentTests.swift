@@ -161,6 +161,57 @@ struct BuiltinAgentTests {
         #expect(api.requests.count == steps.count, "every step was answered (an expectation failure answers 400)")
     }
 
+    /// Iterating the git way: a new task pushed on top of an adopted result continues that run
+    /// (the model is told its task, summary and steps); `-o follow-up` does it without adopting.
+    @Test("follow-ups: a push on an adopted result and -o follow-up give the model the earlier tasks and summaries; run show lists the chain")
+    func followUps() throws {
+        let tmp = TempDir("fake-api")
+        let api = try FakeMessagesAPI(
+            steps: """
+                [
+                  {"reply": [{"type": "tool_use", "id": "toolu_1", "name": "bash", "input": {"command": "echo one > ONE.txt"}}]},
+                  {"reply": [{"type": "text", "text": "Wrote ONE.txt with the first value."}]},
+                  {"expect": {"contains": ["This task follows earlier work", "Write the first file.", "Wrote ONE.txt with the first value.",
+                                           "echo one > ONE.txt", "The new task:", "Write the second file."]},
+                   "reply": [{"type": "tool_use", "id": "toolu_2", "name": "bash", "input": {"command": "cat ONE.txt && echo two > TWO.txt"}}]},
+                  {"reply": [{"type": "text", "text": "Wrote TWO.txt next to ONE.txt."}]},
+                  {"expect": {"contains": ["Wrote ONE.txt with the first value.", "Wrote TWO.txt next to ONE.txt.", "Write the third file."]},
+                   "reply": [{"type": "tool_use", "id": "toolu_3", "name": "bash", "input": {"command": "echo three > THREE.txt"}}]},
+                  {"reply": [{"type": "text", "text": "Wrote THREE.txt."}]}
+                ]
+                """, in: tmp.path)
+        let server = try TestServer.withAgent(api)
+        let work = try server.makeWorkTree("w", repo: "iterate", commits: 1)
+        try server.write(work, ".patchd/task.md", task("Write the first file."))
+        try server.commitAll(work, "first task")
+        try expectOK(server.git(["push", "-q", "-o", "wait", "origin", "main"], in: work, timeout: 120))
+        // Adopt the result, then push the next task on top of it.
+        try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
+        try expectOK(server.git(["checkout", "-q", "-B", "main", "FETCH_HEAD"], in: work))
+        try server.write(work, ".patchd/task.md", task("Write the second file."))
+        try server.commitAll(work, "second task")
+        let second = try expectOK(server.git(["push", "-o", "wait", "origin", "main"], in: work, timeout: 120))
+        #expect(second.stderr.contains("follows run 1"), "\(second.stderr)")
+        #expect(try server.runJSON(2)["follows"] as? Int == 1)
+        // Without adopting: the third task starts from agent/main, run 2's result.
+        try server.write(work, ".patchd/task.md", task("Write the third file."))
+        try server.commitAll(work, "third task")
+        let third = try expectOK(server.git(["push", "-o", "wait", "-o", "follow-up", "origin", "main"], in: work, timeout: 120))
+        #expect(third.stderr.contains("run 3 succeeded"), "\(third.stderr)")
+        let json = try server.runJSON(3)
+        #expect(json["follows"] as? Int == 2, "\(json)")
+        try expectOK(server.git(["fetch", "-q", "origin", "agent/main"], in: work))
+        let files = try expectOK(server.git(["ls-tree", "--name-only", "FETCH_HEAD"], in: work)).stdout
+        #expect(files.contains("ONE.txt") && files.contains("TWO.txt") && files.contains("THREE.txt"), "\(files)")
+        let shown = try expectOK(server.ssh(nil, ["run", "show", "3"])).stdout
+        #expect(shown.contains("follows  run 2 <- run 1"), "\(shown)")
+        #expect(api.requests.count == 6, "every step was answered (an expectation failure answers 400)")
+        // -o follow-up on a branch without a result says so and queues nothing.
+        try expectOK(server.git(["checkout", "-q", "-b", "fresh"], in: work))
+        let refused = try server.git(["push", "-o", "follow-up", "origin", "fresh"], in: work)
+        #expect(refused.stderr.contains("refs/heads/agent/fresh holds no result to continue"), "\(refused.stderr)")
+    }
+
     @Test("a failing tool comes back with is_error; 529 and a cut stream are retried; 401 fails the run with the API's message")
     func errorsAndRetries() throws {
         let tmp = TempDir("fake-api")

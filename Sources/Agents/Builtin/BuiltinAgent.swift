@@ -140,7 +140,7 @@ package struct BuiltinAgent: Agent {
         }
 
         var usage = AgentUsage()
-        var messages: [JSONValue] = [wire.user(Self.firstMessage(context.task))]
+        var messages: [JSONValue] = [wire.user(context.prompt)]
         let system = Self.systemPrompt(context: context, files: files)
         var checkRounds = 0
         var lastText = ""
@@ -280,16 +280,13 @@ package struct BuiltinAgent: Agent {
         }
     }
 
-    static func firstMessage(_ task: TaskSpec) -> String {
-        task.body
-    }
-
     static func systemPrompt(context: AgentContext, files: WorkspaceFiles) -> String {
         var prompt = """
             You are a coding agent run by patchd. The repository is checked out at \(files.displayRoot) (your working \
             directory), on a branch the user pushed; the user's message is the task.
-            Work with the tools: `bash` runs a command in a fresh shell in \(files.displayRoot) (no network; each call is \
-            independent), `str_replace_based_edit_tool` views and edits files (paths inside \(files.displayRoot)).
+            Work with the tools: `bash` runs commands in one persistent shell started in \(files.displayRoot) (the working \
+            directory, variables and an activated virtualenv carry over between calls; no network unless the task allows \
+            it), `str_replace_based_edit_tool` views and edits files (paths inside \(files.displayRoot)).
             Make the change the task asks for, run what checks you can, and keep the change focused.
             Do not commit, push or create branches: patchd turns the files you leave into one commit on agent/BRANCH.
             When you are done, reply with a short summary of what you changed and why; it becomes the commit message body.

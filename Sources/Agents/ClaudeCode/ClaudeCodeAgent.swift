@@ -90,7 +90,7 @@ package struct ClaudeCodeAgent: Agent {
         // The task and model travel in the environment and the prompt on stdin: a task starting
         // with "-" is text, never an option.
         let environment = [
-            "PATCHD_TASK": context.task.body,
+            "PATCHD_TASK": context.prompt,
             "PATCHD_MODEL": model,
             "HOME": context.sandbox.path(of: homeBind),
             "ANTHROPIC_BASE_URL": "http://127.0.0.1:\(Self.port)",

@@ -116,7 +116,7 @@ package struct CodexAgent: Agent {
             exit $status
             """
         var environment = [
-            "PATCHD_TASK": context.task.body,
+            "PATCHD_TASK": context.prompt,
             "HOME": context.sandbox.path(of: binds[2]),
             "CODEX_HOME": context.sandbox.path(of: binds[2]) + "/.codex",
             "PATCHD_OPENAI_KEY": Self.placeholderKey,

@@ -23,6 +23,9 @@ struct RunShow: SSHCommand {
             ("title", run.title), ("agent", run.agent), ("model", run.model ?? "-"), ("base", run.base),
         ]
         if let result = run.result { lines.append(("result", "\(result) (refs/patchd/runs/\(run.id!))")) }
+        if let chain = try? invocation.context.runs.followChain(of: run), !chain.isEmpty {
+            lines.append(("follows", chain.map { "run \($0)" }.joined(separator: " <- ")))
+        }
         if let changed = run.changed { lines.append(("changed", changed ? "yes" : "no")) }
         if let check = run.checkStatus { lines.append(("check", check)) }
         if let limit = run.limitHit { lines.append(("limit", limit)) }

@@ -1,4 +1,4 @@
-// PatchdCommands: `run start REPO BRANCH [--agent A] [--model M] [--wait] -- TASK TEXT...`: a run without a push. Gate: write.
+// PatchdCommands: `run start REPO BRANCH [--agent A] [--model M] [--follow-up ID] [--wait] -- TASK TEXT...`: a run without a push. Gate: write.
 
 import ArgumentParser
 import GitStore
@@ -10,6 +10,8 @@ struct RunStart: SSHCommand {
         commandName: "start", abstract: "start a run without pushing",
         discussion: """
             The run works on BRANCH as it is on the server; its result is pushed to agent/BRANCH.
+            With --follow-up ID it starts from run ID's result instead (that run must be on this
+            repository and have one), and its agent is told what ID and the runs before it did.
             With --agent command the text is the script. A branch whose name starts with '-' is
             written refs/heads/-name (anything else with a leading '-' is taken for an option).
             """)
@@ -23,6 +25,8 @@ struct RunStart: SSHCommand {
     var agent: String?
     @Option(help: "The model, for the LLM agents.")
     var model: String?
+    @Option(name: .customLong("follow-up"), help: "Continue run ID: start from its result, with what it did as context.")
+    var followUp: Int64?
     @Flag(help: "Stream the run's log until it ends: exit 0 if it succeeded, 1 otherwise.")
     var wait = false
     @Argument(parsing: .postTerminator, help: "The task, after '--'.")
@@ -44,8 +48,18 @@ struct RunStart: SSHCommand {
         let ctx = invocation.context
         let name = try invocation.repo.name
         let branch = branchName
-        guard !branch.isEmpty, let base = try? GitRepository(openBare: ctx.repositories.path(for: name)).resolve("refs/heads/\(branch)") else {
+        guard !branch.isEmpty, var base = try? GitRepository(openBare: ctx.repositories.path(for: name)).resolve("refs/heads/\(branch)") else {
             return invocation.fail("no branch '\(shown(branch, 100))' in \(name)")
+        }
+        if let followUp {
+            // Another repository's run looks missing, as everywhere.
+            guard let earlier = try ctx.runs.run(id: followUp), earlier.repo == name.value else {
+                return invocation.fail("run \(followUp) not found in \(name)")
+            }
+            guard let result = earlier.result else {
+                return invocation.fail("run \(followUp) has no result to continue (\(earlier.status.rawValue)); start without --follow-up")
+            }
+            base = result
         }
         let kind = agent.flatMap(AgentKind.init(rawValue:))
         let defaultAgent = AgentKind(rawValue: ctx.repositories.defaultAgent) ?? .builtin
@@ -59,7 +73,7 @@ struct RunStart: SSHCommand {
         let run = try ctx.runs.enqueue(
             .init(
                 repo: name.value, branch: branch, base: base, agent: kind ?? defaultAgent,
-                spec: spec, source: "command", requestedBy: ctx.identity.userID))
+                spec: spec, source: "command", requestedBy: ctx.identity.userID, follows: followUp))
         ctx.scheduler.wake()
         invocation.out("run \(run.id!) queued for \(Terminal.sanitize(branch)) (agent \(run.agent)); result: agent/\(Terminal.sanitize(branch))\n")
         return wait ? invocation.follow(run.id!) : 0

@@ -105,6 +105,11 @@ package final class PatchdDatabase: Sendable {
                 t.add(column: "network", .text)  // RunNetworkRecord as JSON
             }
         }
+        migrator.registerMigration("v7: follow-ups") { db in
+            try db.alter(table: "runs") { t in
+                t.add(column: "follows", .integer)  // the run whose result this run continues
+            }
+        }
         return migrator
     }
 }

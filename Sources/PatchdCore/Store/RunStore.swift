@@ -38,9 +38,11 @@ package struct RunRecord: Codable, Sendable, FetchableRecord, PersistableRecord 
     package var finishedAt: Date?
     /// The run's egress: its mode, allowlist and every connection (`RunNetworkRecord` as JSON); nil before setup.
     package var network: String? = nil
+    /// The run whose result this run continues (a follow-up); nil for a fresh task.
+    package var follows: Int64? = nil
 
     enum CodingKeys: String, CodingKey {
-        case id, repo, branch, base, status, agent, model, title, spec, result, changed, error, summary, attempts, network
+        case id, repo, branch, base, status, agent, model, title, spec, result, changed, error, summary, attempts, network, follows
         case taskSource = "task_source", requestedBy = "requested_by", checkStatus = "check_status"
         case limitHit = "limit_hit", inputTokens = "input_tokens", outputTokens = "output_tokens"
         case cacheReadTokens = "cache_read_tokens", cacheWriteTokens = "cache_write_tokens"
@@ -87,9 +89,14 @@ package struct RunStore: Sendable {
         package var spec: TaskSpec
         package var source: String
         package var requestedBy: Int64?
-        package init(repo: String, branch: String, base: String, agent: AgentKind, spec: TaskSpec, source: String, requestedBy: Int64?) {
+        /// The run whose result `base` is (or descends from): a follow-up.
+        package var follows: Int64?
+        package init(
+            repo: String, branch: String, base: String, agent: AgentKind, spec: TaskSpec, source: String, requestedBy: Int64?,
+            follows: Int64? = nil
+        ) {
             self.repo = repo; self.branch = branch; self.base = base; self.agent = agent
-            self.spec = spec; self.source = source; self.requestedBy = requestedBy
+            self.spec = spec; self.source = source; self.requestedBy = requestedBy; self.follows = follows
         }
     }
 
@@ -101,18 +108,42 @@ package struct RunStore: Sendable {
             title: new.spec.title.isEmpty ? ScriptSummary.firstLine(new.spec.run ?? "") : new.spec.title, spec: json,
             taskSource: new.source, requestedBy: new.requestedBy, result: nil, changed: nil,
             checkStatus: nil, limitHit: nil, error: nil, summary: nil, attempts: 0, inputTokens: 0,
-            outputTokens: 0, costUSD: 0, createdAt: Date(), startedAt: nil, finishedAt: nil)
+            outputTokens: 0, costUSD: 0, createdAt: Date(), startedAt: nil, finishedAt: nil, follows: new.follows)
         return try db.pool.write { db in
             let inserted = try record.inserted(db)
             try RunEventRecord(
                 id: nil, runID: inserted.id!, at: Date(), kind: "info",
                 text: "queued: \(new.repo) \(new.branch) at \(new.base.prefix(12)) (agent \(new.agent.rawValue))"
+                    + (new.follows.map { ", following run \($0)" } ?? "")
             ).insert(db)
             return inserted
         }
     }
 
     package func run(id: Int64) throws -> RunRecord? { try db.pool.read { try RunRecord.fetchOne($0, key: id) } }
+
+    /// The run of `repo` whose result is the first of `commits` that is one (commits in the order
+    /// given: nearest first), or nil. Only patchd writes `result`, so a commit message cannot
+    /// claim another run (or another repository's).
+    package func runWithResult(repo: String, among commits: [String]) throws -> RunRecord? {
+        guard !commits.isEmpty else { return nil }
+        let found = try db.pool.read { db in
+            try RunRecord.filter(Column("repo") == repo && commits.contains(Column("result"))).order(Column("id").desc).fetchAll(db)
+        }
+        let byResult = Dictionary(found.compactMap { run in run.result.map { ($0, run) } }, uniquingKeysWith: { newer, _ in newer })
+        return commits.lazy.compactMap { byResult[$0] }.first
+    }
+
+    /// The runs `run` follows, nearest first (at most `limit`).
+    package func followChain(of run: RunRecord, limit: Int = 20) throws -> [Int64] {
+        var chain: [Int64] = []
+        var next = run.follows
+        while let id = next, chain.count < limit, !chain.contains(id) {
+            chain.append(id)
+            next = try self.run(id: id)?.follows
+        }
+        return chain
+    }
 
     /// The newest runs, optionally of one repository, of one status, and only of the repositories
     /// in `repos` (the ones a user may read; nil: all). Every filter is applied before `limit`.

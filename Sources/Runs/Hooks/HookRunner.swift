@@ -203,11 +203,12 @@ package struct HookRunner {
                     spec = file.spec
                     source = "file"
                 }
+                let (base, follows) = try followUp(update, options: options, repo: repo, runs: runs, in: repository)
                 let run = try runs.enqueue(
                     .init(
-                        repo: repo, branch: update.branch, base: update.new,
+                        repo: repo, branch: update.branch, base: base,
                         agent: spec.agent ?? defaultAgent, spec: spec, source: source,
-                        requestedBy: env["PATCHD_USER_ID"].flatMap { Int64($0) }))
+                        requestedBy: env["PATCHD_USER_ID"].flatMap { Int64($0) }, follows: follows))
                 queued.append(run)
             } catch {
                 say("error: branch \(Terminal.sanitize(update.branch)): \(error)")
@@ -234,6 +235,28 @@ package struct HookRunner {
             outcome(final, repoName: repo, dataDir: dataDir)
         }
         return 0
+    }
+
+    /// How far back a pushed tip is searched for a run's result it builds on.
+    static let followUpDepth = 200
+
+    /// Where a branch's run starts and which run it continues. With `-o follow-up`: from the
+    /// branch's latest result (agent/BRANCH), continuing its run. Otherwise from the pushed
+    /// tip, continuing the run whose result is the nearest of the tip's ancestors, if any (the
+    /// user adopted a result and pushed a new task on top of it).
+    func followUp(
+        _ update: Update, options: PushOptions, repo: String, runs: RunStore, in repository: GitRepository
+    ) throws -> (base: String, follows: Int64?) {
+        if options.followUp {
+            let ref = PatchdRefs.agentBranch(update.branch)
+            guard let result = try? repository.resolve(ref), let run = try runs.runWithResult(repo: repo, among: [result]) else {
+                throw HookError(
+                    "-o follow-up: \(Terminal.sanitize(ref)) holds no result to continue; push without -o follow-up for a fresh run")
+            }
+            return (result, run.id)
+        }
+        let history = (try? repository.ancestors(of: update.new, limit: Self.followUpDepth)) ?? []
+        return (update.new, try runs.runWithResult(repo: repo, among: history)?.id)
     }
 
     /// The repositories as the hook sees them (reads only: names, HEAD, diffs).

@@ -2,12 +2,14 @@
 
 import PatchdCore
 
-/// Push options arrive as GIT_PUSH_OPTION_0..N-1. Only `run`, `wait` and `task=TEXT` are
+/// Push options arrive as GIT_PUSH_OPTION_0..N-1. Only `run`, `wait`, `follow-up` and `task=TEXT` are
 /// known; anything else is refused so a typo (`-o wiat`) is not silently ignored.
 package struct PushOptions: Sendable, Equatable {
     package var run = false
     package var wait = false
     package var task: String?
+    /// Start from the branch's latest result (agent/BRANCH) and continue that run.
+    package var followUp = false
 
     package struct Invalid: Error, CustomStringConvertible, Equatable {
         package let description: String
@@ -32,12 +34,14 @@ package struct PushOptions: Sendable, Equatable {
                 run = true
             } else if option == "wait" {
                 wait = true
+            } else if option == "follow-up" {
+                followUp = true
             } else if option.hasPrefix("task=") {
                 guard task == nil else { throw Invalid(description: "push option task= given twice; give the whole task in one -o task=\"...\"") }
                 task = String(option.dropFirst(5))
             } else {
                 let shown = Terminal.sanitize(String(option.prefix(40)))
-                throw Invalid(description: "unknown push option '\(shown)'; patchd knows -o run, -o wait and -o task=\"TEXT\"")
+                throw Invalid(description: "unknown push option '\(shown)'; patchd knows -o run, -o wait, -o follow-up and -o task=\"TEXT\"")
             }
         }
     }
