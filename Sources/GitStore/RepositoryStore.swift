@@ -60,6 +60,9 @@ package final class RepositoryStore: Sendable {
     package func refreshConfig(_ name: RepositoryName) throws(GitError) {
         try GitRepository(openBare: path(for: name)).setConfig(serverConfig)
         installHooks(name)
+        // Run refs written loose since the last push (or by an older patchd) are packed now; a
+        // failure leaves them loose, which is correct, and the next push's hook tries again.
+        _ = try? packRefsIfMany(name)
     }
 
     private func installHooks(_ name: RepositoryName) {
@@ -124,9 +127,11 @@ package final class RepositoryStore: Sendable {
     /// After the first push into a new repository: HEAD names `main` if it was pushed,
     /// else the first of `pushedBranches`, else the first branch there is.
     package func pointHeadAtFirstBranch(_ name: RepositoryName, pushedBranches: [String] = []) {
-        guard let repo = try? GitRepository(openBare: path(for: name)),
-            let refs = try? repo.referenceNames()
-        else { return }
+        guard let repo = try? GitRepository(openBare: path(for: name)) else { return }
+        // The usual case, at every push: HEAD names a branch that exists. Checked by name, since
+        // listing every ref costs as much as the repository has runs.
+        if let current = repo.headTarget, current.hasPrefix(PatchdRefs.branchPrefix), (try? repo.resolve(current)) != nil { return }
+        guard let refs = try? repo.referenceNames() else { return }
         let heads = refs.filter { $0.hasPrefix("refs/heads/") }
         if let current = repo.headTarget, heads.contains(current) { return }
         let choice =
@@ -148,19 +153,38 @@ package final class RepositoryStore: Sendable {
         _ service: PackService, repository name: RepositoryName,
         environment extra: [String: String]
     ) throws(SystemError) -> ChildProcess {
+        try ChildProcess(
+            executable: gitExecutable,
+            arguments: packProtocolArguments(service, repository: name, gitProtocol: extra["GIT_PROTOCOL"]),
+            environment: gitEnvironment(extra: extra),
+            workingDirectory: path(for: name), stdin: .pipe, stdout: .pipe, stderr: .pipe)
+    }
+
+    /// git's arguments for `service` on `name`, for a client whose `GIT_PROTOCOL` is `gitProtocol`.
+    package func packProtocolArguments(_ service: PackService, repository name: RepositoryName, gitProtocol: String?) -> [String] {
         var args = ["-c", "protocol.file.allow=never", "-c", "core.hooksPath=\(path(for: name))/hooks"]
         switch service {
-        case .uploadPack: args += ["upload-pack", "--strict", "."]
+        case .uploadPack:
+            // Run refs grow by one per run: only a v2 client (which asks for ref prefixes) sees
+            // them; a v0/v1 client is spared their advertisement and fetches a run by its commit.
+            if !PatchdRefs.speaksV2(gitProtocol: gitProtocol) {
+                args += PatchdRefs.hiddenFromV0Fetch.flatMap { ["-c", "uploadpack.hideRefs=\($0)"] }
+                args += ["-c", "uploadpack.allowTipSHA1InWant=true"]
+            }
+            args += ["upload-pack", "--strict", "."]
         case .receivePack:
             // patchd's refs are not offered to pushers: a `git push --mirror` from a clone without
             // them does not delete them, and an update of one is refused for that ref alone.
             args.insert(contentsOf: PatchdRefs.hidden.flatMap { ["-c", "receive.hideRefs=\($0)"] }, at: 0)
+            // The connectivity check of a push (`rev-list --not --exclude-hidden=receive --all
+            // --alternate-refs` in the quarantine) also lists the repository's refs as the
+            // quarantine's "alternate", hidden ones included, and parses every commit they name:
+            // 100,000 run refs made each push ~0.5 s slower. Branches and tags (agent/* among
+            // them) are all the walk needs to stop early; --all already has the visible refs.
+            args.insert(contentsOf: ["-c", "core.alternateRefsPrefixes=\(PatchdRefs.alternateRefsPrefixes)"], at: 0)
             args += ["receive-pack", "."]
         }
-        return try ChildProcess(
-            executable: gitExecutable, arguments: args,
-            environment: gitEnvironment(extra: extra),
-            workingDirectory: path(for: name), stdin: .pipe, stdout: .pipe, stderr: .pipe)
+        return args
     }
 
     /// Every repository on disk (for start-up refresh and listings).

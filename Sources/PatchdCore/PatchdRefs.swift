@@ -12,6 +12,26 @@ package enum PatchdRefs {
     /// Hidden from receive-pack; a ref equal to one of these or below it (`PREFIX/...`) is patchd's.
     /// (git's own rule for `receive.hideRefs`: the name itself or the name followed by a slash.)
     package static let hidden = ["refs/heads/agent", "refs/patchd", "refs/notes/patchd"]
+    /// Not advertised to a fetch that does not speak protocol v2 (`uploadpack.hideRefs`): a v0/v1
+    /// upload-pack sends every ref it shows on each fetch, and a repository gains one run ref per
+    /// run (100,000 runs: 6.4 MB per fetch). A v2 client asks only for the prefixes it fetches
+    /// (`ls-refs` with `ref-prefix`), so it sees them all and `git fetch origin refs/patchd/runs/ID`
+    /// works; a v0 client fetches a run by its commit id (`uploadpack.allowTipSHA1InWant`).
+    /// `agent/*` and the single notes ref stay advertised: users fetch them by name.
+    package static let hiddenFromV0Fetch = [runsRoot]
+    /// Where the run refs (and later checkpoints and attempts) live; patchd packs them when
+    /// enough are loose (`RepositoryStore.packRefsIfMany`).
+    package static let runsRoot = "refs/patchd"
+
+    /// The refs receive-pack's connectivity check reads from the repository as the push
+    /// quarantine's alternate (`core.alternateRefsPrefixes`, space-separated): not `refs/patchd`.
+    package static let alternateRefsPrefixes = "refs/heads/ refs/tags/"
+
+    /// Whether a client's `GIT_PROTOCOL` (colon-separated `key=value` items) asks for protocol v2,
+    /// by git's own rule (`determine_protocol_version_server`): an item `version=2`.
+    package static func speaksV2(gitProtocol: String?) -> Bool {
+        (gitProtocol ?? "").split(separator: ":").contains("version=2")
+    }
 
     /// Whether `ref` (a full name, `refs/...`) is one patchd writes.
     package static func isReserved(_ ref: String) -> Bool {

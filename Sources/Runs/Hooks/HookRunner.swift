@@ -175,7 +175,11 @@ package struct HookRunner {
         }
         // A new repository's HEAD names the first branch this push created (main if among them).
         if let name = try? RepositoryName(repo) {
-            repositories(dataDir).pointHeadAtFirstBranch(name, pushedBranches: updates.filter { $0.isBranch && $0.old == Self.zero }.map(\.ref))
+            let repositories = repositories(dataDir)
+            repositories.pointHeadAtFirstBranch(name, pushedBranches: updates.filter { $0.isBranch && $0.old == Self.zero }.map(\.ref))
+            // Each run writes its ref as a loose file; once enough have piled up they are packed
+            // (every push and v0 fetch reads every loose ref). A failure leaves them loose: correct, slower.
+            _ = try? repositories.packRefsIfMany(name)
         }
         let runs = RunStore(db: database)
         let repository: GitRepository
