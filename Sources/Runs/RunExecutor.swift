@@ -273,6 +273,10 @@ package struct RunExecutor: Sendable {
                 let commit = try writer.commit(tree: snapshot.tree, parent: run.base, message: message, identity: identity)
                 run.result = commit
                 try writer.setReference(PatchdRefs.run(id), to: commit, log: "patchd: run \(id)")
+                // Runs started without a push (run start, retries) would leave their refs loose
+                // until the next push: pack here too once enough are (loose refs by the thousand
+                // slow every push and fetch).
+                _ = try? env.repositories.packRefsIfMany(name)
                 var location = PatchdRefs.run(id)
                 if status == .succeeded {
                     do {
