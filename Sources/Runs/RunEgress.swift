@@ -51,7 +51,6 @@ package final class RunEgress: Sendable {
         var bridge: Bridge?
         var phase: RunPhase = .setup
         var record: RunNetworkRecord
-        var failed: String?
     }
     private let state: Mutex<State>
 
@@ -134,7 +133,6 @@ package final class RunEgress: Sendable {
             return nil
         } catch {
             let text = "the egress proxy could not start: \(error)"
-            state.withLock { $0.failed = text }
             log(RunEvent(.error, "network: \(text); \(phase.rawValue) runs without network"))
             return text
         }
@@ -222,7 +220,7 @@ package final class RunEgress: Sendable {
                 RunEvent(
                     .network,
                     "network: refused \(connection.method) \(connection.host):\(connection.port) in \(phase.rawValue): \(reason)"
-                        + Self.hint(connection.refusal, host: connection.host)))
+                        + Self.hint(connection.refusal, host: connection.host, port: connection.port)))
         }
     }
 
@@ -233,11 +231,13 @@ package final class RunEgress: Sendable {
     }
 
     /// How to let a refused host through, when that is what the user may want.
-    static func hint(_ refusal: EgressRefusal?, host: String) -> String {
+    static func hint(_ refusal: EgressRefusal?, host: String, port: Int) -> String {
+        let entry: String
         switch refusal {
-        case .notOnAllowlist?, .portNotAllowed?:
-            " (to allow it: `allowed_domains: [\(host)]` in the task, or `ssh HOST repo config REPO allowed-domains \(host)`)"
-        default: ""
+        case .notOnAllowlist?: entry = host
+        case .portNotAllowed?: entry = "\(host):\(port)"
+        default: return ""
         }
+        return " (to allow it: `allowed_domains: [\(entry)]` in the task, or `ssh HOST repo config REPO allowed-domains \(entry)`)"
     }
 }

@@ -113,6 +113,7 @@ struct EgressRunTests {
         // -o wait printed the refusals as they happened, naming the host and how to allow it.
         #expect(push.output.contains("network: refused CONNECT example.com:443 in agent: not on the allowlist"), "\(push.output)")
         #expect(push.output.contains("allowed_domains: [example.com]"), "\(push.output)")
+        #expect(push.output.contains("allowed_domains: [pypi.org:8443]"), "\(push.output)")
         let refused = Self.connections(json).filter { ($0["allowed"] as? Bool) == false }
         func reason(_ host: String) -> String? { refused.first { ($0["host"] as? String) == host }?["reason"] as? String }
         #expect(reason("example.com") == "not on the allowlist", "\(refused)")
