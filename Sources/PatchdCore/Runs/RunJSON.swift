@@ -34,6 +34,8 @@ package struct RunJSON: Encodable {
     let usage: Usage
     /// Mode, allowlist and every connection through the egress proxy (nil: the run made no network plan yet).
     let network: RunNetworkRecord?
+    /// The cached environment: key, hit, setup_seconds (nil: the task has no setup).
+    let environment: RunEnvironmentRecord?
 
     package init(_ run: RunRecord) {
         id = run.id ?? 0
@@ -54,6 +56,7 @@ package struct RunJSON: Encodable {
         finished_at = run.finishedAt.map(Self.iso)
         error = run.error
         network = run.networkRecord
+        environment = run.environmentRecord
         usage = Usage(
             input_tokens: run.inputTokens, output_tokens: run.outputTokens, cache_read_tokens: run.cacheReadTokens,
             cache_write_tokens: run.cacheWriteTokens, cost_usd: run.costUSD)
@@ -61,7 +64,7 @@ package struct RunJSON: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case id, repo, branch, title, status, agent, model, base, result, result_ref, changed, check, limit
-        case created_at, started_at, finished_at, error, usage, network
+        case created_at, started_at, finished_at, error, usage, network, environment
     }
 
     /// Every key is always present; nil is encoded as null (scripts can rely on the shape).
@@ -86,6 +89,7 @@ package struct RunJSON: Encodable {
         try c.encode(error, forKey: .error)
         try c.encode(usage, forKey: .usage)
         try c.encode(network, forKey: .network)
+        try c.encode(environment, forKey: .environment)
     }
 
     package static func iso(_ date: Date) -> String {
