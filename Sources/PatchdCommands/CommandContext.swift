@@ -18,12 +18,18 @@ package struct CommandServices: Sendable {
     package let parseKey: @Sendable (String) throws -> PublicKey
     /// Which agents this server can run (decided at start); nil: not known, nothing refused early.
     package let agents: AgentAvailability?
+    /// Cached environments and setup's secrets (nil: this server has none).
+    package let environments: EnvironmentStore?
+    package let secrets: SecretStore?
 
     package init(
         users: UserStore, repoStore: RepoStore, runs: RunStore, repositories: RepositoryStore,
         scheduler: SchedulerHandle, stats: @escaping @Sendable () throws -> MetricsSnapshot,
-        parseKey: @escaping @Sendable (String) throws -> PublicKey, agents: AgentAvailability? = nil
+        parseKey: @escaping @Sendable (String) throws -> PublicKey, agents: AgentAvailability? = nil,
+        environments: EnvironmentStore? = nil, secrets: SecretStore? = nil
     ) {
+        self.environments = environments
+        self.secrets = secrets
         self.users = users
         self.repoStore = repoStore
         self.runs = runs

@@ -11,6 +11,8 @@ package protocol CommandOutput: Sendable {
     @discardableResult func err(_ text: String) -> Bool
     /// Bytes as they are: for output meant to be piped to git (`run diff --binary`).
     @discardableResult func out(bytes: [UInt8]) -> Bool
+    /// The client's stdin to its end (nil: none given to this command, or over `maxBytes`).
+    func readInput(maxBytes: Int) -> [UInt8]?
 }
 
 /// The conventions every command follows (README "Commands"): errors as `patchd: error: ...`
@@ -43,8 +45,12 @@ package final class BufferedCommandOutput: CommandOutput {
     }
 
     private let buffers = Mutex(Buffers())
+    private let input: [UInt8]?
 
-    package init() {}
+    /// - Parameter input: what the command reads as stdin (nil: none).
+    package init(input: [UInt8]? = nil) { self.input = input }
+
+    package func readInput(maxBytes: Int) -> [UInt8]? { input.flatMap { $0.count > maxBytes ? nil : $0 } }
 
     @discardableResult
     package func out(_ text: String) -> Bool { out(bytes: Array(text.utf8)) }

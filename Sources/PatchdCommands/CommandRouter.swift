@@ -11,7 +11,7 @@ package import SSHKeys
 package struct PatchdCommand: ParsableCommand {
     package static let configuration = CommandConfiguration(
         commandName: "patchd",
-        subcommands: [Help.self, Whoami.self, RepoGroup.self, RunGroup.self, KeyGroup.self, UserGroup.self, Stats.self])
+        subcommands: [Help.self, Whoami.self, RepoGroup.self, RunGroup.self, EnvGroup.self, KeyGroup.self, UserGroup.self, Stats.self])
 
     package init() {}
 }
@@ -68,6 +68,12 @@ package struct CommandRouter: Sendable {
 
     package static func greeting(for identity: SSHIdentity) -> String {
         "Hi \(identity.userName)! patchd does not provide shell access.\n\n" + summary
+    }
+
+    /// Whether the command reads the client's stdin (`repo secret set`: the value never goes in argv).
+    package static func readsInput(_ words: [String]) -> Bool {
+        let words = words.filter { !$0.hasPrefix("-") }
+        return words.count >= 3 && words[0] == "repo" && words[1] == "secret" && words[2] == "set"
     }
 
     /// The verb recorded in the audit log: the command's first word, or "unknown".

@@ -12,6 +12,11 @@ package struct DataLayout: Sendable {
     package var repos: String { root + "/repos" }
     /// Run workspaces, `run-ID`, removed when the run ends.
     package var work: String { root + "/work" }
+    /// Cached environments (`REPO-ID/KEY`) and package download caches (`REPO-ID/packages`);
+    /// left out of backups: every file in it can be rebuilt by running setup again.
+    package var environments: String { root + "/environments" }
+    /// The key that seals setup's secrets in the database (0600); kept apart from the database.
+    package var secretsKey: String { root + "/secrets.key" }
     /// HOME for git processes: empty, patchd's own.
     package var home: String { root + "/home" }
     /// The scheduler's wake-up datagram socket (hooks send one byte after queueing a run).

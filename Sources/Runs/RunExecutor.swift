@@ -21,13 +21,21 @@ package struct RunEnvironment: Sendable {
     let hostName: String
     let logger: Logger
     let egress: EgressSettings
+    /// The environment cache (nil: off) and its caps; setup's secrets (nil: none).
+    let environments: EnvironmentStore?
+    let environmentCache: EnvironmentCacheSettings
+    let secrets: SecretStore?
 
     /// - Parameter repoStore: the repositories' settings (network mode, allowlist); nil: none set.
     package init(
         runs: RunStore, repoStore: RepoStore? = nil, repositories: RepositoryStore, layout: DataLayout, sandbox: Sandbox,
         agents: [AgentKind: Agent], defaultLimits: SandboxLimits, maxTimeoutSeconds: Int, hostName: String, logger: Logger,
-        egress: EgressSettings = EgressSettings()
+        egress: EgressSettings = EgressSettings(), environments: EnvironmentStore? = nil,
+        environmentCache: EnvironmentCacheSettings = EnvironmentCacheSettings(), secrets: SecretStore? = nil
     ) {
+        self.environments = environments
+        self.environmentCache = environmentCache
+        self.secrets = secrets
         self.runs = runs
         self.repoStore = repoStore
         self.egress = egress
@@ -108,6 +116,14 @@ package struct RunExecutor: Sendable {
         }
         // Stops squid and the bridge on every path out; the record keeps what they saw.
         defer { _ = egress?.finish() }
+        // A cached environment is mounted (or copied) before the sandbox opens; a hit skips setup.
+        let cached = env.environments.flatMap { store in
+            EnvironmentCache(env: env, store: store).prepare(
+                run: run, spec: spec, repoID: (try? env.repoStore?.repo(named: name))??.id, barePath: barePath, workspace: workspace,
+                egress: egress, mounts: &mounts, log: log)
+        }
+        defer { cached?.close() }
+        runLog.mask(cached?.maskedValues ?? [])
         // One sandbox for the whole run: setup, the agent's commands and check share its /tmp,
         // HOME and processes; closing it (on every path out) kills them all.
         let runSandbox: RunSandbox
@@ -147,19 +163,26 @@ package struct RunExecutor: Sendable {
         var afterSetup: String?
         var agentRan = false
         do {
-            if let setup = spec.setup, !setup.isEmpty {
-                log(RunEvent(.tool, "$ setup: \(ScriptSummary.firstLine(setup))"))
+            if let setup = cached.map({ $0.script(spec) }) ?? spec.setup, !setup.isEmpty {
+                log(RunEvent(.tool, "$ \(cached?.hit == true ? "maintenance" : "setup"): \(ScriptSummary.firstLine(setup))"))
                 egress?.enter(.setup)
-                let result = try context.runScript(setup, environment: egress?.environment(for: .setup) ?? [:])
+                let setupStarted = MonotonicClock.now
+                let result = try context.runScript(
+                    setup,
+                    environment: (egress?.environment(for: .setup) ?? [:]).merging(cached?.setupEnvironment(env.sandbox) ?? [:]) { own, _ in own })
+                cached?.seconds = MonotonicClock.now - setupStarted
+                run.environment = cached?.record
                 if !result.succeeded {
                     let why = result.limit.map { "setup: \($0.explanation)" } ?? "setup: script exited \(result.exitStatus)"
                     outcome = AgentOutcome(succeeded: false, summary: "", error: why, limit: result.limit)
                     if let egress { run.network = egress.finish().json }
                     return record(&run, outcome: outcome, checkStatus: nil, taken: nil, spec: spec, workspace: workspace, log: log)
                 }
+                cached?.setupSucceeded(mounts: mounts, workspace: workspace, runID: id, log: log)
                 // What setup wrote is not the agent's work: the result is the change from here.
                 afterSetup = try takeSnapshot().tree
             }
+            run.environment = cached?.record
             agentRan = true
             egress?.enter(.agent)
             outcome = try agent.run(context)

@@ -13,6 +13,8 @@ final class RunLog: Sendable {
     private let runID: Int64
     private let maxOutputLines: Int
     private let state = Mutex(State())
+    /// Secret values replaced by `***` in every event (setup's secrets; `mask`).
+    private let masked = Mutex<[String]>([])
 
     private struct State {
         var pending: [RunEvent] = []
@@ -31,8 +33,20 @@ final class RunLog: Sendable {
     /// (Agents may pass whole JSON lines of any length; the log is for people.)
     static let maxEventBytes = 16 * 1024
 
+    /// From now on every event has each of `values` replaced by `***` (longest first, so a
+    /// value that contains another is masked whole).
+    func mask(_ values: [String]) {
+        masked.withLock { $0 = Array(Set($0 + values.filter { !$0.isEmpty })).sorted { $0.utf8.count > $1.utf8.count } }
+    }
+
     func append(_ original: RunEvent) {
         var event = original
+        let values = masked.withLock { $0 }
+        if !values.isEmpty {
+            var text = event.text
+            for value in values where text.contains(value) { text = text.replacingOccurrences(of: value, with: "***") }
+            if text != event.text { event = RunEvent(event.kind, text) }
+        }
         if event.text.utf8.count > Self.maxEventBytes {
             let bytes = Array(event.text.utf8)
             let cut = UTF8Boundary.cut(bytes, from: 0, maxBytes: Self.maxEventBytes)

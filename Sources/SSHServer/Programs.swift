@@ -57,7 +57,24 @@ package final class ProcessProgram: ChannelProgram {
 package final class ProgramOutput: Sendable {
     let stdoutFD: Int32
     let stderrFD: Int32
-    init(stdoutFD: Int32, stderrFD: Int32) { self.stdoutFD = stdoutFD; self.stderrFD = stderrFD }
+    /// The read end of the client's stdin (-1: the program takes no input).
+    let inputFD: Int32
+    init(stdoutFD: Int32, stderrFD: Int32, inputFD: Int32 = -1) { self.stdoutFD = stdoutFD; self.stderrFD = stderrFD; self.inputFD = inputFD }
+
+    /// The client's stdin up to its end, or nil when the program takes none or it is longer than `maxBytes`.
+    package func readInput(maxBytes: Int) -> [UInt8]? {
+        guard inputFD >= 0 else { return nil }
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(inputFD, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            data += buffer[0..<n]
+            if data.count > maxBytes { return nil }
+        }
+        return data
+    }
 
     /// False once the client went away (the pipe is closed): stop producing.
     @discardableResult
@@ -75,14 +92,26 @@ package final class ThreadProgram: ChannelProgram {
     package let auditRepo: String?
     package let stdout: OwnedFD
     package let stderr: OwnedFD
-    package let stdin: OwnedFD? = nil
+    package let stdin: OwnedFD?
     private let thread: OSThread
     private let status: JoinedResult<Int32>
 
     /// `body` returns the exit status; it must stop when `ProgramOutput` reports the client gone.
-    package init(verb: String, repo: String? = nil, body: @escaping @Sendable (ProgramOutput) -> Int32) throws(SystemError) {
+    /// `input`: the client's stdin reaches the body (`ProgramOutput.readInput`); else none is read.
+    package init(
+        verb: String, repo: String? = nil, input: Bool = false, body: @escaping @Sendable (ProgramOutput) -> Int32
+    ) throws(SystemError) {
         let outPipe = try PipePair()
         let errPipe = try PipePair()
+        var inputRead: Int32 = -1
+        if input {
+            let inPipe = try PipePair()
+            stdin = inPipe.write
+            inputRead = inPipe.read.release()
+        } else {
+            stdin = nil
+        }
+        let readIn = inputRead
         auditVerb = verb
         auditRepo = repo
         stdout = outPipe.read
@@ -92,8 +121,9 @@ package final class ThreadProgram: ChannelProgram {
         let box = JoinedResult<Int32>(0)
         status = box
         thread = try OSThread(name: "program") {
-            let code = body(ProgramOutput(stdoutFD: writeOut, stderrFD: writeErr))
+            let code = body(ProgramOutput(stdoutFD: writeOut, stderrFD: writeErr, inputFD: readIn))
             box.set(code)
+            if input { close(readIn) }
             // Closing the write ends is what tells the pump the program is done.
             close(writeOut)
             close(writeErr)

@@ -21,6 +21,7 @@ package struct BubblewrapSandbox: Sandbox {
     package func objectsPath(_ mounts: SandboxMounts) -> String { "/patchd/objects" }
     package func path(of bind: SandboxBind) -> String { bind.inside }
     package var hasPrivateNetwork: Bool { true }
+    package func supportsOverlays(scratch: String) -> Bool { SandboxOverlay.available(scratch: scratch) }
 
     /// Read-only bits of the host /etc that ordinary tools need (dynamic linker cache,
     /// Debian alternatives such as awk, TLS roots, time zone). Nothing with secrets.
@@ -90,7 +91,8 @@ package struct BubblewrapSandbox: Sandbox {
 
     package func open(mounts: SandboxMounts, limits: SandboxLimits, cancel: CancellationFlag) throws -> RunSandbox {
         let binds = try Self.runBinds(mounts)
-        let argv = [bwrap] + (try arguments(mounts: mounts, binds: binds))
+        var argv = [bwrap] + (try arguments(mounts: mounts, binds: binds))
+        if !mounts.overlays.isEmpty { argv = try SandboxOverlay.wrap(argv, overlays: mounts.overlays) }
         let confined = LimitedProcess.confine(argv, limits: limits, cgroupName: "run-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         let cgroup = confined.cgroup
         let backend = InitBackend(

@@ -68,6 +68,7 @@ package struct ContainerSandbox: Sandbox {
     package let workspacePath = "/workspace"
     package let engine: ContainerEngine
     package let image: String
+    package var environmentIdentity: String { name + "\n" + image }
     /// Extra `run` flags from the operator (e.g. `--runtime runc`), placed before the image.
     package let extraOptions: [String]
     /// Whose containers these are (the daemon's data directory): the value of the label, so a

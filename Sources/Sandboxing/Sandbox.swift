@@ -99,6 +99,9 @@ package struct SandboxMounts: Sendable {
     /// Variables every command of the run gets on top of the sandbox's own (the egress proxy's
     /// settings); a command's own environment wins.
     package var environment: [String: String] = [:]
+    /// Copy-on-write views mounted before the sandbox starts (a cached environment), made
+    /// visible by binds in `extra`; only for a sandbox whose `supportsOverlays` is true.
+    package var overlays: [SandboxOverlay] = []
 
     package init(workspace: String, repositoryObjects: String, scratch: String) {
         self.workspace = workspace
@@ -122,6 +125,10 @@ package protocol Sandbox: Sendable {
     /// Opens the run's sandbox: `limits` gives its run-wide caps (processes, memory, CPU, file
     /// size); `mounts.extra` are the binds it holds for its whole life.
     func open(mounts: SandboxMounts, limits: SandboxLimits, cancel: CancellationFlag) throws -> RunSandbox
+    /// Whether `open` mounts `mounts.overlays` (probed once, with `scratch` for its test files).
+    func supportsOverlays(scratch: String) -> Bool
+    /// What a cached environment depends on besides the task: the backend and its image.
+    var environmentIdentity: String { get }
 }
 
 extension Sandbox {

@@ -46,6 +46,11 @@ struct AccessWorld {
         "repo config": .repository(.owner, action: "change the repository's settings"),
         "repo collab remove": .repository(.owner, action: "manage collaborators"),
         "repo collab list": .repository(.read),
+        "repo secret set": .repository(.owner, action: "manage its secrets"),
+        "repo secret list": .repository(.owner, action: "manage its secrets"),
+        "repo secret remove": .repository(.owner, action: "manage its secrets"),
+        "env list": .repository(.read),
+        "env clear": .repository(.owner, action: "clear its cached environments"),
         "run list": .repository(.read, optional: true),
         "run show": .run(.read),
         "run logs": .run(.read),
@@ -76,6 +81,11 @@ struct AccessWorld {
         case "repo collab add": return ["repo", "collab", "add", "proj", "sam", "write"]
         case "repo collab remove": return ["repo", "collab", "remove", "proj", "rita"]
         case "repo collab list": return ["repo", "collab", "list", "proj"]
+        case "repo secret set": return ["repo", "secret", "set", "proj", "TOKEN"]
+        case "repo secret list": return ["repo", "secret", "list", "proj"]
+        case "repo secret remove": return ["repo", "secret", "remove", "proj", "TOKEN"]
+        case "env list": return ["env", "list", "proj"]
+        case "env clear": return ["env", "clear", "proj"]
         case "run list": return ["run", "list", "proj"]
         case "run show": return ["run", "show", "1"]
         case "run logs": return ["run", "logs", "1"]
@@ -96,7 +106,7 @@ struct AccessWorld {
     }
 
     /// Commands whose sample fails for a reason other than access even when allowed.
-    static let allowedButFailing: Set<String> = ["key remove"]
+    static let allowedButFailing: Set<String> = ["key remove", "repo secret remove"]
 
     /// The exact stderr a denied caller gets, or nil if `role` passes `gate` on proj / its runs.
     static func denial(_ gate: CommandGate, role: RepoRole, isAdmin: Bool, words: [String]) -> String? {

@@ -46,7 +46,9 @@ final class CommandHarness: Sendable {
                 },
                 wake: { wakes.add() }),
             stats: { MetricsSnapshot() },
-            parseKey: { try PublicKey(line: $0) })
+            parseKey: { try PublicKey(line: $0) },
+            environments: EnvironmentStore(db: db, root: dir + "/environments"),
+            secrets: SecretStore(db: db, keyFile: dir + "/secrets.key"))
         router = CommandRouter(services: services)
     }
 
@@ -99,8 +101,9 @@ final class CommandHarness: Sendable {
         return run
     }
 
-    func run(_ words: [String], as identity: SSHIdentity) -> Result {
-        let output = BufferedCommandOutput()
+    /// - Parameter input: the command's stdin (default: a value for `repo secret set`, nothing for others).
+    func run(_ words: [String], as identity: SSHIdentity, input: [UInt8]? = nil) -> Result {
+        let output = BufferedCommandOutput(input: input ?? (CommandRouter.readsInput(words) ? Array("s3cret-value\n".utf8) : nil))
         let status = router.run(words, identity: identity, output: output)
         return Result(status: status, stdout: output.stdout, stderr: output.stderr, bytes: output.stdoutBytes)
     }

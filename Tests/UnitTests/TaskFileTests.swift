@@ -26,9 +26,19 @@ import Testing
     }
 
     static let keysList =
-        "known keys: agent, allowed_domains, check, command_timeout, default_excludes, exclude, max_cost_usd, max_turns, model, network, provider, run, setup, timeout"
+        "known keys: agent, allowed_domains, cache_key, check, command_timeout, default_excludes, exclude, maintenance, max_cost_usd, max_turns, model, network, provider, run, setup, timeout"
 
     // MARK: Valid files
+
+    @Test func cacheKeyAndMaintenance() throws {
+        let spec = try TaskFile.parse(
+            Array(
+                "---\nsetup: |\n  pip install -r requirements.txt\nmaintenance: |\n  pip install -e .\ncache_key: [requirements.txt, \"req/*.txt\"]\n---\nDo it\n"
+                    .utf8),
+            defaultAgent: .builtin)
+        #expect(spec.cacheKey == ["requirements.txt", "req/*.txt"])
+        #expect(spec.maintenance == "pip install -e .\n")
+    }
 
     @Test func fullValidFile() throws {
         let text = """
@@ -176,6 +186,11 @@ import Testing
         Case("model number", "---\nmodel: 4\n---\nDo it\n", line: 2, says: "'model' must be a model name", "quote it"),
         Case("model null", "---\nmodel: ~\n---\nDo it\n", line: 2, says: "'model' has no value"),
         Case("setup number", "---\nsetup: 42\n---\nDo it\n", line: 2, says: "'setup' must be a shell script", "`setup: |`"),
+        Case("maintenance list", "---\nmaintenance: [a]\n---\nDo it\n", line: 2, says: "'maintenance' must be a shell script"),
+        Case("cache_key scalar", "---\ncache_key: uv.lock\n---\nDo it\n", line: 2, says: "'cache_key' must be a list of paths or globs"),
+        Case("cache_key absolute", "---\ncache_key: [/etc/passwd]\n---\nDo it\n", line: 2, says: "no leading '/'"),
+        Case("cache_key dotdot", "---\ncache_key:\n  - a/../../b\n---\nDo it\n", line: 3, says: "no '..'"),
+        Case("cache_key empty list", "---\ncache_key: []\n---\nDo it\n", line: 2, says: "give 1 to 100"),
         Case("check list", "---\nmodel: m\ncheck:\n  - pytest\n---\nDo it\n", line: 4, says: "'check' must be a shell script", "a list"),
         Case("check boolean", "---\ncheck: true\n---\nDo it\n", line: 2, says: "'check' must be a shell script"),
         Case("setup empty block", "---\nsetup: |\nmodel: m\n---\nDo it\n", line: 2, says: "'setup' is empty", "remove the key"),

@@ -6,7 +6,9 @@ import PatchdCore
 struct RepoGroup: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "repo", abstract: "repositories you can see",
-        subcommands: [RepoList.self, RepoCreate.self, RepoInfo.self, RepoConfig.self, RepoDelete.self, RepoCollabGroup.self])
+        subcommands: [
+            RepoList.self, RepoCreate.self, RepoInfo.self, RepoConfig.self, RepoDelete.self, RepoCollabGroup.self, RepoSecretGroup.self,
+        ])
 }
 
 struct RepoCollabGroup: ParsableCommand {

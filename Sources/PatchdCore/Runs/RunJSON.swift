@@ -36,6 +36,8 @@ package struct RunJSON: Encodable {
     let network: RunNetworkRecord?
     /// The run this one continues (a follow-up), or null.
     let follows: Int64?
+    /// The cached environment: key, hit, setup_seconds (nil: the task has no setup).
+    let environment: RunEnvironmentRecord?
 
     package init(_ run: RunRecord) {
         id = run.id ?? 0
@@ -57,6 +59,7 @@ package struct RunJSON: Encodable {
         error = run.error
         network = run.networkRecord
         follows = run.follows
+        environment = run.environmentRecord
         usage = Usage(
             input_tokens: run.inputTokens, output_tokens: run.outputTokens, cache_read_tokens: run.cacheReadTokens,
             cache_write_tokens: run.cacheWriteTokens, cost_usd: run.costUSD)
@@ -64,7 +67,7 @@ package struct RunJSON: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case id, repo, branch, title, status, agent, model, base, result, result_ref, changed, check, limit
-        case created_at, started_at, finished_at, error, usage, network, follows
+        case created_at, started_at, finished_at, error, usage, network, follows, environment
     }
 
     /// Every key is always present; nil is encoded as null (scripts can rely on the shape).
@@ -90,6 +93,7 @@ package struct RunJSON: Encodable {
         try c.encode(usage, forKey: .usage)
         try c.encode(network, forKey: .network)
         try c.encode(follows, forKey: .follows)
+        try c.encode(environment, forKey: .environment)
     }
 
     package static func iso(_ date: Date) -> String {

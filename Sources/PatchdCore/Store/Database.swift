@@ -105,6 +105,29 @@ package final class PatchdDatabase: Sendable {
                 t.add(column: "network", .text)  // RunNetworkRecord as JSON
             }
         }
+        migrator.registerMigration("v5: environment cache and secrets") { db in
+            // Cached environments (their files live in DATA/environments/REPO-ID/KEY).
+            try db.create(table: "environments") { t in
+                t.column("repo_id", .integer).notNull().references("repos", onDelete: .cascade)
+                t.column("key", .text).notNull()
+                t.column("size_bytes", .integer).notNull()
+                t.column("created_at", .datetime).notNull()
+                t.column("last_used_at", .datetime).notNull()
+                t.column("hits", .integer).notNull().defaults(to: 0)
+                t.primaryKey(["repo_id", "key"])
+            }
+            // Setup's secrets, encrypted with DATA/secrets.key (never stored in here in the clear).
+            try db.create(table: "repo_secrets") { t in
+                t.column("repo_id", .integer).notNull().references("repos", onDelete: .cascade)
+                t.column("name", .text).notNull()
+                t.column("sealed", .blob).notNull()
+                t.column("created_at", .datetime).notNull()
+                t.primaryKey(["repo_id", "name"])
+            }
+            try db.alter(table: "runs") { t in
+                t.add(column: "environment", .text)  // RunEnvironmentRecord as JSON
+            }
+        }
         migrator.registerMigration("v7: follow-ups") { db in
             try db.alter(table: "runs") { t in
                 t.add(column: "follows", .integer)  // the run whose result this run continues

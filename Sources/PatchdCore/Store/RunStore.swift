@@ -40,9 +40,12 @@ package struct RunRecord: Codable, Sendable, FetchableRecord, PersistableRecord 
     package var network: String? = nil
     /// The run whose result this run continues (a follow-up); nil for a fresh task.
     package var follows: Int64? = nil
+    /// The run's cached environment: key, hit, setup time (`RunEnvironmentRecord` as JSON); nil: no setup.
+    package var environment: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, repo, branch, base, status, agent, model, title, spec, result, changed, error, summary, attempts, network, follows
+        case environment
         case taskSource = "task_source", requestedBy = "requested_by", checkStatus = "check_status"
         case limitHit = "limit_hit", inputTokens = "input_tokens", outputTokens = "output_tokens"
         case cacheReadTokens = "cache_read_tokens", cacheWriteTokens = "cache_write_tokens"
@@ -54,6 +57,9 @@ package struct RunRecord: Codable, Sendable, FetchableRecord, PersistableRecord 
     package var taskSpec: TaskSpec? { try? JSONDecoder().decode(TaskSpec.self, from: Data(spec.utf8)) }
     package var networkRecord: RunNetworkRecord? {
         network.flatMap { try? JSONDecoder().decode(RunNetworkRecord.self, from: Data($0.utf8)) }
+    }
+    package var environmentRecord: RunEnvironmentRecord? {
+        environment.flatMap { try? JSONDecoder().decode(RunEnvironmentRecord.self, from: Data($0.utf8)) }
     }
     package var resultRef: String? { result == nil ? nil : "refs/patchd/runs/\(id ?? 0)" }
 }

@@ -44,6 +44,11 @@ package struct TaskSpec: Sendable, Equatable, Codable {
     /// Hosts added to the allowlist for this run (`allowed_domains`): `pypi.org`, `*.example.com`,
     /// `host:8443`, or a preset name; checked by the egress policy parser when the run starts.
     package var allowedDomains: [String]?
+    /// Paths or globs whose content keys the cached environment (`cache_key`); nil: the
+    /// dependency manifests found in the pushed tree (`EnvironmentKey.defaultManifests`).
+    package var cacheKey: [String]?
+    /// Runs instead of setup when the environment came from the cache (`maintenance`).
+    package var maintenance: String?
     /// Markdown after the front matter, trimmed of surrounding blank lines.
     package var body: String
 
@@ -126,8 +131,8 @@ package enum TaskFile {
     package static let maxTitleLength = 72
     /// The front matter keys, sorted.
     package static let knownKeys = [
-        "agent", "allowed_domains", "check", "command_timeout", "default_excludes", "exclude", "max_cost_usd",
-        "max_turns", "model", "network", "provider", "run", "setup", "timeout",
+        "agent", "allowed_domains", "cache_key", "check", "command_timeout", "default_excludes", "exclude", "maintenance",
+        "max_cost_usd", "max_turns", "model", "network", "provider", "run", "setup", "timeout",
     ]
 
     /// Parses raw bytes. `defaultAgent` resolves the body rules when the file names no agent.
@@ -558,7 +563,31 @@ private struct FrontMatter {
                             + "`max_cost_usd: 2.5`, not " + describe(value) + (isQuoted(value) ? "; remove the quotes" : ""))
                 }
                 result.spec.maxCostUSD = cost
-            case "setup", "run", "check":
+            case "cache_key":
+                var patterns: [String] = []
+                guard case .sequence(let items) = value else {
+                    throw fail(
+                        at,
+                        "'cache_key' must be a list of paths or globs in the repository whose content decides when setup runs again, "
+                            + "like `cache_key: [requirements.txt, \"requirements/*.txt\"]`, not " + describe(value))
+                }
+                for item in items {
+                    guard let text = string(item), !text.isEmpty, text.utf8.count <= 256, !text.hasPrefix("/"),
+                        !text.split(separator: "/").contains(".."),
+                        !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+                    else {
+                        throw fail(
+                            line(item) ?? at,
+                            "each 'cache_key' entry must be a relative path or glob on one line (at most 256 characters, "
+                                + "no leading '/', no '..'), like `uv.lock` or `\"**/package.json\"`, not " + describe(item))
+                    }
+                    patterns.append(text)
+                }
+                guard !patterns.isEmpty, patterns.count <= 100 else {
+                    throw fail(at, "'cache_key' has \(patterns.count) entries; give 1 to 100 (or remove it to use the default manifests)")
+                }
+                result.spec.cacheKey = patterns
+            case "setup", "run", "check", "maintenance":
                 guard let script = string(value) else {
                     throw fail(
                         at,
@@ -573,6 +602,7 @@ private struct FrontMatter {
                 }
                 switch key {
                 case "setup": result.spec.setup = script
+                case "maintenance": result.spec.maintenance = script
                 case "run": result.spec.run = script; result.runLine = line(keyNode).map { $0 + offset }
                 default: result.spec.check = script
                 }

@@ -72,6 +72,9 @@ package struct PatchdConfiguration: Sendable, Equatable {
     /// setup), `allowed_domains` the server's allowlist (default `preset:registries`), and
     /// `egress_hosts_file` the hosts file the proxy reads before DNS (default /etc/hosts).
     package var egress = EgressSettings()
+    /// The environment cache: `environment_cache` (true/false), `environment_cache_max_bytes`
+    /// (all repositories) and `environment_cache_repo_max_bytes` (one repository).
+    package var environmentCache = EnvironmentCacheSettings()
 
     package init() {}
 
@@ -84,6 +87,7 @@ package struct PatchdConfiguration: Sendable, Equatable {
         "max_processes", "max_file_bytes", "max_memory_bytes", "max_output_bytes", "max_cpus", "max_workspace_bytes", "min_free_bytes",
         "container_engine", "container_image", "container_options", "offsite",
         "network", "allowed_domains", "egress_hosts_file",
+        "environment_cache", "environment_cache_max_bytes", "environment_cache_repo_max_bytes",
     ]
 
     package struct Invalid: Error, CustomStringConvertible {
@@ -207,6 +211,11 @@ package struct PatchdConfiguration: Sendable, Equatable {
                 }
             case "max_turns": maxTurns = Int(try number())
             case "max_run_seconds": maxRunSeconds = Int(try number())
+            case "environment_cache":
+                guard let flag = value.bool else { throw Invalid("\(at) must be true or false") }
+                environmentCache.enabled = flag
+            case "environment_cache_max_bytes": environmentCache.maxBytes = Int64(try number())
+            case "environment_cache_repo_max_bytes": environmentCache.maxBytesPerRepository = Int64(try number())
             case "max_processes": maxProcesses = Int(try number())
             case "max_file_bytes": maxFileBytes = Int64(try number())
             case "max_memory_bytes": maxMemoryBytes = Int64(try number())

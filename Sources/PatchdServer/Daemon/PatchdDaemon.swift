@@ -110,7 +110,9 @@ package final class PatchdDaemon: Sendable {
             runs: runStore, repoStore: repoStore, repositories: repositories, layout: layout, sandbox: sandbox,
             agents: agentSetup.agents, defaultLimits: limits,
             maxTimeoutSeconds: configuration.maxRunSeconds,
-            hostName: ProcessInfo.processInfo.hostName, logger: logger, egress: configuration.egress)
+            hostName: ProcessInfo.processInfo.hostName, logger: logger, egress: configuration.egress,
+            environments: EnvironmentStore(db: database, root: layout.environments), environmentCache: configuration.environmentCache,
+            secrets: SecretStore(db: database, keyFile: layout.secretsKey))
         let wakeup = try RunWakeup(dataDir: layout.root)
         scheduler = RunScheduler(
             executor: RunExecutor(env: runEnvironment), runs: runStore,
@@ -133,7 +135,9 @@ package final class PatchdDaemon: Sendable {
                         ssh: statsSource.ssh?.statistics ?? SSHStatistics(), transfers: counters, db: database,
                         offsite: try replicator?.state.status())
                 },
-                parseKey: { try PublicKey(line: $0) }, agents: agentSetup.availability))
+                parseKey: { try PublicKey(line: $0) }, agents: agentSetup.availability,
+                environments: EnvironmentStore(db: database, root: layout.environments),
+                secrets: SecretStore(db: database, keyFile: layout.secretsKey)))
         let delegate = PatchdSSHDelegate(users: users, transport: transport, commands: commands)
         ssh = try SSHServer(configuration: sshConfig, hostKeys: hostKeys, delegate: delegate, logger: logger)
         statsSource.ssh = ssh

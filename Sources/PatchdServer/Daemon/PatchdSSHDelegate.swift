@@ -40,7 +40,7 @@ struct PatchdSSHDelegate: SSHServerDelegate {
         }
         // Each command runs on its own thread and writes through ProgramOutput.
         let commands = self.commands
-        return ThreadProgramFactory.make(verb: CommandRouter.auditVerb(words)) { io in
+        return ThreadProgramFactory.make(verb: CommandRouter.auditVerb(words), input: CommandRouter.readsInput(words)) { io in
             commands.run(words, identity: request.identity, output: io)
         }
     }
@@ -51,8 +51,10 @@ extension ProgramOutput: CommandOutput {}
 
 /// Builds a ThreadProgram, or a failed one if the OS refuses pipes.
 enum ThreadProgramFactory {
-    static func make(verb: String, repo: String? = nil, _ body: @escaping @Sendable (ProgramOutput) -> Int32) -> ChannelProgram {
-        (try? ThreadProgram(verb: verb, repo: repo, body: body))
+    static func make(
+        verb: String, repo: String? = nil, input: Bool = false, _ body: @escaping @Sendable (ProgramOutput) -> Int32
+    ) -> ChannelProgram {
+        (try? ThreadProgram(verb: verb, repo: repo, input: input, body: body))
             ?? ThreadProgram.message(verb: verb, stderr: "patchd: error: the server is out of resources\n", status: 1)
     }
 }
