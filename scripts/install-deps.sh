@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(libssh-dev libgit2-dev libcurl4-openssl-dev libsqlite3-dev bubblewrap git openssh-client pkg-config
-          util-linux socat squid bsdutils procps sqlite3 python3)  # prlimit (sandbox limits), socat (API and egress bridges), squid (egress proxy); script, pgrep, sqlite3, python3 (tests)
+          util-linux socat squid age bsdutils procps sqlite3 python3)  # prlimit, unshare (sandbox limits, cache overlays), socat (API and egress bridges), squid (egress proxy), age (secrets); script, pgrep, sqlite3, python3 (tests)
 if [ "${1:-}" = "--with-bench" ]; then
   packages+=(openssh-server hyperfine)
 fi
