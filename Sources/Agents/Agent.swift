@@ -20,6 +20,10 @@ package struct AgentContext: Sendable {
     package let deadline: Double
     /// The run's sandbox, which every command enters (opened by the executor, or on first use).
     let runSandboxSlot: RunSandboxSlot
+    /// Where the agent saves its state after each turn (nil: nowhere, as in unit tests).
+    package var checkpointer: (any AgentCheckpointer)? = nil
+    /// The state the run goes on from (a restart after a crash, `run resume`); nil: a fresh start.
+    package var resume: AgentResume? = nil
 
     /// - Parameter runSandbox: the run's open sandbox; nil opens one on first use (tests; whoever
     ///   made the context then owns closing it through `closeRunSandbox`).

@@ -23,6 +23,8 @@ struct RunShow: SSHCommand {
             ("title", run.title), ("agent", run.agent), ("model", run.model ?? "-"), ("base", run.base),
         ]
         if let result = run.result { lines.append(("result", "\(result) (refs/patchd/runs/\(run.id!))")) }
+        if let checkpoint = run.checkpoint { lines.append(("checkpt", "\(checkpoint) (\(PatchdRefs.checkpoints(run.id!)))")) }
+        if let from = run.resumedFrom { lines.append(("resumes", "run \(from)")) }
         if let changed = run.changed { lines.append(("changed", changed ? "yes" : "no")) }
         if let check = run.checkStatus { lines.append(("check", check)) }
         if let limit = run.limitHit { lines.append(("limit", limit)) }

@@ -5,7 +5,8 @@ package import Foundation
 /// The documented shape (README, `run show --json`): id, repo, branch, status, agent, model, base, result, result_ref, changed,
 /// created_at, started_at, finished_at, error, usage {input_tokens, output_tokens,
 /// cache_read_tokens, cache_write_tokens, cost_usd};
-/// plus title, check, limit. Times are ISO 8601 UTC; absent values are null.
+/// plus title, check, limit, resumed_from (the run this one continues), checkpoint and checkpoint_ref
+/// (the latest checkpoint commit and its ref). Times are ISO 8601 UTC; absent values are null.
 package struct RunJSON: Encodable {
     struct Usage: Encodable {
         let input_tokens: Int
@@ -34,6 +35,9 @@ package struct RunJSON: Encodable {
     let usage: Usage
     /// Mode, allowlist and every connection through the egress proxy (nil: the run made no network plan yet).
     let network: RunNetworkRecord?
+    let resumed_from: Int64?
+    let checkpoint: String?
+    let checkpoint_ref: String?
 
     package init(_ run: RunRecord) {
         id = run.id ?? 0
@@ -54,6 +58,9 @@ package struct RunJSON: Encodable {
         finished_at = run.finishedAt.map(Self.iso)
         error = run.error
         network = run.networkRecord
+        resumed_from = run.resumedFrom
+        checkpoint = run.checkpoint
+        checkpoint_ref = run.checkpoint == nil ? nil : PatchdRefs.checkpoints(run.id ?? 0)
         usage = Usage(
             input_tokens: run.inputTokens, output_tokens: run.outputTokens, cache_read_tokens: run.cacheReadTokens,
             cache_write_tokens: run.cacheWriteTokens, cost_usd: run.costUSD)
@@ -61,7 +68,7 @@ package struct RunJSON: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case id, repo, branch, title, status, agent, model, base, result, result_ref, changed, check, limit
-        case created_at, started_at, finished_at, error, usage, network
+        case created_at, started_at, finished_at, error, usage, network, resumed_from, checkpoint, checkpoint_ref
     }
 
     /// Every key is always present; nil is encoded as null (scripts can rely on the shape).
@@ -86,6 +93,9 @@ package struct RunJSON: Encodable {
         try c.encode(error, forKey: .error)
         try c.encode(usage, forKey: .usage)
         try c.encode(network, forKey: .network)
+        try c.encode(resumed_from, forKey: .resumed_from)
+        try c.encode(checkpoint, forKey: .checkpoint)
+        try c.encode(checkpoint_ref, forKey: .checkpoint_ref)
     }
 
     package static func iso(_ date: Date) -> String {
