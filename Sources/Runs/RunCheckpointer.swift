@@ -33,7 +33,12 @@ struct WorkspaceTaker: Sendable {
     /// The agent's work as the result tree: the snapshot, or with `afterSetup` the change from it
     /// applied onto the start.
     func agentWork(afterSetup: String?) throws -> RunExecutor.TakenResult {
-        var result = try snapshot()
+        try agentWork(of: snapshot(), afterSetup: afterSetup)
+    }
+
+    /// The agent's work in a snapshot already taken.
+    func agentWork(of snapshot: RunExecutor.TakenResult, afterSetup: String?) throws -> RunExecutor.TakenResult {
+        var result = snapshot
         guard let afterSetup else { return result }
         let writer = try ResultWriter(bareRepository: barePath)
         result.tree = try writer.applyChanges(from: afterSetup, to: result.tree, onto: start).tree
@@ -59,6 +64,9 @@ final class RunCheckpointer: AgentCheckpointer {
         /// Set once setup succeeded: checkpoints hold the agent's work only, as the result does.
         var afterSetup: String?
         var lastTree: String?
+        /// The workspace's own tree at the last save: when it has not moved, the turn changed nothing
+        /// (and the agent-only tree need not be computed again).
+        var lastSnapshot: String?
         var lastCommit: String?
         var failed = false
     }
@@ -82,13 +90,15 @@ final class RunCheckpointer: AgentCheckpointer {
     func setAfterSetup(_ tree: String?) { state.withLock { $0.afterSetup = tree } }
 
     func save(conversation: Data?, turns: Int, workspace: Bool) {
-        var (afterSetup, lastTree, commit) = state.withLock { ($0.afterSetup, $0.lastTree, $0.lastCommit) }
+        var (afterSetup, lastTree, lastSnapshot, commit) = state.withLock { ($0.afterSetup, $0.lastTree, $0.lastSnapshot, $0.lastCommit) }
         let started = MonotonicClock.now
         var made: String?
         if workspace {
             do {
-                let tree = try taker.agentWork(afterSetup: afterSetup).tree
-                if tree != lastTree {
+                let raw = try taker.snapshot()
+                let tree = raw.tree == lastSnapshot ? lastTree : try taker.agentWork(of: raw, afterSetup: afterSetup).tree
+                lastSnapshot = raw.tree
+                if let tree, tree != lastTree {
                     let writer = try ResultWriter(bareRepository: taker.barePath)
                     let ref = PatchdRefs.checkpoints(runID)
                     let parent = writer.reference(ref) ?? taker.start
@@ -110,6 +120,7 @@ final class RunCheckpointer: AgentCheckpointer {
         }
         state.withLock {
             $0.lastTree = lastTree
+            $0.lastSnapshot = lastSnapshot
             $0.lastCommit = commit
         }
         do {
