@@ -20,6 +20,10 @@ package struct AgentContext: Sendable {
     package let deadline: Double
     /// The run's sandbox, which every command enters (opened by the executor, or on first use).
     let runSandboxSlot: RunSandboxSlot
+    /// Where the agent saves its state after each turn (nil: nowhere, as in unit tests).
+    package var checkpointer: (any AgentCheckpointer)? = nil
+    /// The state the run goes on from (a restart after a crash, `run resume`); nil: a fresh start.
+    package var resume: AgentResume? = nil
     /// What came before, for a follow-up: the earlier runs' tasks, summaries and what they did
     /// (`FollowUpContext`). Agents give it to the model ahead of the task.
     package var earlier: String?

@@ -85,6 +85,8 @@ package struct RunExecutor: Sendable {
         let timeout = min(spec.timeoutSeconds ?? env.maxTimeoutSeconds, env.maxTimeoutSeconds)
         limits.wallClockSeconds = Double(timeout)
         log(RunEvent(.info, "started: agent \(kind.rawValue), sandbox \(env.sandbox.name), timeout \(timeout)s"))
+        // The pushed commit, or where an interrupted or resumed run's work stands.
+        let start = startPoint(run, barePath: barePath, log: log)
 
         let workspace: Workspace
         do {
@@ -94,7 +96,8 @@ package struct RunExecutor: Sendable {
                 environment: env.repositories.gitEnvironment(),
                 objectsPathInSandbox: env.sandbox.objectsPath(
                     SandboxMounts(
-                        workspace: "", repositoryObjects: barePath + "/objects", scratch: "")))
+                        workspace: "", repositoryObjects: barePath + "/objects", scratch: "")),
+                startTree: start.commit)
         } catch {
             // A half-made checkout (a full disk, say) would keep the space the record below needs.
             try? FileManager.default.removeItem(atPath: "\(env.layout.work)/run-\(id)")
@@ -152,14 +155,16 @@ package struct RunExecutor: Sendable {
         var outcome: AgentOutcome
         var checkStatus: String?
         // The workspace as a tree (untracked caches excluded), written into the bare repository.
-        let takeSnapshot = { () throws -> TakenResult in
-            let writer = try ResultWriter(bareRepository: barePath)
-            try writer.addExcludeRules(spec.resultExcludePatterns)
-            let s = try writer.snapshot(
-                workspace: workspace.path, baseCommit: run.base,
-                maxFileBytes: env.defaultLimits.maxFileBytes - 1, baseline: baseline)
-            return TakenResult(tree: s.tree, changed: s.changed, notes: s.notes)
-        }
+        let taker = WorkspaceTaker(
+            barePath: barePath, workspace: workspace.path, base: run.base, start: start.commit,
+            excludes: spec.resultExcludePatterns, maxFileBytes: env.defaultLimits.maxFileBytes - 1, baseline: baseline)
+        let takeSnapshot = { () throws -> TakenResult in try taker.snapshot() }
+        // After each turn of an LLM agent: a checkpoint commit and its conversation (RunCheckpointer).
+        let checkpointer = RunCheckpointer(
+            runs: env.runs, runID: id, taker: taker, lastCommit: start.lastCheckpoint,
+            identity: GitIdentity(name: "patchd", email: "patchd@\(env.hostName)"), scrub: env.layout.scrub, log: log)
+        context.checkpointer = checkpointer
+        context.resume = start.resume
         var afterSetup: String?
         var agentRan = false
         do {
@@ -181,6 +186,7 @@ package struct RunExecutor: Sendable {
                 cached?.setupSucceeded(mounts: mounts, workspace: workspace, runID: id, log: log)
                 // What setup wrote is not the agent's work: the result is the change from here.
                 afterSetup = try takeSnapshot().tree
+                checkpointer.setAfterSetup(afterSetup)
             }
             run.environment = cached?.record
             agentRan = true
@@ -192,16 +198,7 @@ package struct RunExecutor: Sendable {
         // The result is taken before check runs, so nothing check writes can reach it.
         var taken: Result<TakenResult, Error>?
         if agentRan && cancel.reason != .shutdown {
-            taken = Result {
-                var result = try takeSnapshot()
-                if let afterSetup {
-                    let writer = try ResultWriter(bareRepository: barePath)
-                    let applied = try writer.applyChanges(from: afterSetup, to: result.tree, onto: run.base)
-                    result.tree = applied.tree
-                    result.changed = applied.changed
-                }
-                return result
-            }
+            taken = Result { try taker.agentWork(afterSetup: afterSetup) }
         }
         do {
             if let check = spec.check, !check.isEmpty, agentRan, outcome.limit == nil, cancel.reason == nil {
@@ -356,6 +353,8 @@ package struct RunExecutor: Sendable {
         run.status = status
         run.error = error
         run.finishedAt = Date()
+        // The checkpoint column moved while the agent worked (RunStore.saveCheckpoint): keep its latest.
+        if let latest = try? env.runs.run(id: run.id!)?.checkpoint { run.checkpoint = latest }
         if let error { log(RunEvent(.error, error)) }
         log(RunEvent(.info, "\(status.rawValue)"))
         // A full disk or a busy database can pass: retry for about 15 s before giving

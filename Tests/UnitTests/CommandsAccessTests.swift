@@ -9,7 +9,7 @@ import Testing
 @testable import PatchdCommands
 
 /// A repository `proj` owned by olive; walt may write, rita may read, sam is a stranger, ada is
-/// an admin. Run 1 on proj is queued, run 2 succeeded.
+/// an admin. Run 1 on proj is queued, run 2 succeeded, run 3 (builtin) failed.
 struct AccessWorld {
     let harness: CommandHarness
     let ada, olive, walt, rita, sam: SSHIdentity
@@ -24,6 +24,7 @@ struct AccessWorld {
         try harness.repo("proj", owner: olive, collaborators: [(walt, "write"), (rita, "read")])
         try harness.queueRun("proj")
         try harness.queueRun("proj", status: .succeeded)
+        try harness.queueRun("proj", status: .failed, agent: .builtin)
     }
 
     /// Each role, and the role it has on proj.
@@ -58,6 +59,7 @@ struct AccessWorld {
         "run start": .repository(.write, action: "starting runs"),
         "run cancel": .run(.write, action: "canceling runs"),
         "run retry": .run(.write, action: "retrying runs"),
+        "run resume": .run(.write, action: "resuming runs"),
         "key list": .anyone,
         "key add": .anyone,
         "key remove": .anyone,
@@ -93,6 +95,7 @@ struct AccessWorld {
         case "run start": return ["run", "start", "proj", "main", "--agent", "command", "--", "true"]
         case "run cancel": return ["run", "cancel", "1"]
         case "run retry": return ["run", "retry", "2"]
+        case "run resume": return ["run", "resume", "3", "--max-turns", "5", "--", "go", "on"]
         case "key list": return ["key", "list"]
         case "key add": return ["key", "add", keyLine]
         case "key remove": return ["key", "remove", "SHA256:not-a-key-of-yours"]
@@ -180,6 +183,9 @@ struct AccessWorld {
 
         r = h.run(["run", "retry", "2"], as: w.rita)
         #expect(r.status == 1 && r.stderr.contains("needs write access"))
+
+        r = h.run(["run", "resume", "3"], as: w.rita)
+        #expect(r.status == 1 && r.stderr == "patchd: error: resuming runs on 'proj' needs write access\n")
 
         r = h.run(["repo", "delete", "proj", "--yes"], as: w.rita)
         #expect(r.status == 1 && r.stderr == "patchd: error: only the owner of 'proj' or an admin can delete it\n")

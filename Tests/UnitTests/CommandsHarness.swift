@@ -87,12 +87,12 @@ final class CommandHarness: Sendable {
 
     /// A queued run on `repo` (as a push would make it).
     @discardableResult
-    func queueRun(_ repo: String, branch: String = "main", status: RunStatus = .queued) throws -> RunRecord {
-        var spec = TaskSpec(body: "")
-        spec.run = "true"
+    func queueRun(_ repo: String, branch: String = "main", status: RunStatus = .queued, agent: AgentKind = .command) throws -> RunRecord {
+        var spec = TaskSpec(body: agent == .command ? "" : "Do the thing.")
+        if agent == .command { spec.run = "true" }
         var run = try services.runs.enqueue(
             .init(
-                repo: repo, branch: branch, base: try head(repo, branch), agent: .command,
+                repo: repo, branch: branch, base: try head(repo, branch), agent: agent,
                 spec: spec, source: "file", requestedBy: nil))
         if status != .queued {
             run.status = status

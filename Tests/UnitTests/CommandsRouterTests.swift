@@ -56,7 +56,7 @@ import Testing
         let summary = h.run(["help"], as: bob)
         #expect(summary.status == 0 && summary.stdout.hasPrefix("patchd: git over SSH"))
         for line in [
-            "repo list|create|info|config|delete", "repo collab add|remove|list", "run list|show|logs|diff|start|cancel|retry",
+            "repo list|create|info|config|delete", "repo collab add|remove|list", "run list|show|logs|diff|start|cancel|retry|resume",
             "key list|add|remove", "user list|create|delete", "user key remove", "whoami [--json]", "stats [--json] [--prometheus]",
         ] {
             #expect(summary.stdout.contains("\n  " + line + " "), "the summary lacks '\(line)':\n\(summary.stdout)")

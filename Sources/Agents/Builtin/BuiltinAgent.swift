@@ -144,12 +144,40 @@ package struct BuiltinAgent: Agent {
         let system = Self.systemPrompt(context: context, files: files)
         var checkRounds = 0
         var lastText = ""
+        if let resume = context.resume {
+            // Go on from the saved conversation (the workspace already holds its work), with a note.
+            if let saved = BuiltinConversation.decode(resume.conversation), saved.provider == provider.rawValue, !saved.messages.isEmpty {
+                messages = saved.messages
+                lastText = saved.lastText
+                if resume.reason == .interrupted {
+                    // The same run: its budgets count what it spent before the restart.
+                    usage = saved.usage
+                    checkRounds = saved.checkRounds
+                }
+                context.log(RunEvent(.info, "resuming the conversation: \(saved.messages.count) messages, \(saved.usage.turns) turns"))
+            } else {
+                context.log(RunEvent(.info, "no saved conversation to resume: starting from the task, with the work so far in the workspace"))
+            }
+            wire.appendUserText(resume.note, to: &messages)
+        }
 
         func outcome(_ ok: Bool, error: String? = nil, limit: LimitHit? = nil) -> AgentOutcome {
             AgentOutcome(succeeded: ok, summary: lastText, error: error, limit: limit, usage: usage, model: model)
         }
+        // After each turn (its tool calls ran, or check feedback was added) and at the end: the
+        // workspace as a checkpoint, and the conversation it matches.
+        var savedCount = messages.count
+        func saveState() {
+            guard let checkpointer = context.checkpointer, messages.count != savedCount else { return }
+            savedCount = messages.count
+            let state = BuiltinConversation(
+                provider: provider.rawValue, model: model, messages: messages, usage: usage, checkRounds: checkRounds, lastText: lastText)
+            checkpointer.save(conversation: try? JSONEncoder().encode(state), turns: usage.turns, workspace: true)
+        }
+        defer { saveState() }
 
         while true {
+            saveState()
             if let reason = context.cancel.reason { return outcome(false, error: reason.explanation, limit: reason) }
             if MonotonicClock.now >= context.deadline { return outcome(false, error: "time limit reached", limit: .timeout) }
             if usage.turns >= maxTurns { return outcome(false, error: "stopped after \(usage.turns) turns (max_turns)", limit: .turns) }

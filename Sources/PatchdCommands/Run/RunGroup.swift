@@ -6,7 +6,7 @@ import PatchdCore
 struct RunGroup: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "runs and their results; start, stop, repeat (runs = run list)",
-        subcommands: [RunList.self, RunShow.self, RunLogs.self, RunDiff.self, RunStart.self, RunCancel.self, RunRetry.self])
+        subcommands: [RunList.self, RunShow.self, RunLogs.self, RunDiff.self, RunStart.self, RunCancel.self, RunRetry.self, RunResume.self])
 }
 
 extension CommandInvocation {

@@ -26,6 +26,8 @@ struct RunShow: SSHCommand {
         if let chain = try? invocation.context.runs.followChain(of: run), !chain.isEmpty {
             lines.append(("follows", chain.map { "run \($0)" }.joined(separator: " <- ")))
         }
+        if let checkpoint = run.checkpoint { lines.append(("checkpt", "\(checkpoint) (\(PatchdRefs.checkpoints(run.id!)))")) }
+        if let from = run.resumedFrom { lines.append(("resumes", "run \(from)")) }
         if let changed = run.changed { lines.append(("changed", changed ? "yes" : "no")) }
         if let check = run.checkStatus { lines.append(("check", check)) }
         if let limit = run.limitHit { lines.append(("limit", limit)) }

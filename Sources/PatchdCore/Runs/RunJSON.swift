@@ -5,7 +5,8 @@ package import Foundation
 /// The documented shape (README, `run show --json`): id, repo, branch, status, agent, model, base, result, result_ref, changed,
 /// created_at, started_at, finished_at, error, usage {input_tokens, output_tokens,
 /// cache_read_tokens, cache_write_tokens, cost_usd};
-/// plus title, check, limit. Times are ISO 8601 UTC; absent values are null.
+/// plus title, check, limit, resumed_from (the run this one continues), checkpoint and checkpoint_ref
+/// (the latest checkpoint commit and its ref). Times are ISO 8601 UTC; absent values are null.
 package struct RunJSON: Encodable {
     struct Usage: Encodable {
         let input_tokens: Int
@@ -38,6 +39,9 @@ package struct RunJSON: Encodable {
     let follows: Int64?
     /// The cached environment: key, hit, setup_seconds (nil: the task has no setup).
     let environment: RunEnvironmentRecord?
+    let resumed_from: Int64?
+    let checkpoint: String?
+    let checkpoint_ref: String?
 
     package init(_ run: RunRecord) {
         id = run.id ?? 0
@@ -60,6 +64,9 @@ package struct RunJSON: Encodable {
         network = run.networkRecord
         follows = run.follows
         environment = run.environmentRecord
+        resumed_from = run.resumedFrom
+        checkpoint = run.checkpoint
+        checkpoint_ref = run.checkpoint == nil ? nil : PatchdRefs.checkpoints(run.id ?? 0)
         usage = Usage(
             input_tokens: run.inputTokens, output_tokens: run.outputTokens, cache_read_tokens: run.cacheReadTokens,
             cache_write_tokens: run.cacheWriteTokens, cost_usd: run.costUSD)
@@ -67,7 +74,8 @@ package struct RunJSON: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case id, repo, branch, title, status, agent, model, base, result, result_ref, changed, check, limit
-        case created_at, started_at, finished_at, error, usage, network, follows, environment
+        case created_at, started_at, finished_at, error, usage, network, follows, environment, resumed_from, checkpoint
+        case checkpoint_ref
     }
 
     /// Every key is always present; nil is encoded as null (scripts can rely on the shape).
@@ -94,6 +102,9 @@ package struct RunJSON: Encodable {
         try c.encode(network, forKey: .network)
         try c.encode(follows, forKey: .follows)
         try c.encode(environment, forKey: .environment)
+        try c.encode(resumed_from, forKey: .resumed_from)
+        try c.encode(checkpoint, forKey: .checkpoint)
+        try c.encode(checkpoint_ref, forKey: .checkpoint_ref)
     }
 
     package static func iso(_ date: Date) -> String {

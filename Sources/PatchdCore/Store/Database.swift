@@ -128,6 +128,23 @@ package final class PatchdDatabase: Sendable {
                 t.add(column: "environment", .text)  // RunEnvironmentRecord as JSON
             }
         }
+        migrator.registerMigration("v6: checkpoints and resume") { db in
+            try db.alter(table: "runs") { t in
+                t.add(column: "resumed_from", .integer).references("runs", onDelete: .setNull)
+                t.add(column: "resume_instructions", .text)
+                t.add(column: "start_commit", .text)  // the tree a resumed run's workspace starts from
+                t.add(column: "checkpoint", .text)  // the tip of refs/patchd/checkpoints/ID
+            }
+            // The latest saved state of a run's agent: one row per run, rewritten at each turn. Apart
+            // from runs so that listing runs never reads conversations (they grow to megabytes).
+            try db.create(table: "run_checkpoints") { t in
+                t.primaryKey("run_id", .integer).references("runs", onDelete: .cascade)
+                t.column("commit", .text)  // the checkpoint the conversation matches (nil: the start)
+                t.column("turns", .integer).notNull().defaults(to: 0)
+                t.column("conversation", .blob)
+                t.column("updated_at", .datetime).notNull()
+            }
+        }
         migrator.registerMigration("v7: follow-ups") { db in
             try db.alter(table: "runs") { t in
                 t.add(column: "follows", .integer)  // the run whose result this run continues

@@ -42,10 +42,19 @@ package struct RunRecord: Codable, Sendable, FetchableRecord, PersistableRecord 
     package var follows: Int64? = nil
     /// The run's cached environment: key, hit, setup time (`RunEnvironmentRecord` as JSON); nil: no setup.
     package var environment: String? = nil
+    /// The run this one continues (`run resume`), whose conversation and work it starts from.
+    package var resumedFrom: Int64? = nil
+    /// The user's extra instructions given with `run resume` (`-- TEXT`).
+    package var resumeInstructions: String? = nil
+    /// The commit whose tree the workspace starts from when it is not `base` (a resume).
+    package var startCommit: String? = nil
+    /// The latest checkpoint commit (the tip of `refs/patchd/checkpoints/ID`).
+    package var checkpoint: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, repo, branch, base, status, agent, model, title, spec, result, changed, error, summary, attempts, network, follows
-        case environment
+        case environment, checkpoint
+        case resumedFrom = "resumed_from", resumeInstructions = "resume_instructions", startCommit = "start_commit"
         case taskSource = "task_source", requestedBy = "requested_by", checkStatus = "check_status"
         case limitHit = "limit_hit", inputTokens = "input_tokens", outputTokens = "output_tokens"
         case cacheReadTokens = "cache_read_tokens", cacheWriteTokens = "cache_write_tokens"
@@ -227,9 +236,12 @@ package struct RunStore: Sendable {
                 if run.attempts < maxAttempts {
                     run.status = .queued
                     requeued.append(run.id!)
+                    // With a saved state the run goes on from it (RunExecutor), not from the pushed tip.
+                    let saved = try RunCheckpointRecord.fetchOne(db, key: run.id!)
+                    let how = saved.map { "it resumes from its checkpoint after turn \($0.turns)" } ?? "it starts again"
                     try RunEventRecord(
                         id: nil, runID: run.id!, at: Date(), kind: "info",
-                        text: "re-queued: the server stopped while this run was running"
+                        text: "re-queued: the server stopped while this run was running; \(how)"
                     ).insert(db)
                 } else {
                     run.status = .failed

@@ -5,7 +5,8 @@ import PatchdSystem
 
 /// DATA/work/run-ID/{workspace,etc}. The checkout's `.git` borrows objects from the bare
 /// repository through alternates (read-only inside the sandbox), so creating it costs a
-/// checkout, not a copy of the object store or of its refs. git is run here only BEFORE the agent: after
+/// checkout, not a copy of the object store or of its refs. A resumed run's workspace holds the
+/// tree of its checkpoint (`startTree`) on top of the pushed commit. git is run here only BEFORE the agent: after
 /// it, the workspace's `.git/config` is the agent's and could name programs.
 package struct Workspace: Sendable {
     package let root: String
@@ -13,7 +14,7 @@ package struct Workspace: Sendable {
 
     package static func create(
         runID: Int64, workRoot: String, bareRepository: String, commit: String, branch: String,
-        gitExecutable: String, environment: [String: String], objectsPathInSandbox: String
+        gitExecutable: String, environment: [String: String], objectsPathInSandbox: String, startTree: String? = nil
     ) throws -> Workspace {
         let root = "\(workRoot)/run-\(runID)"
         try? FileManager.default.removeItem(atPath: root)  // a crashed earlier attempt
@@ -33,6 +34,12 @@ package struct Workspace: Sendable {
         try (bareRepository + "/objects\n").write(toFile: alternates, atomically: true, encoding: .utf8)
         try git(["update-ref", "refs/heads/\(branch)", commit], in: ws.path)
         try git(["reset", "--quiet", "--hard"], in: ws.path)
+        if let startTree, startTree != commit {
+            // A resumed run: the files of its checkpoint over the pushed commit, as staged changes
+            // (the branch stays at the pushed commit; the index, which `WorkspaceBaseline` reads,
+            // matches the files just written).
+            try git(["read-tree", "--reset", "-u", startTree], in: ws.path)
+        }
         // Inside the sandbox the repository's objects appear at another path.
         try (objectsPathInSandbox + "\n").write(toFile: alternates, atomically: true, encoding: .utf8)
         // No chown needed: bwrap maps patchd's own uid to the sandbox's uid 1000.
