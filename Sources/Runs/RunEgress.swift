@@ -44,6 +44,8 @@ package final class RunEgress: Sendable {
     let entries: [String]
     let scratch: String
     let hostsFile: String
+    /// The repository's name, for the hints a refusal prints.
+    let repository: String
     let log: @Sendable (RunEvent) -> Void
 
     private struct State {
@@ -58,7 +60,7 @@ package final class RunEgress: Sendable {
     /// - Throws: `EgressPolicyError` for an entry that is not a host name, a wildcard or a preset,
     ///   naming where it was written.
     package init(
-        task: TaskSpec, repository: RepoSettings, server: EgressSettings, scratch: String,
+        task: TaskSpec, repository: RepoSettings, server: EgressSettings, scratch: String, repositoryName: String = "REPO",
         log: @escaping @Sendable (RunEvent) -> Void
     ) throws(EgressPolicyError) {
         mode = NetworkMode.effective(task: task.network, repository: repository.network, serverCap: server.cap)
@@ -69,10 +71,15 @@ package final class RunEgress: Sendable {
         entries = policy.entries.map(\.description)
         self.scratch = scratch
         self.hostsFile = server.hostsFile
+        self.repository = repositoryName
         self.log = log
         state = Mutex(State(record: RunNetworkRecord(mode: mode.rawValue, allowlist: policy.entries.map(\.description))))
         if let asked = task.network ?? repository.network, asked > server.cap {
-            log(RunEvent(.network, "network: \(asked.rawValue) was asked; this server allows at most \(server.cap.rawValue)"))
+            log(
+                RunEvent(
+                    .network,
+                    "network: \(asked.rawValue) was asked; this server allows at most \(server.cap.rawValue) "
+                        + "(its admin raises that with `network: \(asked.rawValue)` in the server's config file)"))
         }
     }
 
@@ -212,15 +219,23 @@ package final class RunEgress: Sendable {
                 RunNetworkRecord.Connection(
                     at: RunJSON.iso(connection.time), phase: s.phase.rawValue, method: connection.method, host: connection.host,
                     port: connection.port, bytesUp: connection.bytesUp, bytesDown: connection.bytesDown,
-                    allowed: connection.allowed, reason: connection.reason))
+                    allowed: connection.allowed, reason: connection.reason, status: connection.status))
             return s.phase
+        }
+        if connection.allowed, connection.status >= 500 {
+            // Allowed, but squid could not reach it (no DNS answer, refused, timed out).
+            log(
+                RunEvent(
+                    .network,
+                    "network: \(connection.method) \(connection.host):\(connection.port) in \(phase.rawValue) was allowed but failed upstream "
+                        + "(the proxy answered \(connection.status)): the host did not resolve or answer from this server"))
         }
         if let reason = connection.reason {
             log(
                 RunEvent(
                     .network,
                     "network: refused \(connection.method) \(connection.host):\(connection.port) in \(phase.rawValue): \(reason)"
-                        + Self.hint(connection.refusal, host: connection.host, port: connection.port)))
+                        + Self.hint(connection.refusal, host: connection.host, port: connection.port, repository: repository)))
         }
     }
 
@@ -231,13 +246,14 @@ package final class RunEgress: Sendable {
     }
 
     /// How to let a refused host through, when that is what the user may want.
-    static func hint(_ refusal: EgressRefusal?, host: String, port: Int) -> String {
+    static func hint(_ refusal: EgressRefusal?, host: String, port: Int, repository: String) -> String {
         let entry: String
         switch refusal {
         case .notOnAllowlist?: entry = host
         case .portNotAllowed?: entry = "\(host):\(port)"
         default: return ""
         }
-        return " (to allow it: `allowed_domains: [\(entry)]` in the task, or `ssh HOST repo config REPO allowed-domains \(entry)`)"
+        return " (to allow it: `allowed_domains: [\(entry)]` in the task, or "
+            + "`ssh HOST \(ShellQuote.command(["repo", "config", repository, "allowed-domains", entry]))`, which replaces the repository's list)"
     }
 }

@@ -149,7 +149,8 @@ package struct RunExecutor: Sendable {
         if run.follows != nil {
             context.earlier = FollowUpContext.render(for: run, runs: env.runs)
             if let chain = try? env.runs.followChain(of: run), !chain.isEmpty {
-                log(RunEvent(.info, "follows run " + chain.map(String.init).joined(separator: " <- run ") + "; the agent is told what they did"))
+                let told = kind.usesModel ? "; the agent is told what they did" : ""
+                log(RunEvent(.info, "follows run " + chain.map(String.init).joined(separator: " <- run ") + told))
             }
         }
         var outcome: AgentOutcome
@@ -238,7 +239,8 @@ package struct RunExecutor: Sendable {
         }
         let repository = (try? RepositoryName(run.repo)).flatMap { try? env.repoStore?.repo(named: $0) }
         let settings = repository?.id.flatMap { try? env.repoStore?.repoSettings(repoID: $0) } ?? RepoSettings()
-        let egress = try RunEgress(task: spec, repository: settings, server: env.egress, scratch: mounts.scratch, log: log)
+        let egress = try RunEgress(
+            task: spec, repository: settings, server: env.egress, scratch: mounts.scratch, repositoryName: run.repo, log: log)
         // Under none the record still says so (mode and allowlist, no connection); so it does
         // under setup for a task without setup, which needs no bridge at all.
         let used = egress.mode == .on || (egress.mode == .setup && !(spec.setup ?? "").isEmpty)

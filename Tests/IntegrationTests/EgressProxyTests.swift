@@ -65,6 +65,16 @@ struct EgressProxyTests {
         return String(decoding: buffer.prefix(max(n, 0)), as: UTF8.self).split(separator: "\r\n").first.map(String.init) ?? ""
     }
 
+    /// Whether `condition` holds within 10 s (polled every 20 ms).
+    static func eventually(_ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(20_000)
+        }
+        return condition()
+    }
+
     /// Waits (up to 10 s) for the record of `host`:`port` (squid logs a tunnel when it closes).
     static func record(_ proxy: EgressProxy, host: String, port: Int) throws -> EgressConnection {
         let deadline = Date().addingTimeInterval(10)
@@ -213,7 +223,8 @@ struct EgressProxyTests {
         #expect(try Self.record(proxy, host: "pypi.org", port: 443).refusal == .portNotAllowed)
         #expect(try Self.raw(proxy, "CONNECT pypi.org:80 HTTP/1.1\r\nHost: pypi.org:80\r\n\r\n").contains(" 403 "))
         #expect(try Self.curl(proxy, "http://pypi.org/", ["-X", "TRACE"]).code == "403")
-        #expect(proxy.connections.contains { $0.method == "TRACE" && $0.refusal == .methodNotAllowed })
+        // squid logs after it answers: wait for the record as `record` does.
+        #expect(Self.eventually { proxy.connections.contains { $0.method == "TRACE" && $0.refusal == .methodNotAllowed } })
 
         let files = try Self.curl(proxy, "https://files.pythonhosted.org/")
         #expect(files.code != "000", "\(files)")

@@ -66,6 +66,8 @@ struct EgressRunTests {
         let pypi = connections.filter { ($0["host"] as? String) == "pypi.org" && ($0["allowed"] as? Bool) == true }
         #expect(!pypi.isEmpty, "pip's connections to pypi.org are on the record: \(connections)")
         #expect(pypi.allSatisfy { ($0["phase"] as? String) == "setup" }, "\(pypi)")
+        // Every key is present, null included (scripts rely on the shape).
+        #expect(pypi.allSatisfy { $0.keys.contains("reason") && ($0["status"] as? Int) == 200 }, "\(pypi)")
         let down = connections.compactMap { $0["bytes_down"] as? Int }.reduce(0, +)
         #expect(down > 100_000, "pytest's wheels came through the proxy: \(down) bytes")
         #expect(connections.contains { ($0["host"] as? String) == "files.pythonhosted.org" }, "\(connections)")
@@ -159,6 +161,9 @@ struct EgressRunTests {
         let server = try TestServer()
         let work = try server.makeWorkTree("work", repo: "capped", commits: 1)
         try expectOK(server.ssh(nil, ["repo", "create", "capped"]))
+        let empty = try expectOK(server.ssh(nil, ["repo", "config", "capped", "--json"])).stdout
+        let unset = try JSONSerialization.jsonObject(with: Data(empty.utf8)) as? [String: Any]
+        #expect(unset?.keys.sorted() == ["allowed_domains", "network"], "both keys, null when not set: \(empty)")
         try expectOK(server.ssh(nil, ["repo", "config", "capped", "network", "on"]))
         let bad = try server.ssh(nil, ["repo", "config", "capped", "allowed-domains", "http://x.org/path"])
         #expect(bad.status != 0 && bad.stderr.contains("allowed-domains"), "\(bad.output)")

@@ -124,6 +124,7 @@ struct TaskRunTests {
         try server.commitAll(work, "unrelated")
         let quiet = try expectOK(server.git(["push", "origin", "main"], in: work))
         #expect(!quiet.stderr.contains("queued"))
+        #expect(quiet.stderr.contains("task.md is unchanged, so no run; push with -o run to run it again"), "\(quiet.stderr)")
         let forced = try expectOK(server.git(["push", "-o", "run", "origin", "main"], in: work))
         #expect(!forced.stderr.contains("queued"), "nothing to push: no update, no run")
         try server.write(work, "other.txt", "y\n")

@@ -33,9 +33,16 @@ struct RepoConfig: SSHCommand {
 
     var gateSubject: String? { name }
 
+    /// Both keys always present (null when not set), as every patchd JSON shape.
     struct SettingsJSON: Encodable {
         let network: String?
         let allowed_domains: [String]?
+        enum CodingKeys: String, CodingKey { case network, allowed_domains }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(network, forKey: .network)
+            try c.encode(allowed_domains, forKey: .allowed_domains)
+        }
     }
 
     func validate() throws {
@@ -65,7 +72,7 @@ struct RepoConfig: SSHCommand {
                         + ", not '\(shown(values.joined(separator: " "), 40))'")
             }
             try ctx.repoStore.setSetting(repoID: repoID, key: key.rawValue, value: mode.rawValue)
-            invocation.out("network is \(mode.rawValue) on \(repo.name)\n")
+            invocation.out("network: \(mode.rawValue) for \(repo.name)\n")
         case .allowedDomains:
             // Commas too, as people write lists: "a.org,b.org".
             let entries = values.flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }

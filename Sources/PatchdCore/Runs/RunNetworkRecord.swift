@@ -19,13 +19,34 @@ package struct RunNetworkRecord: Codable, Sendable, Equatable {
         package var allowed: Bool
         /// Why it was refused (nil when allowed): "not on the allowlist", "private or local address (10.0.0.5)", ...
         package var reason: String?
+        /// The proxy's HTTP status: 200 for a tunnel that was set up, 403 refused, 5xx the host
+        /// could not be reached (nil in records written before it was kept).
+        package var status: Int?
 
         package init(
             at: String, phase: String, method: String, host: String, port: Int, bytesUp: Int, bytesDown: Int, allowed: Bool,
-            reason: String?
+            reason: String?, status: Int? = nil
         ) {
             self.at = at; self.phase = phase; self.method = method; self.host = host; self.port = port
             self.bytes_up = bytesUp; self.bytes_down = bytesDown; self.allowed = allowed; self.reason = reason
+            self.status = status
+        }
+
+        enum CodingKeys: String, CodingKey { case at, phase, method, host, port, bytes_up, bytes_down, allowed, reason, status }
+
+        /// Every key always present, null when unknown (scripts rely on the shape).
+        package func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(at, forKey: .at)
+            try c.encode(phase, forKey: .phase)
+            try c.encode(method, forKey: .method)
+            try c.encode(host, forKey: .host)
+            try c.encode(port, forKey: .port)
+            try c.encode(bytes_up, forKey: .bytes_up)
+            try c.encode(bytes_down, forKey: .bytes_down)
+            try c.encode(allowed, forKey: .allowed)
+            try c.encode(reason, forKey: .reason)
+            try c.encode(status, forKey: .status)
         }
     }
 

@@ -203,7 +203,13 @@ package struct HookRunner {
                         continue
                     }
                     let changed = file.blob != blobID(update.old, TaskFile.path, in: repository)
-                    guard changed || options.run else { continue }
+                    guard changed || options.run else {
+                        // Silence here reads as a broken server: say why, and how to run it again.
+                        say(
+                            "branch \(Terminal.sanitize(update.branch)): \(TaskFile.path) is unchanged, so no run; "
+                                + "push with -o run to run it again (or: run retry ID)")
+                        continue
+                    }
                     spec = file.spec
                     source = "file"
                 }
