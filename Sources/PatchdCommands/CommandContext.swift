@@ -18,11 +18,14 @@ package struct CommandServices: Sendable {
     package let parseKey: @Sendable (String) throws -> PublicKey
     /// Which agents this server can run (decided at start); nil: not known, nothing refused early.
     package let agents: AgentAvailability?
+    /// The server's max_attempts: `run start --attempts N` is capped by it.
+    package let maxAttempts: Int
 
     package init(
         users: UserStore, repoStore: RepoStore, runs: RunStore, repositories: RepositoryStore,
         scheduler: SchedulerHandle, stats: @escaping @Sendable () throws -> MetricsSnapshot,
-        parseKey: @escaping @Sendable (String) throws -> PublicKey, agents: AgentAvailability? = nil
+        parseKey: @escaping @Sendable (String) throws -> PublicKey, agents: AgentAvailability? = nil,
+        maxAttempts: Int = RunStore.AttemptPlan.defaultCap
     ) {
         self.users = users
         self.repoStore = repoStore
@@ -32,6 +35,7 @@ package struct CommandServices: Sendable {
         self.stats = stats
         self.parseKey = parseKey
         self.agents = agents
+        self.maxAttempts = maxAttempts
     }
 }
 
