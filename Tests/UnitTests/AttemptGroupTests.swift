@@ -159,6 +159,12 @@ import Testing
         let records = try store.attempts(inGroup: id)
         #expect(records.allSatisfy { $0.attemptWinner == group[1].id && $0.attemptReason == "the only attempt whose check passed (2 lines)" })
         #expect(try store.undecidedAttemptGroups().isEmpty)
+        // An attempt's executor stores the copy it held before the decision: the decision stays.
+        var stale = group[2]
+        stale.status = .failed
+        try store.update(stale)
+        #expect(try store.run(id: group[2].id!)?.attemptWinner == group[1].id)
+        #expect(try store.run(id: group[2].id!)?.attemptReason != nil)
         let json: String = try RunJSON.encode(RunJSON(records[0]))
         #expect(json.contains(#""attempt" : {"#) && json.contains(#""of" : 3"#) && json.contains(#""winner" : \#(group[1].id!)"#))
         let single: String = try RunJSON.encode(RunJSON(try store.enqueue(newRun(branch: "single"))))

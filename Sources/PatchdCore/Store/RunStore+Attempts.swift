@@ -135,13 +135,16 @@ extension RunStore {
             for index in attempts.indices {
                 attempts[index].attemptWinner = decision.winner
                 attempts[index].attemptReason = decision.reason
+                // A running attempt's executor owns the rest of its row: only the decision is written to it.
+                var columns = RunRecord.decisionColumns
                 if cancelRest, let winner, attempts[index].status == .queued {
                     attempts[index].status = .canceled
                     attempts[index].limitHit = "canceled"
                     attempts[index].error = "canceled before it started: attempt \(winner.attemptNumber ?? 0) (run \(winner.id!)) already won"
                     attempts[index].finishedAt = Date()
+                    columns.formUnion(["status", "limit_hit", "error", "finished_at"])
                 }
-                try attempts[index].update(db)
+                try attempts[index].update(db, columns: columns)
                 try RunEventRecord(id: nil, runID: attempts[index].id!, at: Date(), kind: "info", text: headline).insert(db)
             }
             return (decision, attempts)

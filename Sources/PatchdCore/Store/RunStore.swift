@@ -51,7 +51,7 @@ package struct RunRecord: Codable, Sendable, FetchableRecord, PersistableRecord 
     /// Lines added + removed against the base (set for attempts with a result: the winner rule's measure).
     package var diffLines: Int? = nil
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case id, repo, branch, base, status, agent, model, title, spec, result, changed, error, summary, attempts, network, follows
         case attemptGroup = "attempt_group", attemptNumber = "attempt", attemptOf = "attempt_of"
         case attemptWinner = "attempt_winner", attemptReason = "attempt_reason", diffLines = "diff_lines"
@@ -62,6 +62,9 @@ package struct RunRecord: Codable, Sendable, FetchableRecord, PersistableRecord 
     }
 
     package mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+
+    static let decisionColumns: Set<String> = [CodingKeys.attemptWinner.rawValue, CodingKeys.attemptReason.rawValue]
+    static let columnsBesidesDecision = Set(CodingKeys.allCases.map(\.rawValue)).subtracting(decisionColumns)
 
     package var taskSpec: TaskSpec? { try? JSONDecoder().decode(TaskSpec.self, from: Data(spec.utf8)) }
     package var networkRecord: RunNetworkRecord? {
@@ -191,8 +194,10 @@ package struct RunStore: Sendable {
         }
     }
 
+    /// Stores `run`, except the group's decision (`attempt_winner`, `attempt_reason`): only
+    /// `decideAttempts` writes it, and an attempt still running holds a copy made before it.
     package func update(_ run: RunRecord) throws {
-        try db.pool.write { try run.update($0) }
+        try db.pool.write { try run.update($0, columns: RunRecord.columnsBesidesDecision) }
     }
 
     package func addEvent(runID: Int64, _ event: RunEvent) {
