@@ -21,12 +21,15 @@ package struct CommandServices: Sendable {
     /// Cached environments and setup's secrets (nil: this server has none).
     package let environments: EnvironmentStore?
     package let secrets: SecretStore?
+    /// The server's max_attempts: `run start --attempts N` is capped by it.
+    package let maxAttempts: Int
 
     package init(
         users: UserStore, repoStore: RepoStore, runs: RunStore, repositories: RepositoryStore,
         scheduler: SchedulerHandle, stats: @escaping @Sendable () throws -> MetricsSnapshot,
         parseKey: @escaping @Sendable (String) throws -> PublicKey, agents: AgentAvailability? = nil,
-        environments: EnvironmentStore? = nil, secrets: SecretStore? = nil
+        environments: EnvironmentStore? = nil, secrets: SecretStore? = nil,
+        maxAttempts: Int = RunStore.AttemptPlan.defaultCap
     ) {
         self.environments = environments
         self.secrets = secrets
@@ -38,6 +41,7 @@ package struct CommandServices: Sendable {
         self.stats = stats
         self.parseKey = parseKey
         self.agents = agents
+        self.maxAttempts = maxAttempts
     }
 }
 

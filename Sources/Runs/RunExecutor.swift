@@ -25,6 +25,8 @@ package struct RunEnvironment: Sendable {
     let environments: EnvironmentStore?
     let environmentCache: EnvironmentCacheSettings
     let secrets: SecretStore?
+    /// Best of N: the first attempt that can win wins at once and the others are canceled.
+    package var attemptsCancelRest = false
 
     /// - Parameter repoStore: the repositories' settings (network mode, allowlist); nil: none set.
     package init(
@@ -109,6 +111,8 @@ package struct RunExecutor: Sendable {
         // re-reads only the files that changed since.
         let baseline = WorkspaceBaseline.read(workspace: workspace.path)
         var mounts = SandboxMounts(workspace: workspace.path, repositoryObjects: barePath + "/objects", scratch: workspace.root)
+        // Best of N: every command of an attempt knows which one it is (a command task can vary by it).
+        if let number = run.attemptNumber { mounts.environment["PATCHD_ATTEMPT"] = String(number) }
         mounts.extra = agent.sandboxBinds(mounts)
         let egress: RunEgress?
         do {
@@ -300,7 +304,11 @@ package struct RunExecutor: Sendable {
                 // slow every push and fetch).
                 _ = try? env.repositories.packRefsIfMany(name)
                 var location = PatchdRefs.run(id)
-                if status == .succeeded {
+                if run.attemptGroup != nil {
+                    // An attempt does not move agent/BRANCH itself: its group's decision does (AttemptGroups).
+                    run.diffLines = try? writer.changedLines(from: run.base, to: commit)
+                    if status == .succeeded { location += "; agent/\(run.branch) moves if this attempt wins" }
+                } else if status == .succeeded {
                     do {
                         try moveAgentBranch(run.branch, to: commit, repository: name, runID: id, log: log)
                         location += " and agent/\(run.branch)"
@@ -334,7 +342,7 @@ package struct RunExecutor: Sendable {
     /// refs as files: agent/feat blocks agent/feat/x and the other way round; it happens when a
     /// branch was deleted and another grew below its name) is removed first: its commit stays on
     /// its own run's refs/patchd/runs/ID, so no result is lost.
-    private func moveAgentBranch(
+    func moveAgentBranch(
         _ branch: String, to commit: String, repository name: RepositoryName, runID id: Int64,
         log: @Sendable (RunEvent) -> Void
     ) throws {
@@ -365,6 +373,7 @@ package struct RunExecutor: Sendable {
         while true {
             do {
                 try env.runs.update(run)
+                if let group = run.attemptGroup { settleAttempts(group: group) }
                 return
             } catch {
                 env.logger.error("Cannot record the end of run \(run.id ?? 0): \(error)\(delay > 8 ? "; giving up" : "; retrying in \(delay) s")")
@@ -386,6 +395,7 @@ package struct RunExecutor: Sendable {
         lines.append("Patchd-Agent: \(run.agent)")
         lines.append("Patchd-Model: \(outcome.model ?? run.model ?? "none")")
         if let checkStatus { lines.append("Patchd-Check: \(checkStatus)") }
+        if let number = run.attemptNumber { lines.append("Patchd-Attempt: \(number)/\(run.attemptOf ?? number) of group \(run.attemptGroup ?? 0)") }
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -46,6 +46,8 @@ package final class RunScheduler: Sendable {
 
     private func loop() {
         while !state.withLock({ $0.stopping }) {
+            // Best of N: groups left undecided get their decision; attempts another one beat stop.
+            for id in executor.sweepAttemptGroups() { _ = cancel(runID: id) }
             claimWhileFree()
             wakeup.wait(timeoutMs: 1000)
         }

@@ -26,7 +26,7 @@ import Testing
     }
 
     static let keysList =
-        "known keys: agent, allowed_domains, cache_key, check, command_timeout, default_excludes, exclude, maintenance, max_cost_usd, max_turns, model, network, provider, run, setup, timeout"
+        "known keys: agent, allowed_domains, attempts, cache_key, check, command_timeout, default_excludes, exclude, maintenance, max_cost_usd, max_turns, model, models, network, provider, run, setup, timeout"
 
     // MARK: Valid files
 
@@ -170,6 +170,31 @@ import Testing
         Case(
             "agent unknown", "---\nagent: gpt\n---\nDo it\n", line: 2,
             says: "unknown agent 'gpt'; use one of: builtin, claude-code, codex, command"),
+        Case(
+            "attempts zero", "---\nattempts: 0\n---\nDo it\n", line: 2,
+            says: "'attempts' must be a whole number from 1 to 64, like `attempts: 3`", "not '0'"),
+        Case("attempts too many", "---\n\nattempts: 65\n---\nDo it\n", line: 3, says: "from 1 to 64", "max_attempts"),
+        Case("attempts fraction", "---\nattempts: 2.5\n---\nDo it\n", line: 2, says: "'attempts' must be a whole number"),
+        Case("attempts quoted", "---\nattempts: \"3\"\n---\nDo it\n", line: 2, says: "remove the quotes"),
+        Case("attempts negative", "---\nattempts: -2\n---\nDo it\n", line: 2, says: "'attempts' must be a whole number"),
+        Case("attempts list", "---\nattempts: [3]\n---\nDo it\n", line: 2, says: "not a list"),
+        Case(
+            "models scalar", "---\nmodels: claude-sonnet-4-5\n---\nDo it\n", line: 2,
+            says: "'models' must be a list of model names, like `models: [", "not 'claude-sonnet-4-5'"),
+        Case("models empty list", "---\nmodels: []\n---\nDo it\n", line: 2, says: "'models' must be a list of model names"),
+        Case(
+            "models entry not a name", "---\nmodels:\n  - a\n  - [b]\n---\nDo it\n", line: 4,
+            says: "each 'models' entry must be a model name on one line", "not a list"),
+        Case("models entry number", "---\nmodels: [a, 4.5]\n---\nDo it\n", line: 2, says: "quote it if it looks like a number"),
+        Case(
+            "models with command agent", "---\nagent: command\nmodels: [a, b]\nrun: |\n  true\n---\n", line: 3,
+            says: "'models' spreads attempts over LLM models", "the agent is 'command'", "$PATCHD_ATTEMPT"),
+        Case(
+            "models with the default command agent", "---\nmodels: [a, b]\nrun: |\n  true\n---\n", .command, line: 2,
+            says: "the server's default agent is 'command'"),
+        Case(
+            "model and models", "---\nmodel: a\nmodels: [b, c]\n---\nDo it\n", line: 3,
+            says: "give either 'model' or 'models', not both", "`models: [a, b, c]`", "remove 'model:'"),
         Case("agent wrong case", "---\nagent: Builtin\n---\nDo it\n", line: 2, says: "use one of: builtin, claude-code, codex, command"),
         Case("agent empty", "---\nagent:\nmodel: x\n---\nDo it\n", line: 2, says: "'agent' has no value", "remove the line"),
         Case("model empty", "---\nmodel: \"  \"\n---\nDo it\n", line: 2, says: "non-empty model name"),
@@ -240,6 +265,17 @@ import Testing
         Case("empty file", "", line: 1, says: "the task has no description"),
         Case("blank file", " \n\t\n", .claudeCode, line: 1, says: "the task has no description"),
     ]
+
+    @Test func attemptsAndModels() throws {
+        let spec = try Self.parse("---\nattempts: 3\nmodels: [claude-sonnet-4-5, \"4.1\"]\n---\nDo it\n")
+        #expect(spec.attempts == 3)
+        #expect(spec.models == ["claude-sonnet-4-5", "4.1"])
+        let command = try Self.parse("---\nagent: command\nattempts: 64\nrun: |\n  true\n---\n")
+        #expect(command.attempts == 64 && command.models == nil)
+        // The spec goes through the database as JSON: a stored spec without the keys still reads.
+        let old = try JSONDecoder().decode(TaskSpec.self, from: Data(#"{"body":"x"}"#.utf8))
+        #expect(old.attempts == nil && old.models == nil)
+    }
 
     @Test func providerPicksTheBuiltinAgentsAPI() throws {
         #expect(try Self.parse("---\nprovider: openai\nmodel: llama3.1:8b\n---\nDo it\n").provider == .openai)

@@ -38,9 +38,15 @@ struct RunList: SSHCommand {
                 runs.map {
                     [
                         String($0.id!), $0.repo, Terminal.sanitize($0.branch), $0.status.rawValue, $0.agent,
-                        RelativeTime.describe($0.createdAt), Terminal.sanitize(String($0.title.prefix(50))),
+                        RelativeTime.describe($0.createdAt), Self.attemptTag($0) + Terminal.sanitize(String($0.title.prefix(50))),
                     ]
                 }))
         return 0
+    }
+
+    /// Best of N: `[GROUP NUMBER/OF] ` before the title, `*` after the number on the winner; "" for a single run.
+    static func attemptTag(_ run: RunRecord) -> String {
+        guard let group = run.attemptGroup, let number = run.attemptNumber else { return "" }
+        return "[\(group) \(number)/\(run.attemptOf ?? number)\(run.attemptWinner == run.id ? "*" : "")] "
     }
 }

@@ -28,6 +28,18 @@ struct RunShow: SSHCommand {
         }
         if let checkpoint = run.checkpoint { lines.append(("checkpt", "\(checkpoint) (\(PatchdRefs.checkpoints(run.id!)))")) }
         if let from = run.resumedFrom { lines.append(("resumes", "run \(from)")) }
+        if let group = run.attemptGroup {
+            var text = "\(run.attemptNumber ?? 1) of \(run.attemptOf ?? 1) in group \(group)"
+            if let diff = run.diffLines { text += ", \(diff) line\(diff == 1 ? "" : "s") changed" }
+            if let reason = run.attemptReason {
+                text +=
+                    run.attemptWinner.map { $0 == run.id ? "; this attempt won: \(reason)" : "; run \($0) won: \(reason)" }
+                    ?? "; none won: \(reason)"
+            } else {
+                text += "; not decided yet"
+            }
+            lines.append(("attempt", text))
+        }
         if let changed = run.changed { lines.append(("changed", changed ? "yes" : "no")) }
         if let check = run.checkStatus { lines.append(("check", check)) }
         if let limit = run.limitHit { lines.append(("limit", limit)) }

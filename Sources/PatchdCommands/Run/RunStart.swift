@@ -1,4 +1,4 @@
-// PatchdCommands: `run start REPO BRANCH [--agent A] [--model M] [--follow-up ID] [--wait] -- TASK TEXT...`: a run without a push. Gate: write.
+// PatchdCommands: `run start REPO BRANCH [--agent A] [--model M] [--follow-up ID] [--attempts N] [--wait] -- TASK TEXT...`: a run without a push. Gate: write.
 
 import ArgumentParser
 import GitStore
@@ -12,6 +12,8 @@ struct RunStart: SSHCommand {
             The run works on BRANCH as it is on the server; its result is pushed to agent/BRANCH.
             With --follow-up ID it starts from run ID's result instead (that run must be on this
             repository and have one), and its agent is told what ID and the runs before it did.
+            With --attempts N, N attempts run from the same base side by side and the winner
+            (README "Best of N") moves agent/BRANCH; commands see PATCHD_ATTEMPT (1..N).
             With --agent command the text is the script. A branch whose name starts with '-' is
             written refs/heads/-name (anything else with a leading '-' is taken for an option).
             """)
@@ -27,6 +29,8 @@ struct RunStart: SSHCommand {
     var model: String?
     @Option(name: .customLong("follow-up"), help: "Continue run ID: start from its result, with what it did as context.")
     var followUp: Int64?
+    @Option(help: "Best of N: run N attempts from the same base (capped by the server's max_attempts).")
+    var attempts: Int?
     @Flag(help: "Stream the run's log until it ends: exit 0 if it succeeded, 1 otherwise.")
     var wait = false
     @Argument(parsing: .postTerminator, help: "The task, after '--'.")
@@ -36,6 +40,9 @@ struct RunStart: SSHCommand {
 
     func validate() throws {
         guard !task.isEmpty else { throw ValidationError("missing the task text after --") }
+        if let attempts, !(1...TaskFile.maxAttempts).contains(attempts) {
+            throw ValidationError("--attempts must be a whole number from 1 to \(TaskFile.maxAttempts)")
+        }
         if let agent, AgentKind(rawValue: agent) == nil {
             throw ValidationError("--agent must be one of " + AgentKind.allCases.map(\.rawValue).joined(separator: ", "))
         }
@@ -70,12 +77,15 @@ struct RunStart: SSHCommand {
         if let model { spec.model = model }
         // As a push is refused in pre-receive: an agent this server cannot run is said now, with the fix.
         if let refusal = ctx.agents?.refusal(for: kind ?? defaultAgent) { return invocation.fail(refusal) }
-        let run = try ctx.runs.enqueue(
+        let plan = RunStore.AttemptPlan(spec: spec, option: attempts, cap: ctx.maxAttempts)
+        let runs = try ctx.runs.enqueue(
             .init(
                 repo: name.value, branch: branch, base: base, agent: kind ?? defaultAgent,
-                spec: spec, source: "command", requestedBy: ctx.identity.userID, follows: followUp))
+                spec: spec, source: "command", requestedBy: ctx.identity.userID, follows: followUp),
+            plan: plan)
         ctx.scheduler.wake()
-        invocation.out("run \(run.id!) queued for \(Terminal.sanitize(branch)) (agent \(run.agent)); result: agent/\(Terminal.sanitize(branch))\n")
-        return wait ? invocation.follow(run.id!) : 0
+        for line in plan.queuedLines(runs) { invocation.out(line + "\n") }
+        guard wait else { return 0 }
+        return runs.count > 1 ? invocation.followGroup(runs) : invocation.follow(runs[0].id!)
     }
 }

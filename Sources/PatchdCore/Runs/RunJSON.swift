@@ -42,6 +42,30 @@ package struct RunJSON: Encodable {
     let resumed_from: Int64?
     let checkpoint: String?
     let checkpoint_ref: String?
+    /// Best of N: the attempt's group, number, the group's size, the winner and why (null for a single run).
+    let attempt: Attempt?
+
+    struct Attempt: Encodable {
+        let group: Int64
+        let number: Int
+        let of: Int
+        /// The winning attempt's run id; null when none won or the group is not decided yet.
+        let winner: Int64?
+        /// Why the winner won (or none did); null until the group is decided.
+        let reason: String?
+
+        /// Every key always present, as in the run object.
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(group, forKey: .group)
+            try c.encode(number, forKey: .number)
+            try c.encode(of, forKey: .of)
+            try c.encode(winner, forKey: .winner)
+            try c.encode(reason, forKey: .reason)
+        }
+
+        enum CodingKeys: String, CodingKey { case group, number, of, winner, reason }
+    }
 
     package init(_ run: RunRecord) {
         id = run.id ?? 0
@@ -67,6 +91,10 @@ package struct RunJSON: Encodable {
         resumed_from = run.resumedFrom
         checkpoint = run.checkpoint
         checkpoint_ref = run.checkpoint == nil ? nil : PatchdRefs.checkpoints(run.id ?? 0)
+        attempt = run.attemptGroup.map { group in
+            Attempt(
+                group: group, number: run.attemptNumber ?? 1, of: run.attemptOf ?? 1, winner: run.attemptWinner, reason: run.attemptReason)
+        }
         usage = Usage(
             input_tokens: run.inputTokens, output_tokens: run.outputTokens, cache_read_tokens: run.cacheReadTokens,
             cache_write_tokens: run.cacheWriteTokens, cost_usd: run.costUSD)
@@ -75,7 +103,7 @@ package struct RunJSON: Encodable {
     enum CodingKeys: String, CodingKey {
         case id, repo, branch, title, status, agent, model, base, result, result_ref, changed, check, limit
         case created_at, started_at, finished_at, error, usage, network, follows, environment, resumed_from, checkpoint
-        case checkpoint_ref
+        case checkpoint_ref, attempt
     }
 
     /// Every key is always present; nil is encoded as null (scripts can rely on the shape).
@@ -105,6 +133,7 @@ package struct RunJSON: Encodable {
         try c.encode(resumed_from, forKey: .resumed_from)
         try c.encode(checkpoint, forKey: .checkpoint)
         try c.encode(checkpoint_ref, forKey: .checkpoint_ref)
+        try c.encode(attempt, forKey: .attempt)
     }
 
     package static func iso(_ date: Date) -> String {

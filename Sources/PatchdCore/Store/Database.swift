@@ -150,6 +150,19 @@ package final class PatchdDatabase: Sendable {
                 t.add(column: "follows", .integer)  // the run whose result this run continues
             }
         }
+        migrator.registerMigration("v8: attempt groups") { db in
+            try db.alter(table: "runs") { t in
+                t.add(column: "attempt_group", .integer)  // the group's first attempt's id; null for a single run
+                t.add(column: "attempt", .integer)  // this attempt's number, 1...attempt_of
+                t.add(column: "attempt_of", .integer)  // how many attempts the group has
+                t.add(column: "attempt_winner", .integer)  // the winning attempt's id, once decided (null: none won)
+                t.add(column: "attempt_reason", .text)  // why it won or none did; null until the group is decided
+                t.add(column: "diff_lines", .integer)  // lines added + removed against the base (attempts with a result)
+            }
+            // Only undecided attempts: the scheduler's sweep for groups to settle reads this, not every run.
+            try db.execute(
+                sql: "CREATE INDEX runs_undecided_attempts ON runs(attempt_group) WHERE attempt_group IS NOT NULL AND attempt_reason IS NULL")
+        }
         return migrator
     }
 }

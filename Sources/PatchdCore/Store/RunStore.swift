@@ -50,11 +50,23 @@ package struct RunRecord: Codable, Sendable, FetchableRecord, PersistableRecord 
     package var startCommit: String? = nil
     /// The latest checkpoint commit (the tip of `refs/patchd/checkpoints/ID`).
     package var checkpoint: String? = nil
+    /// Best of N: the group (its first attempt's id), this attempt's number (1...attemptOf), the
+    /// winner once decided (nil: none won, or not decided yet) and why (nil until decided).
+    /// All nil for a single run. `attempts` above is something else: how often the run was claimed.
+    package var attemptGroup: Int64? = nil
+    package var attemptNumber: Int? = nil
+    package var attemptOf: Int? = nil
+    package var attemptWinner: Int64? = nil
+    package var attemptReason: String? = nil
+    /// Lines added + removed against the base (set for attempts with a result: the winner rule's measure).
+    package var diffLines: Int? = nil
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case id, repo, branch, base, status, agent, model, title, spec, result, changed, error, summary, attempts, network, follows
         case environment, checkpoint
         case resumedFrom = "resumed_from", resumeInstructions = "resume_instructions", startCommit = "start_commit"
+        case attemptGroup = "attempt_group", attemptNumber = "attempt", attemptOf = "attempt_of"
+        case attemptWinner = "attempt_winner", attemptReason = "attempt_reason", diffLines = "diff_lines"
         case taskSource = "task_source", requestedBy = "requested_by", checkStatus = "check_status"
         case limitHit = "limit_hit", inputTokens = "input_tokens", outputTokens = "output_tokens"
         case cacheReadTokens = "cache_read_tokens", cacheWriteTokens = "cache_write_tokens"
@@ -62,6 +74,9 @@ package struct RunRecord: Codable, Sendable, FetchableRecord, PersistableRecord 
     }
 
     package mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+
+    static let decisionColumns: Set<String> = [CodingKeys.attemptWinner.rawValue, CodingKeys.attemptReason.rawValue]
+    static let columnsBesidesDecision = Set(CodingKeys.allCases.map(\.rawValue)).subtracting(decisionColumns)
 
     package var taskSpec: TaskSpec? { try? JSONDecoder().decode(TaskSpec.self, from: Data(spec.utf8)) }
     package var networkRecord: RunNetworkRecord? {
@@ -173,13 +188,16 @@ package struct RunStore: Sendable {
     }
 
     /// Claims the next runnable run: the oldest queued run of a repo+branch that has no
-    /// running run, so runs of one branch go in push order and others in parallel.
+    /// running run, so runs of one branch go in push order and others in parallel (and the
+    /// attempts of one group in parallel with each other).
     package func claimNext() throws -> RunRecord? {
         try db.pool.write { db in
+            // Attempts of one group (best of N) do not wait for each other: they run side by side.
             let sql = """
                 SELECT * FROM runs AS r WHERE r.status = 'queued'
                 AND NOT EXISTS (SELECT 1 FROM runs AS o WHERE o.repo = r.repo AND o.branch = r.branch
-                                AND (o.status = 'running' OR (o.status = 'queued' AND o.id < r.id)))
+                                AND (o.status = 'running' OR (o.status = 'queued' AND o.id < r.id))
+                                AND (r.attempt_group IS NULL OR o.attempt_group IS NOT r.attempt_group))
                 ORDER BY r.id LIMIT 1
                 """
             guard var run = try RunRecord.fetchOne(db, sql: sql) else { return nil }
@@ -191,8 +209,10 @@ package struct RunStore: Sendable {
         }
     }
 
+    /// Stores `run`, except the group's decision (`attempt_winner`, `attempt_reason`): only
+    /// `decideAttempts` writes it, and an attempt still running holds a copy made before it.
     package func update(_ run: RunRecord) throws {
-        try db.pool.write { try run.update($0) }
+        try db.pool.write { try run.update($0, columns: RunRecord.columnsBesidesDecision) }
     }
 
     package func addEvent(runID: Int64, _ event: RunEvent) {

@@ -49,6 +49,10 @@ package struct TaskSpec: Sendable, Equatable, Codable {
     package var cacheKey: [String]?
     /// Runs instead of setup when the environment came from the cache (`maintenance`).
     package var maintenance: String?
+    /// Best of N: how many attempts from the same base (`attempts`, integer >= 1; the server caps it).
+    package var attempts: Int?
+    /// Models given to the attempts round-robin (`models`, LLM agents only; not with `model`).
+    package var models: [String]?
     /// Markdown after the front matter, trimmed of surrounding blank lines.
     package var body: String
 
@@ -126,13 +130,15 @@ package struct TaskFileError: Error, Sendable, Equatable, CustomStringConvertibl
 package enum TaskFile {
     package static let path = ".patchd/task.md"
     package static let maxBytes = 64 * 1024
+    /// The most attempts a task may ask for (a sanity bound; the server's max_attempts caps lower).
+    package static let maxAttempts = 64
     /// The longest timeout a task file may ask for (a sanity bound; the server caps lower).
     package static let maxTimeoutSeconds = 366 * 24 * 3600
     package static let maxTitleLength = 72
     /// The front matter keys, sorted.
     package static let knownKeys = [
-        "agent", "allowed_domains", "cache_key", "check", "command_timeout", "default_excludes", "exclude", "maintenance",
-        "max_cost_usd", "max_turns", "model", "network", "provider", "run", "setup", "timeout",
+        "agent", "allowed_domains", "attempts", "cache_key", "check", "command_timeout", "default_excludes", "exclude",
+        "maintenance", "max_cost_usd", "max_turns", "model", "models", "network", "provider", "run", "setup", "timeout",
     ]
 
     /// Parses raw bytes. `defaultAgent` resolves the body rules when the file names no agent.
@@ -166,6 +172,7 @@ package enum TaskFile {
         var agentLine: Int?
         var runLine: Int?
         var providerLine: Int?
+        var modelsLine: Int?
         if isDelimiter(lines[0]) {
             guard let close = lines.indices.dropFirst().first(where: { isDelimiter(lines[$0]) }) else {
                 throw fail(
@@ -188,6 +195,7 @@ package enum TaskFile {
             agentLine = fields.agentLine
             runLine = fields.runLine
             providerLine = fields.providerLine
+            modelsLine = fields.modelsLine
         }
         spec.body = trimBlankLines(lines[bodyStart...])
 
@@ -199,6 +207,21 @@ package enum TaskFile {
                 "'provider' is only for `agent: builtin` (it picks the API the builtin agent speaks), but "
                     + "\(whose)\(agent == .claudeCode ? ", which always speaks Anthropic's API" : agent == .codex ? ", which always speaks OpenAI's API" : "")"
                     + "; remove `provider: \(provider.rawValue)` or set `agent: builtin`")
+        }
+        if let models = spec.models {
+            if !agent.usesModel {
+                let whose = spec.agent == nil ? "the server's default agent is 'command'" : "the agent is 'command'"
+                throw fail(
+                    modelsLine,
+                    "'models' spreads attempts over LLM models, but \(whose), which runs a script; remove 'models:' "
+                        + "(a command task can vary per attempt with $PATCHD_ATTEMPT) or use an LLM agent")
+            }
+            if let model = spec.model {
+                throw fail(
+                    modelsLine,
+                    "give either 'model' or 'models', not both; put '\(model)' into the list "
+                        + "(`models: [\(([model] + models.filter { $0 != model }).joined(separator: ", "))]`) and remove 'model:'")
+            }
         }
         if agent == .command {
             guard spec.run != nil else {
@@ -372,6 +395,7 @@ private struct FrontMatter {
     var agentLine: Int?
     var runLine: Int?
     var providerLine: Int?
+    var modelsLine: Int?
 
     /// `firstLine` is the file line of the YAML's line 1.
     static func parse(_ yaml: String, firstLine: Int, file: String) throws(TaskFileError) -> FrontMatter {
@@ -542,6 +566,41 @@ private struct FrontMatter {
                 }
                 guard entries.count <= 100 else { throw fail(at, "'allowed_domains' has \(entries.count) entries; at most 100") }
                 result.spec.allowedDomains = entries
+            case "attempts":
+                guard case .integer(let text) = scalarKind(value), let count = Int(text), (1...TaskFile.maxAttempts).contains(count)
+                else {
+                    throw fail(
+                        at,
+                        "'attempts' must be a whole number from 1 to \(TaskFile.maxAttempts), like `attempts: 3` "
+                            + "(the server runs at most its max_attempts), not " + describe(value)
+                            + (isQuoted(value) ? "; remove the quotes" : ""))
+                }
+                result.spec.attempts = count
+            case "models":
+                guard case .sequence(let items) = value, !items.isEmpty else {
+                    throw fail(
+                        at,
+                        "'models' must be a list of model names, like `models: [claude-sonnet-4-5, claude-opus-4-1]`, not "
+                            + describe(value))
+                }
+                var names: [String] = []
+                for item in items {
+                    let name = string(item)?.trimmingCharacters(in: .whitespaces) ?? ""
+                    guard !name.isEmpty, name.count <= 200,
+                        !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+                    else {
+                        throw fail(
+                            line(item) ?? at,
+                            "each 'models' entry must be a model name on one line (quote it if it looks like a number), not "
+                                + describe(item))
+                    }
+                    names.append(name)
+                }
+                guard names.count <= TaskFile.maxAttempts else {
+                    throw fail(at, "'models' has \(names.count) entries; at most \(TaskFile.maxAttempts)")
+                }
+                result.spec.models = names
+                result.modelsLine = line(keyNode).map { $0 + offset }
             case "max_turns":
                 guard case .integer(let text) = scalarKind(value), let turns = Int(text), turns >= 1 else {
                     throw fail(

@@ -55,6 +55,11 @@ package struct PatchdConfiguration: Sendable, Equatable {
     package var maxTurns = BuiltinAgentConfiguration().maxTurns
     /// Cap on a run's wall-clock time (a task's timeout: is capped by it).
     package var maxRunSeconds = 60 * 60
+    /// Best of N: the most attempts one task runs (a task's `attempts:` or `-o attempts=N` is capped by it).
+    package var maxAttempts = 4
+    /// Best of N: the first attempt that can win wins at once and the others are canceled (saves
+    /// cost; the smallest-diff rule then does not apply).
+    package var attemptsCancelRest = false
     /// Sandbox caps per command (see SandboxLimits); files larger than maxFileBytes are not
     /// written, and are never put in a result.
     package var maxProcesses = SandboxLimits().maxProcesses
@@ -86,7 +91,7 @@ package struct PatchdConfiguration: Sendable, Equatable {
         "codex_path", "codex_model", "default_provider", "openai_model", "anthropic_base_url", "openai_base_url",
         "max_processes", "max_file_bytes", "max_memory_bytes", "max_output_bytes", "max_cpus", "max_workspace_bytes", "min_free_bytes",
         "container_engine", "container_image", "container_options", "offsite",
-        "network", "allowed_domains", "egress_hosts_file",
+        "network", "allowed_domains", "egress_hosts_file", "max_attempts", "attempts_cancel_rest",
         "environment_cache", "environment_cache_max_bytes", "environment_cache_repo_max_bytes",
     ]
 
@@ -216,6 +221,10 @@ package struct PatchdConfiguration: Sendable, Equatable {
                 environmentCache.enabled = flag
             case "environment_cache_max_bytes": environmentCache.maxBytes = Int64(try number())
             case "environment_cache_repo_max_bytes": environmentCache.maxBytesPerRepository = Int64(try number())
+            case "max_attempts": maxAttempts = Int(try number())
+            case "attempts_cancel_rest":
+                guard let s = value.string, ["true", "false"].contains(s) else { throw Invalid("\(at) must be true or false") }
+                attemptsCancelRest = s == "true"
             case "max_processes": maxProcesses = Int(try number())
             case "max_file_bytes": maxFileBytes = Int64(try number())
             case "max_memory_bytes": maxMemoryBytes = Int64(try number())
@@ -288,6 +297,9 @@ package struct PatchdConfiguration: Sendable, Equatable {
             throw Invalid("default_agent must be one of \(AgentKind.allCases.map(\.rawValue).joined(separator: ", ")), not '\(defaultAgent)'")
         }
         guard maxRunSeconds >= 1 else { throw Invalid("max_run_seconds must be at least 1") }
+        guard (1...TaskFile.maxAttempts).contains(maxAttempts) else {
+            throw Invalid("max_attempts must be between 1 and \(TaskFile.maxAttempts), not \(maxAttempts)")
+        }
         _ = try listenAddress()
     }
 

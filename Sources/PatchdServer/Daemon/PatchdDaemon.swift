@@ -84,6 +84,7 @@ package final class PatchdDaemon: Sendable {
             "PATCHD_EXECUTABLE": Self.ownExecutable(),
             "PATCHD_GIT": git,
             "PATCHD_DEFAULT_AGENT": configuration.defaultAgent,
+            "PATCHD_MAX_ATTEMPTS": String(configuration.maxAttempts),
         ])
 
         let sandbox = try Self.makeSandbox(configuration, owner: layout.root)
@@ -106,13 +107,14 @@ package final class PatchdDaemon: Sendable {
         limits.maxWorkspaceBytes = configuration.maxWorkspaceBytes
         limits.minFreeBytes = configuration.minFreeBytes
         limits.maxOutputBytes = configuration.maxOutputBytes
-        let runEnvironment = RunEnvironment(
+        var runEnvironment = RunEnvironment(
             runs: runStore, repoStore: repoStore, repositories: repositories, layout: layout, sandbox: sandbox,
             agents: agentSetup.agents, defaultLimits: limits,
             maxTimeoutSeconds: configuration.maxRunSeconds,
             hostName: ProcessInfo.processInfo.hostName, logger: logger, egress: configuration.egress,
             environments: EnvironmentStore(db: database, root: layout.environments), environmentCache: configuration.environmentCache,
             secrets: SecretStore(db: database, keyFile: layout.secretsKey))
+        runEnvironment.attemptsCancelRest = configuration.attemptsCancelRest
         let wakeup = try RunWakeup(dataDir: layout.root)
         scheduler = RunScheduler(
             executor: RunExecutor(env: runEnvironment), runs: runStore,
@@ -137,7 +139,7 @@ package final class PatchdDaemon: Sendable {
                 },
                 parseKey: { try PublicKey(line: $0) }, agents: agentSetup.availability,
                 environments: EnvironmentStore(db: database, root: layout.environments),
-                secrets: SecretStore(db: database, keyFile: layout.secretsKey)))
+                secrets: SecretStore(db: database, keyFile: layout.secretsKey), maxAttempts: configuration.maxAttempts))
         let delegate = PatchdSSHDelegate(users: users, transport: transport, commands: commands)
         ssh = try SSHServer(configuration: sshConfig, hostKeys: hostKeys, delegate: delegate, logger: logger)
         statsSource.ssh = ssh

@@ -47,6 +47,9 @@ package struct HookRunner {
 
     var defaultAgent: AgentKind { env["PATCHD_DEFAULT_AGENT"].flatMap(AgentKind.init(rawValue:)) ?? .builtin }
 
+    /// The server's max_attempts (best of N): a task's attempts are capped by it.
+    var maxAttempts: Int { env["PATCHD_MAX_ATTEMPTS"].flatMap { Int($0) }.map { max($0, 1) } ?? RunStore.AttemptPlan.defaultCap }
+
     /// One line to the pusher. The data directory's path never reaches them (errors carry it).
     func say(_ line: String) {
         let shown = env["PATCHD_DATA_DIR"].map { line.replacingOccurrences(of: $0, with: "DATA") } ?? line
@@ -187,7 +190,8 @@ package struct HookRunner {
             say("error: cannot read the pushed branches: \(error)")
             return 1
         }
-        var queued: [RunRecord] = []
+        // One entry per branch: its run, or its attempts (best of N).
+        var queued: [(runs: [RunRecord], plan: RunStore.AttemptPlan)] = []
         for update in branches {
             do {
                 let spec: TaskSpec
@@ -214,12 +218,12 @@ package struct HookRunner {
                     source = "file"
                 }
                 let (base, follows) = try followUp(update, options: options, repo: repo, runs: runs, in: repository)
-                let run = try runs.enqueue(
-                    .init(
-                        repo: repo, branch: update.branch, base: base,
-                        agent: spec.agent ?? defaultAgent, spec: spec, source: source,
-                        requestedBy: env["PATCHD_USER_ID"].flatMap { Int64($0) }, follows: follows))
-                queued.append(run)
+                let new = RunStore.NewRun(
+                    repo: repo, branch: update.branch, base: base,
+                    agent: spec.agent ?? defaultAgent, spec: spec, source: source,
+                    requestedBy: env["PATCHD_USER_ID"].flatMap { Int64($0) }, follows: follows)
+                let plan = RunStore.AttemptPlan(spec: spec, option: options.attempts, cap: maxAttempts)
+                queued.append((try runs.enqueue(new, plan: plan), plan))
             } catch {
                 say("error: branch \(Terminal.sanitize(update.branch)): \(error)")
             }
@@ -227,13 +231,27 @@ package struct HookRunner {
         guard !queued.isEmpty else { return 0 }
         RunWakeup.notify(dataDir: dataDir)
         let ssh = env["PATCHD_SSH_HINT"] ?? "ssh git@HOST"
-        for run in queued {
-            say("run \(run.id!) queued for \(Terminal.sanitize(run.branch)) (agent \(run.agent)); result: agent/\(Terminal.sanitize(run.branch))")
-            if !options.wait { say("follow it:  \(ssh) " + ShellQuote.command(["run", "logs", String(run.id!), "--follow"])) }
+        for (group, plan) in queued {
+            for line in plan.queuedLines(group) { say(line) }
+            if !options.wait {
+                for run in group { say("follow it:  \(ssh) " + ShellQuote.command(["run", "logs", String(run.id!), "--follow"])) }
+            }
         }
         guard options.wait else { return 0 }
         let follower = RunFollower(runs: runs)
-        for run in queued {
+        for (group, _) in queued {
+            if group.count > 1 {
+                guard
+                    let final = follower.followGroup(
+                        group, prefix: "patchd: ",
+                        write: {
+                            write($0 + "\n"); return true
+                        })
+                else { return 0 }
+                groupOutcome(final, repoName: repo, dataDir: dataDir)
+                continue
+            }
+            let run = group[0]
             guard
                 let final = follower.follow(
                     runID: run.id!, prefix: "patchd: ",
@@ -273,6 +291,22 @@ package struct HookRunner {
     private func repositories(_ dataDir: String) -> RepositoryStore {
         let layout = DataLayout(root: dataDir)
         return RepositoryStore(root: layout.repos, gitExecutable: env["PATCHD_GIT"] ?? "/usr/bin/git", gitHome: layout.home, maxPushBytes: 0)
+    }
+
+    /// A group's end: each attempt, the winner and why with its diffstat and fetch hint, or that none won.
+    private func groupOutcome(_ attempts: [RunRecord], repoName: String, dataDir: String) {
+        for line in RunFollower.groupSummary(attempts) { say(line) }
+        guard let name = try? RepositoryName(repoName) else { return }
+        if let winner = attempts.first(where: { $0.id != nil && $0.id == $0.attemptWinner }), let result = winner.result {
+            for statLine in repositories(dataDir).diff(name, base: winner.base, result: result, stat: true).split(separator: "\n") {
+                say("  " + Terminal.sanitize(String(statLine)))
+            }
+            say("fetch it:   " + ShellQuote.command(["git", "fetch", "origin", "agent/" + winner.branch]) + " && git diff HEAD FETCH_HEAD")
+        } else {
+            for run in attempts where run.result != nil {
+                say("attempt \(run.attemptNumber ?? 0)'s work: " + ShellQuote.command(["git", "fetch", "origin", PatchdRefs.run(run.id!)]))
+            }
+        }
     }
 
     private func outcome(_ run: RunRecord, repoName: String, dataDir: String) {
