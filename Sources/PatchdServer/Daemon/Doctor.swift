@@ -84,13 +84,19 @@ package struct Doctor {
         checks.append(listenCheck())
         checks.append(offsiteCheck())
         checks.append(egressCheck())
+        checks.append(environmentCacheCheck())
+        checks.append(
+            (try? Executable.find("age")).map { Check(name: "age", status: .ok, detail: "\($0) (repository secrets are encrypted with it)") }
+                ?? Check(
+                    name: "age", status: .warn,
+                    detail: "not found: `repo secret set` fails and runs get no secrets (apt-get install age)"))
         if (try? PatchdDaemon.findExecutable("socat")) == nil {
             checks.append(
                 Check(
                     name: "socat", status: .warn,
                     detail: "not found: the claude-code and codex agents need it for their API bridge (apt-get install socat)"))
         } else {
-            checks.append(Check(name: "socat", status: .ok, detail: "found (the CLI agents' API bridge)"))
+            checks.append(Check(name: "socat", status: .ok, detail: "found (the CLI agents' API bridge, the runs' egress bridge)"))
         }
         for (name, path, setting) in [("claude", configuration.claudePath, "claude_path"), ("codex", configuration.codexPath, "codex_path")] {
             if let found = try? PatchdDaemon.findExecutable(path) {
@@ -305,6 +311,28 @@ package struct Doctor {
                     "\(error): runs whose network setting allows a phase to connect will run it offline (apt-get install squid, or set network: none)"
             )
         }
+    }
+
+    /// How a cached environment will be restored: overlays (copy-on-write, costs nothing per
+    /// file) where a user namespace may mount them, else a copy.
+    func environmentCacheCheck() -> Check {
+        guard configuration.environmentCache.enabled else { return Check(name: "environment cache", status: .ok, detail: "off") }
+        guard configuration.sandbox == "bwrap" else {
+            return Check(
+                name: "environment cache", status: .ok,
+                detail: "sandbox \(configuration.sandbox): restored by copying (cp --reflink=auto; copy-on-write only on btrfs or xfs)")
+        }
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("patchd-doctor-overlay-\(getpid())").path
+        try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        if BubblewrapSandbox().supportsOverlays(scratch: scratch) {
+            return Check(name: "environment cache", status: .ok, detail: "restored through overlayfs in the run's user namespace (no copy)")
+        }
+        return Check(
+            name: "environment cache", status: .warn,
+            detail:
+                "overlayfs cannot be mounted in a user namespace here (unshare --user --map-root-user --mount and a kernel >= 5.11 are needed): "
+                + "a cache hit copies the environment (cp --reflink=auto), which costs its size in time")
     }
 
     /// What to do about the container engine errors seen in practice.
