@@ -59,7 +59,7 @@ final class DirectRunSandbox: RunSandbox {
                 output.write.close()
                 try output.read.setNonBlocking()
                 let probe = confined.cgroup.map { g in CommandDeltaProbe(forks: { g.forkRefusals }, ooms: { g.oomKills }) }
-                let process = ShellChild(child: child, output: output.read, probe: probe, cgroup: confined.cgroup)
+                let process = SpawnedCommand(child: child, output: output.read, probe: probe, cgroup: confined.cgroup)
                 slot = ShellSession(process: process, input: child.stdin!)
             }
             let session = slot!
@@ -86,30 +86,4 @@ final class DirectRunSandbox: RunSandbox {
         restartShell()
         try? FileManager.default.removeItem(atPath: commandFiles)
     }
-}
-
-/// The `none` backend's persistent bash: a child of the daemon leading its own process group,
-/// in a cgroup of its own (which `killAll` also sweeps).
-final class ShellChild: SandboxProcess {
-    let child: ChildProcess
-    let output: OwnedFD
-    let probe: ProcessLimitProbe?
-    let cgroup: ProcessCgroup?
-
-    init(child: ChildProcess, output: OwnedFD, probe: ProcessLimitProbe?, cgroup: ProcessCgroup?) {
-        self.child = child
-        self.output = output
-        self.probe = probe
-        self.cgroup = cgroup
-    }
-
-    var outputFD: Int32 { output.raw }
-    var outputEnded: Bool { true }
-    var statusFD: Int32? { nil }
-    func exitStatus() -> Int32? { child.poll() }
-    func killAll() {
-        child.signalGroup(SIGKILL)
-        cgroup?.killAll()
-    }
-    func wait(timeout: Double) -> Int32 { child.wait(timeout: timeout) }
 }

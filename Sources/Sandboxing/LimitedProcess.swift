@@ -229,16 +229,20 @@ protocol SandboxProcess: AnyObject {
     var probe: ProcessLimitProbe? { get }
 }
 
-/// A command spawned directly by the daemon (a child process leading its own process group).
+/// A command spawned directly by the daemon (a child process leading its own process group):
+/// one command, or the `none` backend's persistent bash. `killAll` also sweeps `cgroup` when it
+/// is not the probe itself (the shell's probe counts per command, its cgroup lives on).
 final class SpawnedCommand: SandboxProcess {
     let child: ChildProcess
     let output: OwnedFD
     let probe: ProcessLimitProbe?
+    let cgroup: ProcessCgroup?
 
-    init(child: ChildProcess, output: OwnedFD, probe: ProcessLimitProbe?) {
+    init(child: ChildProcess, output: OwnedFD, probe: ProcessLimitProbe?, cgroup: ProcessCgroup? = nil) {
         self.child = child
         self.output = output
         self.probe = probe
+        self.cgroup = cgroup
     }
 
     var outputFD: Int32 { output.raw }
@@ -248,6 +252,7 @@ final class SpawnedCommand: SandboxProcess {
     func killAll() {
         child.signalGroup(SIGKILL)
         probe?.killAll()
+        cgroup?.killAll()
     }
     func wait(timeout: Double) -> Int32 { child.wait(timeout: timeout) }
 }

@@ -9,46 +9,14 @@ import Glibc
 #endif
 
 /// Tests/Fixtures/fake_messages_api.py, started on port 0 with a scripted conversation.
-final class FakeMessagesAPI {
-    let process: ChildProcess
-    let port: Int
-    let logPath: String
+final class FakeMessagesAPI: LoopbackModelAPI {
     static let key = "sk-ant-test-\(UInt64.random(in: 0...UInt64.max))"
 
     init(steps: String, in dir: String) throws {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/fake_messages_api.py").path
-        let stepsPath = dir + "/steps.json"
-        logPath = dir + "/requests.jsonl"
-        try steps.write(toFile: stepsPath, atomically: true, encoding: .utf8)
-        let out = dir + "/fake-api.out"
-        let child = try startBackground(
-            "/usr/bin/python3",
-            [
-                script, "--script", stepsPath, "--log", logPath, "--port", "0",
-                "--key", Self.key,
-            ], outputPath: out)
-        process = child
-        do { port = try waitForReadyLine(in: out, marker: "listening on 127.0.0.1:", timeout: 20, exited: { child.poll() }) } catch {
-            child.signalGroup(SIGKILL)  // no deinit runs for an init that threw
-            _ = child.wait(timeout: 5)
-            throw error
-        }
+        try super.init(fixture: "fake_messages_api.py", name: "messages", steps: steps, in: dir, keyArguments: ["--key", Self.key])
     }
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
-
-    var requests: [[String: Any]] {
-        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-    }
-
-    var rawLog: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-
-    deinit {
-        process.signalGroup(SIGKILL)
-        process.wait()
-    }
 }
 
 extension TestServer {

@@ -8,42 +8,16 @@ import Glibc
 #endif
 
 /// Tests/Fixtures/fake_chat_completions_api.py on port 0; `key` nil starts it as a local server that refuses an Authorization header.
-final class FakeChatCompletionsAPI {
-    let process: ChildProcess
-    let port: Int
-    let logPath: String
+final class FakeChatCompletionsAPI: LoopbackModelAPI {
     static let key = "sk-openai-test-\(UInt64.random(in: 0...UInt64.max))"
 
     init(steps: String, in dir: String, key: String? = FakeChatCompletionsAPI.key) throws {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/fake_chat_completions_api.py").path
-        let stepsPath = dir + "/chat-steps.json"
-        logPath = dir + "/chat-requests.jsonl"
-        try steps.write(toFile: stepsPath, atomically: true, encoding: .utf8)
-        let out = dir + "/fake-chat.out"
-        let child = try startBackground(
-            "/usr/bin/python3",
-            [script, "--script", stepsPath, "--log", logPath, "--port", "0"]
-                + (key.map { ["--key", $0] } ?? ["--no-key"]), outputPath: out)
-        process = child
-        do { port = try waitForReadyLine(in: out, marker: "listening on 127.0.0.1:", timeout: 20, exited: { child.poll() }) } catch {
-            child.signalGroup(SIGKILL)
-            _ = child.wait(timeout: 5)
-            throw error
-        }
+        try super.init(
+            fixture: "fake_chat_completions_api.py", name: "chat", steps: steps, in: dir,
+            keyArguments: key.map { ["--key", $0] } ?? ["--no-key"])
     }
 
     var baseURL: String { "http://127.0.0.1:\(port)/v1" }
-
-    var requests: [[String: Any]] {
-        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-    }
-
-    deinit {
-        process.signalGroup(SIGKILL)
-        process.wait()
-    }
 }
 
 @Suite("builtin agent on Chat Completions", .serialized)

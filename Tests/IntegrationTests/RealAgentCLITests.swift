@@ -45,44 +45,15 @@ enum AgentCLIs {
 }
 
 /// Tests/Fixtures/fake_responses_api.py: OpenAI's Responses API (SSE), scripted, on port 0.
-final class FakeResponsesAPI {
-    let process: ChildProcess
-    let port: Int
-    let logPath: String
+final class FakeResponsesAPI: LoopbackModelAPI {
     static let key = "sk-openai-test-\(UInt64.random(in: 0...UInt64.max))"
 
     init(steps: String, in dir: String) throws {
-        let script = AgentCLIs.repoRoot + "/Tests/Fixtures/fake_responses_api.py"
-        let stepsPath = dir + "/responses-steps.json"
-        logPath = dir + "/responses-requests.jsonl"
-        try steps.write(toFile: stepsPath, atomically: true, encoding: .utf8)
-        let out = dir + "/fake-responses-api.out"
-        let child = try startBackground(
-            "/usr/bin/python3",
-            [
-                script, "--script", stepsPath, "--log", logPath, "--port", "0",
-                "--key", Self.key,
-            ], outputPath: out)
-        process = child
-        do { port = try waitForReadyLine(in: out, marker: "listening on 127.0.0.1:", timeout: 20, exited: { child.poll() }) } catch {
-            child.signalGroup(SIGKILL)
-            _ = child.wait(timeout: 5)
-            throw error
-        }
+        try super.init(fixture: "fake_responses_api.py", name: "responses", steps: steps, in: dir, keyArguments: ["--key", Self.key])
     }
 
     /// As OPENAI_BASE_URL is written: with the /v1.
     var baseURL: String { "http://127.0.0.1:\(port)/v1" }
-
-    var requests: [[String: Any]] {
-        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-    }
-
-    deinit {
-        process.signalGroup(SIGKILL)
-        process.wait()
-    }
 }
 
 /// The raw JSON text of a logged request's body, for substring checks.
