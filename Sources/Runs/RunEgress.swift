@@ -73,7 +73,7 @@ package final class RunEgress: Sendable {
         self.hostsFile = server.hostsFile
         self.repository = repositoryName
         self.log = log
-        state = Mutex(State(record: RunNetworkRecord(mode: mode.rawValue, allowlist: policy.entries.map(\.description))))
+        state = Mutex(State(record: RunNetworkRecord(mode: mode.rawValue, allowlist: entries)))
         if let asked = task.network ?? repository.network, asked > server.cap {
             log(
                 RunEvent(

@@ -114,9 +114,11 @@ package struct RunExecutor: Sendable {
         // Best of N: every command of an attempt knows which one it is (a command task can vary by it).
         if let number = run.attemptNumber { mounts.environment["PATCHD_ATTEMPT"] = String(number) }
         mounts.extra = agent.sandboxBinds(mounts)
+        // The repository's row, read once: its settings (network) and its environment cache.
+        let repoID = (try? env.repoStore?.repo(named: name))??.id
         let egress: RunEgress?
         do {
-            egress = try planEgress(run: run, spec: spec, mounts: &mounts, log: log)
+            egress = try planEgress(run: run, repoID: repoID, spec: spec, mounts: &mounts, log: log)
         } catch {
             finish(&run, status: .failed, error: "\(error)", log: log)
             return
@@ -126,7 +128,7 @@ package struct RunExecutor: Sendable {
         // A cached environment is mounted (or copied) before the sandbox opens; a hit skips setup.
         let cached = env.environments.flatMap { store in
             EnvironmentCache(env: env, store: store).prepare(
-                run: run, spec: spec, repoID: (try? env.repoStore?.repo(named: name))??.id, barePath: barePath, workspace: workspace,
+                run: run, spec: spec, repoID: repoID, barePath: barePath, workspace: workspace,
                 egress: egress, mounts: &mounts, log: log)
         }
         defer { cached?.close() }
@@ -233,7 +235,7 @@ package struct RunExecutor: Sendable {
     /// host's network anyway). Unless its mode is none, adds the bridge's bind and the proxy
     /// variables to `mounts`.
     private func planEgress(
-        run: RunRecord, spec: TaskSpec, mounts: inout SandboxMounts, log: @escaping @Sendable (RunEvent) -> Void
+        run: RunRecord, repoID: Int64?, spec: TaskSpec, mounts: inout SandboxMounts, log: @escaping @Sendable (RunEvent) -> Void
     ) throws -> RunEgress? {
         guard env.sandbox.hasPrivateNetwork else {
             if spec.network != nil || spec.allowedDomains != nil {
@@ -241,8 +243,7 @@ package struct RunExecutor: Sendable {
             }
             return nil
         }
-        let repository = (try? RepositoryName(run.repo)).flatMap { try? env.repoStore?.repo(named: $0) }
-        let settings = repository?.id.flatMap { try? env.repoStore?.repoSettings(repoID: $0) } ?? RepoSettings()
+        let settings = repoID.flatMap { try? env.repoStore?.repoSettings(repoID: $0) } ?? RepoSettings()
         let egress = try RunEgress(
             task: spec, repository: settings, server: env.egress, scratch: mounts.scratch, repositoryName: run.repo, log: log)
         // Under none the record still says so (mode and allowlist, no connection); so it does
