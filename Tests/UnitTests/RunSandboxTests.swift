@@ -45,7 +45,14 @@ struct RunSandboxTests {
         let run = try BubblewrapSandbox().open(mounts: fixture.mounts, limits: RunSandboxFixture.limits(), cancel: CancellationFlag())
         defer { run.close() }
         let first = try run.execute(
-            script: "echo made > /tmp/x && echo home > ~/h && (setsid sleep 300 >/dev/null 2>&1 &) && (sleep 301 >/dev/null 2>&1 &) && echo started",
+            // The detached sleep must have left the command's process group before the command
+            // ends (then its group is killed): wait until it leads its own session.
+            script: """
+                echo made > /tmp/x && echo home > ~/h
+                setsid sleep 300 </dev/null >/dev/null 2>&1 &
+                for i in $(seq 500); do [ "$(ps -o sid= -p $! | tr -d ' ')" = "$!" ] && break; sleep 0.01; done
+                (sleep 301 >/dev/null 2>&1 &) && echo started
+                """,
             environment: [:],
             limits: RunSandboxFixture.limits()
         ) { _ in }
